@@ -1,0 +1,31 @@
+# Two set-up commands (see README): `make demo` runs the main job on the offline default,
+# `make test` runs the tests. Both install what they need first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# GPU users: `make demo TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126` installs the pinned
+# torch from that index (any CUDA build) before the rest.
+TORCH_INDEX_URL ?=
+TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
+
+.PHONY: install demo test corpus clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/install-wordnet.sh
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(if $(TORCH_INDEX_URL),$(PY) -m pip install -q "$(TORCH_PIN)" --index-url $(TORCH_INDEX_URL))
+	$(PY) -m pip install -q -e '.[test]'
+	bash scripts/install-wordnet.sh $(VENV)
+	touch $@
+
+corpus: install
+	$(VENV)/bin/hybridcl corpus build --out data/corpus --languages python javascript
+
+demo: corpus
+
+test: install
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf $(VENV) .cache data runs
