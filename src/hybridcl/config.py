@@ -58,10 +58,45 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class LoraSettings:
+    """PEFT LoraConfig values for each task's adapter (on the base only, never the extra layer)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = ("q", "v")
+
+
+@dataclass(frozen=True)
+class LayerSettings:
+    """The extra full transformer layer: one T5 encoder block of the base's sizes."""
+
+    position: str = "encoder_top"  # appended after the last encoder block, before the final layer norm
+    init: str = "identity"  # identity: zero attention `o` and feed-forward `wo`; "random": T5's own init
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 2
+    batch_size: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    max_grad_norm: float = 1.0
+    grad_accum_steps: int = 1
+    mixed_precision: str = "auto"  # auto: bf16 on GPUs that support it, else fp32; or "no" / "bf16" / "fp16"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "seed"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    layer: LayerSettings = field(default_factory=LayerSettings)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    strategies: tuple[str, ...] = ("task_specific", "shared_layer")
 
     def validate(self) -> "Config":
         self.data.validate()

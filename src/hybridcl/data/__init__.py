@@ -1,0 +1,1 @@
+"""CodeSearchNet in (hub, local files, the offline miner) and batches out."""

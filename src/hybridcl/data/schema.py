@@ -1,0 +1,90 @@
+"""CodeSearchNet's record schema: the interchange format of every data source here."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+SPLITS = ("train", "valid", "test")
+
+# The original CodeSearchNet jsonl fields, in their published order.
+CSN_FIELDS = (
+    "repo", "path", "func_name", "original_string", "language", "code", "code_tokens",
+    "docstring", "docstring_tokens", "sha", "url", "partition",
+)
+
+# The Hugging Face `code_search_net` dataset's column names -> the original schema's.
+HUB_COLUMNS = {
+    "repository_name": "repo",
+    "func_path_in_repository": "path",
+    "func_name": "func_name",
+    "whole_func_string": "original_string",
+    "language": "language",
+    "func_code_string": "code",
+    "func_code_tokens": "code_tokens",
+    "func_documentation_string": "docstring",
+    "func_documentation_tokens": "docstring_tokens",
+    "split_name": "partition",
+    "func_code_url": "url",
+}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One (code, docstring) pair; `code` holds the function without its docstring."""
+
+    repo: str
+    path: str
+    func_name: str
+    language: str
+    code: str
+    docstring: str
+    partition: str = ""
+    url: str = ""
+    sha: str = ""
+    original_string: str = ""
+
+    def to_csn(self) -> dict:
+        """The record as an original-schema jsonl object (token fields are whitespace tokens)."""
+        row = asdict(self)
+        row["code_tokens"] = self.code.split()
+        row["docstring_tokens"] = self.docstring.split()
+        row["original_string"] = self.original_string or self.code
+        return {key: row[key] for key in CSN_FIELDS}
+
+
+def normalized(text: str) -> str:
+    """Whitespace-insensitive form used to find exact duplicates."""
+    return " ".join(text.split())
+
+
+def dedup_key(record: Record) -> str:
+    return normalized(record.code)
+
+
+def write_jsonl_gz(records: Iterable[Record], path: str | Path) -> int:
+    """Write records atomically (temp file, then rename); returns how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    count = 0
+    try:
+        with gzip.open(tmp, "wt", encoding="utf-8") as out:
+            for record in records:
+                out.write(json.dumps(record.to_csn(), ensure_ascii=False) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+class DataError(ValueError):
+    """Input data that cannot be used: a missing path, an unknown language, nothing usable."""
