@@ -312,3 +312,12 @@ def test_cli_corpus_check_exit_status(tmp_path, capsys):
     assert "bad_json: 1" in capsys.readouterr().out
     assert main(["corpus", "check", str(tmp_path / "missing")]) != 0
     assert "missing" in capsys.readouterr().err
+
+
+def test_strip_python_docstring_keeps_one_line_functions_and_form_feeds():
+    from hybridcl.data.text import strip_python_docstring
+
+    one_line = 'def f(): "Doc string here."; return 1'
+    assert strip_python_docstring(one_line) == one_line
+    with_form_feed = 'def f():\n    """Doc\x0cmore."""\n    return 1\n'
+    assert strip_python_docstring(with_form_feed) == "def f():\n    return 1\n"

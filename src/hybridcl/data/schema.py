@@ -75,10 +75,11 @@ def write_jsonl_gz(records: Iterable[Record], path: str | Path) -> int:
     os.close(fd)
     count = 0
     try:
-        with gzip.open(tmp, "wt", encoding="utf-8") as out:
+        with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as out:
             for record in records:
                 out.write(json.dumps(record.to_csn(), ensure_ascii=False) + "\n")
                 count += 1
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a data file is for every user
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import io
 import re
 
 _JSDOC_TAG = re.compile(r"^\s*@\w+")
@@ -50,7 +51,9 @@ def strip_python_docstring(code: str) -> str:
     first = function.body[0]
     if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
         return code
-    lines = code.splitlines(keepends=True)
+    if first.lineno == function.lineno:  # `def f(): "doc"; ...` on one line: leave it whole
+        return code
+    lines = io.StringIO(code, newline="").readlines()  # the line breaks ast counts (not str.splitlines')
     start, end = first.lineno - 1, first.end_lineno
     if len(function.body) == 1:  # keep the function valid: a docstring-only body becomes `pass`
         indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
