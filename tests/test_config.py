@@ -46,3 +46,18 @@ def test_missing_file_and_malformed_override_are_clear(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="key=value"):
         parse_override("data.n_train")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("strategies=[task_specific, magic]", "magic"),
+        ("train.epochs=0", "train.epochs"),
+        ("lora.dropout=1.5", "lora.dropout"),
+        ("train.mixed_precision=fp8", "mixed_precision"),
+        ("seeds=0", "seeds"),
+    ],
+)
+def test_impossible_run_settings_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=[override])

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from hybridcl.config import LANGUAGES, ConfigError
 from hybridcl.data.schema import DataError
+from hybridcl.metrics import WordNetMissingError
+from hybridcl.model.base import ModelError
 
 
 def _corpus_build(args: argparse.Namespace) -> int:
@@ -30,6 +33,53 @@ def _corpus_check(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
+def _base_build(args: argparse.Namespace) -> int:
+    from hybridcl.model.pretrain import build_stand_in_base
+
+    build_stand_in_base(args.corpus, args.out, size=args.size, steps=args.steps, seed=args.seed)
+    return 0
+
+
+def _params(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from hybridcl.config import load_config
+    from hybridcl.model.base import load_base
+    from hybridcl.params import params_report
+
+    cfg = load_config(args.config, args.set)
+    base, _ = load_base(replace(cfg.model, random_init=True))  # counts need the shape, not the weights
+    print(params_report(cfg, base))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hybridcl.config import load_config
+    from hybridcl.continual import ContinualRun
+
+    overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds else [])
+    cfg = load_config(args.config, overrides)
+    out = args.out or f"runs/{cfg.name}"
+    results = ContinualRun(cfg, out).run()
+    print(f"results: {out}/hybrid_experiment_results.json, analysis: {out}/analysis.md "
+          f"({'finished' if results['finished'] else 'unfinished'})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hybridcl.report import load_results, write_report
+
+    written = write_report(load_results(args.run_dir), args.run_dir)
+    print("\n".join(str(path) for path in written))
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from hybridcl.doctor import run_checks
+
+    return 0 if run_checks() else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybridcl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,14 +101,53 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--language", choices=LANGUAGES, default=None,
                        help="expected language (default: taken from the directory or file name)")
     check.set_defaults(run=_corpus_check)
+
+    base = commands.add_parser("base", help="the offline stand-in base model")
+    base_commands = base.add_subparsers(dest="base_command", required=True)
+    base_build = base_commands.add_parser(
+        "build", help="train a BPE tokenizer and pre-train a small T5 (span corruption) on a mined corpus")
+    base_build.add_argument("--corpus", required=True, help="a corpus written by `hybridcl corpus build`")
+    base_build.add_argument("--out", required=True, help="output directory (save_pretrained layout)")
+    base_build.add_argument("--size", choices=["micro", "tiny", "small"], default="tiny")
+    base_build.add_argument("--steps", type=int, default=None, help="pre-training steps (default: the size's)")
+    base_build.add_argument("--seed", type=int, default=0)
+    base_build.set_defaults(run=_base_build)
+
+    params = commands.add_parser("params", help="trainable and stored parameters per strategy and stage (no download)")
+    params.add_argument("--config", default=None, help="YAML config (default: the seed preset)")
+    params.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    params.set_defaults(run=_params)
+
+    run = commands.add_parser("run", help="run every strategy of a config over all stages, then write the report")
+    run.add_argument("config", help="YAML config, e.g. configs/local.yaml")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    run.add_argument("--out", default=None, help="run folder (default: runs/<config name>); reused to continue")
+    run.add_argument("--seeds", type=int, default=None, help="number of seeds (overrides `seeds`)")
+    run.set_defaults(run=_run)
+
+    report = commands.add_parser("report", help="regenerate analysis.md and plots/ from a run's results JSON")
+    report.add_argument("run_dir")
+    report.set_defaults(run=_report)
+
+    doctor = commands.add_parser("doctor", help="check imports, WordNet, tree-sitter grammars, a hybrid pass, device")
+    doctor.set_defaults(run=_doctor)
     return parser
+
+
+def _pin_hash_seed() -> None:
+    """CodeBLEU's dataflow score depends on set order, so on str hashing: fix it for reproducible numbers."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, "-m", "hybridcl.cli", *sys.argv[1:]])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None and args.command in ("run", "report"):
+        _pin_hash_seed()
     try:
         return args.run(args)
-    except (ConfigError, DataError) as error:
+    except (ConfigError, DataError, ModelError, WordNetMissingError) as error:
         print(f"hybridcl: error: {error}", file=sys.stderr)
         return 2
 

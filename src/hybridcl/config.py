@@ -89,6 +89,21 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    batch_size: int = 64
+    max_new_tokens: int = 256  # greedy decoding stops earlier once every sequence has ended
+
+
+@dataclass(frozen=True)
+class OfflineConfig:
+    """Air-gapped runs: build the mined corpus (at data.source) and the stand-in base (at model.name)
+    on first use when they are missing, then reuse them."""
+
+    build: bool = False
+    base_size: str = "tiny"
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "seed"
     data: DataConfig = field(default_factory=DataConfig)
@@ -96,10 +111,31 @@ class Config:
     lora: LoraSettings = field(default_factory=LoraSettings)
     layer: LayerSettings = field(default_factory=LayerSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
     strategies: tuple[str, ...] = ("task_specific", "shared_layer")
+    seeds: int = 1  # independent repetitions (training seeds train.seed, train.seed + 1, ...)
 
     def validate(self) -> "Config":
         self.data.validate()
+        from hybridcl.strategies import STRATEGIES  # the registry imports nothing from here
+
+        unknown = [name for name in self.strategies if name not in STRATEGIES]
+        if unknown or not self.strategies:
+            raise ConfigError(f"strategies: unknown {unknown}; choose from {list(STRATEGIES)}")
+        positive = {
+            "train.epochs": self.train.epochs, "train.batch_size": self.train.batch_size, "train.lr": self.train.lr,
+            "train.grad_accum_steps": self.train.grad_accum_steps, "lora.r": self.lora.r,
+            "eval.batch_size": self.eval.batch_size, "eval.max_new_tokens": self.eval.max_new_tokens,
+            "seeds": self.seeds,
+        }
+        for key, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"{key} must be positive, got {value}")
+        if not 0 <= self.lora.dropout < 1:
+            raise ConfigError(f"lora.dropout must be in [0, 1), got {self.lora.dropout}")
+        if self.train.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ConfigError(f"train.mixed_precision: {self.train.mixed_precision!r} is not auto/no/bf16/fp16")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,459 @@
+"""The hybrid model: a frozen T5 base + named LoRA adapters + extra full encoder layers.
+
+Components (DESIGN.md section 1):
+
+- *LoRA adapters*, through PEFT, one per name (a task key such as "python", or "joint"): `LoraConfig`
+  from `LoraSettings`, on the base's `q`/`v` only. The extra layers' `q`/`v` are never wrapped: the
+  config excludes every module under `extra_layers` (`exclude_modules`), so an adapter added after a
+  layer does not reach into it.
+- *Full layers*: T5 encoder blocks of the base's sizes, one per name. They live in one `ExtraLayers`
+  module appended to `base.encoder.block` (after the last encoder block, before the encoder's final
+  layer norm), so the T5 stack calls it like any block, with the same attention mask and relative
+  position bias. At most one of them runs in a forward pass (`activate`); with none active it passes
+  its input through. With `LayerSettings.init == "identity"` a new layer's attention output `o` and
+  feed-forward output `wo` are zero, so it computes the identity.
+
+`activate(lora, layer)` chooses what a forward pass uses (None = that component is not used; with
+lora=None the PEFT adapters are disabled and the base runs bare). `set_trainable` says exactly which
+parameters get gradients. PEFT's own calls (`add_adapter`, `set_adapter`, enabling adapters) mark
+adapters trainable as a side effect; this class re-applies the declared trainable set after each of
+them, and keeps the module's train/eval mode.
+
+Usage::
+
+    model = HybridModel(base, LoraSettings(), LayerSettings())     # freezes the base
+    model.add_task_lora("python"); model.add_layer("python")
+    model.activate(lora="python", layer="python")
+    model.set_trainable(loras=["python"], layers=["python"])
+    loss = model(input_ids=..., attention_mask=..., labels=...).loss
+    model.save_task("python", "out/")    # out/lora/python/ (PEFT format), out/layers/python.safetensors
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import T5ForConditionalGeneration
+from transformers.models.t5.modeling_t5 import T5Block
+
+from hybridcl.config import LayerSettings, LoraSettings
+
+LAYER_POSITIONS = ("encoder_top",)
+LAYER_INITS = ("identity", "random")
+
+# Attribute of `ExtraLayers` holding the named blocks; the LoRA config excludes every module under it.
+EXTRA_ATTR = "extra_layers"
+LORA_EXCLUDE = rf".*\.{EXTRA_ATTR}\..*"
+
+_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+class ExtraLayers(nn.Module):
+    """Named T5 encoder blocks in one slot of the encoder stack; the `active` one runs (None: identity).
+
+    Called by `T5Stack` exactly like a `T5Block` (transformers 5.x): positional
+    `(hidden_states, attention_mask, position_bias, ...)` plus keyword arguments, returning
+    `(hidden_states, self_attention_position_bias, cross_attention_position_bias)`. The encoder has no
+    cache, so appending a block does not touch the decoder's cache or `generate`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        setattr(self, EXTRA_ATTR, nn.ModuleDict())
+        self.active: str | None = None
+
+    @property
+    def layers(self) -> nn.ModuleDict:
+        return getattr(self, EXTRA_ATTR)
+
+    def forward(self, hidden_states, attention_mask=None, position_bias=None, *args, **kwargs):
+        if self.active is None:
+            return hidden_states, position_bias, None
+        return self.layers[self.active](hidden_states, attention_mask, position_bias, *args, **kwargs)
+
+
+def lora_config(settings: LoraSettings):
+    """The PEFT `LoraConfig` of every task adapter (SEQ_2_SEQ_LM, base only)."""
+    from peft import LoraConfig, TaskType
+
+    return LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+        exclude_modules=LORA_EXCLUDE,
+        task_type=TaskType.SEQ_2_SEQ_LM,
+    )
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Run the block with the torch RNG seeded to `seed`, leaving the global RNG state untouched.
+
+    New components are initialised on the CPU (PEFT moves LoRA weights to the base's device after),
+    so forking the CPU generator is enough.
+    """
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+class HybridModel(nn.Module):
+    """A T5 base with named LoRA adapters and named extra encoder layers (see the module docstring).
+
+    `base` is modified in place (PEFT injects LoRA layers into it; the extra layers slot is appended to
+    `base.encoder.block` on the first `add_layer`), and all its parameters are frozen here.
+    """
+
+    def __init__(
+        self,
+        base: T5ForConditionalGeneration,
+        lora: LoraSettings = LoraSettings(),
+        layer: LayerSettings = LayerSettings(),
+    ) -> None:
+        super().__init__()
+        if not isinstance(base, T5ForConditionalGeneration):
+            raise TypeError(f"HybridModel needs a T5ForConditionalGeneration, got {type(base).__name__}")
+        if layer.position not in LAYER_POSITIONS:
+            raise ValueError(f"layer.position {layer.position!r} is not supported; choose from {list(LAYER_POSITIONS)}")
+        if layer.init not in LAYER_INITS:
+            raise ValueError(f"layer.init {layer.init!r} is not supported; choose from {list(LAYER_INITS)}")
+        if any(isinstance(block, ExtraLayers) for block in base.encoder.block):
+            raise ValueError("this base already carries extra layers (it belongs to another HybridModel)")
+        if any(hasattr(module, "lora_A") for module in base.modules()):
+            raise ValueError("this base already carries LoRA layers; pass a plain T5ForConditionalGeneration")
+        self.base = base
+        self.lora_settings = lora
+        self.layer_settings = layer
+        self.num_base_layers = len(base.encoder.block)
+        # The PeftModel wrapping `base` (created on the first add_task_lora). Not registered as a
+        # submodule: its parameters are `base`'s own, already registered.
+        self.__dict__["peft"] = None
+        self._extra: ExtraLayers | None = None
+        self._active: tuple[str | None, str | None] = (None, None)
+        self._trainable: tuple[tuple[str, ...], tuple[str, ...], bool] = ((), (), False)
+        self._apply_trainable()
+
+    # ----------------------------------------------------------------------------- components
+
+    @property
+    def config(self):
+        return self.base.config
+
+    @property
+    def lora_names(self) -> tuple[str, ...]:
+        return tuple(self.peft.peft_config) if self.peft is not None else ()
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(self._extra.layers) if self._extra is not None else ()
+
+    @property
+    def active(self) -> tuple[str | None, str | None]:
+        """(lora, layer) used by forward; None = not used."""
+        return self._active
+
+    def add_task_lora(self, name: str, *, seed: int | None = None) -> None:
+        """Add a fresh LoRA adapter `name` (B = 0, so it starts as a no-op). Does not activate it.
+
+        `seed` makes its initialisation independent of the global RNG state (e.g. so that two
+        strategies branching from a shared stage start from the same A matrices).
+        """
+        _check_name(name)
+        if name in self.lora_names:
+            raise ValueError(f"LoRA adapter {name!r} already exists")
+        config = lora_config(self.lora_settings)
+        with self._keeping_state(), _seeded(seed), warnings.catch_warnings():
+            # Before any extra layer exists, PEFT warns that exclude_modules excluded nothing.
+            warnings.filterwarnings("ignore", message=".*exclude_modules.*no modules were excluded.*")
+            # PEFT 0.21 reads transformers' deprecated `is_gradient_checkpointing` property.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            if self.peft is None:
+                from peft import get_peft_model
+
+                self.__dict__["peft"] = get_peft_model(self.base, config, adapter_name=name)
+            else:
+                self.peft.add_adapter(name, config)
+
+    def add_layer(self, name: str, *, seed: int | None = None) -> None:
+        """Add a full encoder layer `name` (base sizes; identity or T5-random init). Does not activate it."""
+        _check_name(name)
+        if name in self.layer_names:
+            raise ValueError(f"layer {name!r} already exists")
+        if self._extra is None:
+            self._extra = ExtraLayers()
+            self.base.encoder.block.append(self._extra)
+        with _seeded(seed):
+            block = self._new_block()
+        self._extra.layers[name] = block
+        self._apply_trainable()
+
+    def _new_block(self) -> T5Block:
+        encoder = self.base.encoder
+        block = T5Block(encoder.config, has_relative_attention_bias=False, layer_idx=self.num_base_layers)
+        block.apply(self.base._init_weights)  # T5's own initialisation, not torch's defaults
+        if self.layer_settings.init == "identity":
+            with torch.no_grad():
+                block.layer[0].SelfAttention.o.weight.zero_()
+                block.layer[-1].DenseReluDense.wo.weight.zero_()
+        # Same dtype/device as the base's blocks, parameter by parameter (T5 keeps `wo` in fp32).
+        reference = dict(encoder.block[self.num_base_layers - 1].named_parameters())
+        for pname, param in block.named_parameters():
+            ref = reference.get(pname, next(iter(reference.values())))
+            param.data = param.data.to(device=ref.device, dtype=ref.dtype)
+        return block
+
+    # ------------------------------------------------------------------------------- switching
+
+    def activate(self, lora: str | None, layer: str | None) -> None:
+        """Use adapter `lora` and layer `layer` in forward/generate; None = that component is not used."""
+        if lora is not None and lora not in self.lora_names:
+            raise KeyError(f"unknown LoRA adapter {lora!r}; known: {list(self.lora_names)}")
+        if layer is not None and layer not in self.layer_names:
+            raise KeyError(f"unknown layer {layer!r}; known: {list(self.layer_names)}")
+        if self.peft is not None:
+            with self._keeping_state():
+                if lora is None:
+                    self.peft.base_model.disable_adapter_layers()
+                else:
+                    self.peft.base_model.enable_adapter_layers()
+                    self.peft.set_adapter(lora)
+        if self._extra is not None:
+            self._extra.active = layer
+        self._active = (lora, layer)
+
+    def set_trainable(self, *, loras: Iterable[str] = (), layers: Iterable[str] = (), base: bool = False) -> None:
+        """Exactly these parameters get requires_grad=True, every other one False.
+
+        `base=True` means every parameter of the base model itself (not LoRA, not the extra layers).
+        """
+        loras, layers = tuple(loras), tuple(layers)
+        for name in loras:
+            if name not in self.lora_names:
+                raise KeyError(f"unknown LoRA adapter {name!r}; known: {list(self.lora_names)}")
+        for name in layers:
+            if name not in self.layer_names:
+                raise KeyError(f"unknown layer {name!r}; known: {list(self.layer_names)}")
+        self._trainable = (loras, layers, bool(base))
+        self._apply_trainable()
+
+    def freeze(self) -> None:
+        """Nothing trainable (evaluation)."""
+        self.set_trainable()
+
+    def _apply_trainable(self) -> None:
+        loras, layers, base = self._trainable
+        lora_ids = {id(p) for name in self.lora_names for p in self.lora_parameters(name)}
+        layer_ids = {id(p) for name in self.layer_names for p in self.layer_parameters(name)}
+        for param in self.base.parameters():
+            param.requires_grad_(base and id(param) not in lora_ids and id(param) not in layer_ids)
+        for name in loras:
+            for param in self.lora_parameters(name):
+                param.requires_grad_(True)
+        for name in layers:
+            for param in self.layer_parameters(name):
+                param.requires_grad_(True)
+
+    @contextlib.contextmanager
+    def _keeping_state(self) -> Iterator[None]:
+        """Around PEFT calls: restore train/eval mode and the declared trainable set afterwards."""
+        training = self.training
+        try:
+            yield
+        finally:
+            self.train(training)
+            self._apply_trainable()
+
+    # ------------------------------------------------------------------------------ parameters
+
+    def lora_parameters(self, name: str) -> list[nn.Parameter]:
+        """The parameters of LoRA adapter `name` (every wrapped module's lora_A/lora_B, ...)."""
+        from peft.tuners.lora import LoraLayer
+
+        params = []
+        for module in self.base.modules():
+            if isinstance(module, LoraLayer):
+                for attr in module.adapter_layer_names:
+                    container = getattr(module, attr)
+                    if name in container:
+                        item = container[name]
+                        params.extend(item.parameters() if isinstance(item, nn.Module) else [item])
+        return params
+
+    def lora_modules(self, name: str) -> list[str]:
+        """Names (in the base) of the modules adapter `name` wraps."""
+        from peft.tuners.lora import LoraLayer
+
+        return [
+            module_name
+            for module_name, module in self.base.named_modules()
+            if isinstance(module, LoraLayer) and name in module.lora_A
+        ]
+
+    def layer_parameters(self, name: str) -> list[nn.Parameter]:
+        return list(self._layer(name).parameters())
+
+    def base_parameters(self) -> list[nn.Parameter]:
+        """The base model's own parameters (tied weights once), without LoRA and extra layers."""
+        skip = {id(p) for n in self.lora_names for p in self.lora_parameters(n)}
+        skip |= {id(p) for n in self.layer_names for p in self.layer_parameters(n)}
+        return [p for p in self.base.parameters() if id(p) not in skip]
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.base.parameters() if p.requires_grad]
+
+    def _layer(self, name: str) -> T5Block:
+        if name not in self.layer_names:
+            raise KeyError(f"unknown layer {name!r}; known: {list(self.layer_names)}")
+        return self._extra.layers[name]
+
+    # ------------------------------------------------------------------------------- running
+
+    def forward(self, **batch):
+        """The base's forward (T5ForConditionalGeneration), with the active adapter and layer."""
+        return self.base(**batch)
+
+    @torch.no_grad()
+    def generate(self, **kwargs):
+        return self.base.generate(**kwargs)
+
+    # ---------------------------------------------------------------------------- state / io
+
+    def lora_state(self, name: str) -> dict[str, torch.Tensor]:
+        """Adapter `name`'s weights as PEFT saves them (keys without the adapter name), detached copies."""
+        from peft import get_peft_model_state_dict
+
+        if name not in self.lora_names:
+            raise KeyError(f"unknown LoRA adapter {name!r}; known: {list(self.lora_names)}")
+        state = get_peft_model_state_dict(self.peft, adapter_name=name)
+        return {key: value.detach().clone() for key, value in state.items()}
+
+    def layer_state(self, name: str) -> dict[str, torch.Tensor]:
+        """Layer `name`'s weights (T5Block state dict keys), detached copies."""
+        return {key: value.detach().clone() for key, value in self._layer(name).state_dict().items()}
+
+    def save_lora(self, name: str, out_dir: str | os.PathLike) -> Path:
+        """Write adapter `name` in PEFT format to out_dir/lora/<name>/ (atomically); return that folder.
+
+        The folder loads with plain `PeftModel.from_pretrained(stock_base, folder)`.
+        """
+        if name not in self.lora_names:
+            raise KeyError(f"unknown LoRA adapter {name!r}; known: {list(self.lora_names)}")
+        final = Path(out_dir) / "lora" / name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=final.parent, prefix=f".{name}.tmp") as tmp:
+            saved = Path(tmp) / "peft"
+            self.peft.save_pretrained(str(saved), selected_adapters=[name])
+            # PEFT writes adapter "default" into the folder itself and any other into a sub-folder.
+            _replace_dir(saved if name == "default" else saved / name, final)
+        return final
+
+    def save_layer(self, name: str, out_dir: str | os.PathLike) -> Path:
+        """Write layer `name` as safetensors to out_dir/layers/<name>.safetensors (atomically)."""
+        state = {key: value.contiguous() for key, value in self.layer_state(name).items()}
+        final = Path(out_dir) / "layers" / f"{name}.safetensors"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.tmp")
+        metadata = {
+            "format": "pt",
+            "hybridcl_layer": name,
+            "position": self.layer_settings.position,
+            "init": self.layer_settings.init,
+            "d_model": str(self.config.d_model),
+        }
+        save_file(state, str(tmp), metadata=metadata)
+        os.replace(tmp, final)
+        return final
+
+    def save_task(self, name: str, out_dir: str | os.PathLike) -> list[Path]:
+        """Save every component called `name` (LoRA adapter and/or layer); weights only, no pickle."""
+        written = []
+        if name in self.lora_names:
+            written.append(self.save_lora(name, out_dir))
+        if name in self.layer_names:
+            written.append(self.save_layer(name, out_dir))
+        if not written:
+            raise KeyError(f"no LoRA adapter or layer named {name!r}")
+        return written
+
+    def load_lora(self, name: str, out_dir: str | os.PathLike) -> None:
+        """Load out_dir/lora/<name>/ into adapter `name` (created if missing, with this model's settings)."""
+        folder = Path(out_dir) / "lora" / name
+        saved = json.loads((folder / "adapter_config.json").read_text())
+        expected = lora_config(self.lora_settings)
+        for key in ("r", "lora_alpha", "target_modules"):
+            mine, theirs = getattr(expected, key), saved.get(key)
+            if key == "target_modules":
+                mine, theirs = sorted(mine), sorted(theirs or [])
+            if mine != theirs:
+                raise ValueError(f"{folder}: adapter {key}={theirs!r} does not match this model's {mine!r}")
+        self.set_lora_state(name, load_file(str(folder / "adapter_model.safetensors")), source=str(folder))
+
+    def set_lora_state(self, name: str, state: dict[str, torch.Tensor], source: str = "state") -> None:
+        """Put PEFT-format weights (keys without adapter name) into adapter `name` (created if missing)."""
+        from peft import set_peft_model_state_dict
+
+        if name not in self.lora_names:
+            self.add_task_lora(name)
+        expected_keys = set(self.lora_state(name))
+        if set(state) != expected_keys:
+            missing, extra = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
+            raise ValueError(f"{source}: adapter weights do not fit: missing {missing[:3]}..., unexpected {extra[:3]}...")
+        with self._keeping_state():
+            set_peft_model_state_dict(self.peft, state, adapter_name=name)
+
+    def load_layer(self, name: str, out_dir: str | os.PathLike) -> None:
+        """Load out_dir/layers/<name>.safetensors into layer `name` (created if missing)."""
+        self.set_layer_state(name, load_file(str(Path(out_dir) / "layers" / f"{name}.safetensors")))
+
+    def set_layer_state(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        """Put T5Block weights into layer `name` (created if missing)."""
+        if name not in self.layer_names:
+            self.add_layer(name)
+        self._layer(name).load_state_dict(state, strict=True)
+
+    def load_task(self, name: str, out_dir: str | os.PathLike) -> None:
+        """Load every saved component called `name` from out_dir (what `save_task` wrote)."""
+        found = False
+        if (Path(out_dir) / "lora" / name / "adapter_config.json").is_file():
+            self.load_lora(name, out_dir)
+            found = True
+        if (Path(out_dir) / "layers" / f"{name}.safetensors").is_file():
+            self.load_layer(name, out_dir)
+            found = True
+        if not found:
+            raise FileNotFoundError(f"{out_dir}: no saved LoRA adapter or layer named {name!r}")
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"component name {name!r}: use letters, digits, '_' or '-'")
+    if name in "lora_":  # PEFT warns that such adapter names may be re-initialised on loading
+        raise ValueError(f"component name {name!r} is part of PEFT's parameter prefix 'lora_'; choose another")
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move folder `src` to `dst`, replacing an existing `dst` (old one removed only after the move)."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old)
+    else:
+        os.replace(src, dst)

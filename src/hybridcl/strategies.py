@@ -1,0 +1,258 @@
+"""The strategies of DESIGN.md section 1: which components exist, train and evaluate, stage by stage.
+
+A strategy is a small frozen dataclass that answers, for the ordered task keys (e.g. ("python",
+"javascript")):
+
+- `components(tasks)`: every component it creates: LoRA adapter names, layer names, whether the base
+  itself trains (`full_finetune`);
+- `stages(tasks)`: the training stages 1..S (S = N tasks; `joint` has one stage over all tasks), each
+  with the data it trains on, the components trained (`trainable`) and those active in the forward
+  pass (`active`, a `Use`);
+- `evaluation(tasks, stage, task)`: the components used to evaluate `task` after `stage` (0..S):
+  task j's components if j <= s, task s's components if j > s (zero-shot transfer), and at stage 0
+  task j's fresh components (with identity init and LoRA's zero B: the base model itself);
+- `stage_signature(tasks, stage)`: what stages 1..stage do, with components named by role instead
+  of by name, so that the runner can see that two strategies share a prefix (`shared_prefix`): e.g.
+  `task_specific`, `shared_layer` and `shared_layer_frozen` all train a fresh LoRA + a fresh layer
+  on task 1 at stage 1. `roles(tasks)` maps those role ids back to each strategy's names.
+
+The per-task part of every sequential strategy is `TaskComponents`: how the components of task k are
+named. A new strategy = one `Sequential(...)` (or a small subclass) + one line in `STRATEGIES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Use:
+    """Components used in a forward pass: a LoRA adapter and a layer (None = not used)."""
+
+    lora: str | None = None
+    layer: str | None = None
+
+
+@dataclass(frozen=True)
+class Components:
+    """A set of components: LoRA adapter names, layer names, and whether the base model's own weights."""
+
+    loras: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()
+    base: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.loras or self.layers or self.base)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Training stage `index` (1-based): data of `tasks`, `trainable` gets gradients, `active` runs."""
+
+    index: int
+    tasks: tuple[str, ...]
+    trainable: Components
+    active: Use
+
+
+SHARED = "shared"
+JOINT = "joint"
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """Base class: a sequential strategy, one stage per task, defined by `use(tasks, k)` and `trains(tasks, k)`."""
+
+    name: str
+    description: str = ""
+
+    # -- to define in each strategy ----------------------------------------------------------
+
+    def use(self, tasks: tuple[str, ...], k: int) -> Use:
+        """The components of task k (0-based): trained and evaluated together."""
+        raise NotImplementedError
+
+    def trains(self, tasks: tuple[str, ...], k: int) -> Components:
+        """What is trained at the stage of task k (0-based)."""
+        raise NotImplementedError
+
+    # -- derived ---------------------------------------------------------------------------
+
+    def num_stages(self, tasks: Sequence[str]) -> int:
+        return len(_tasks(tasks))
+
+    def stages(self, tasks: Sequence[str]) -> list[Stage]:
+        tasks = _tasks(tasks)
+        return [Stage(k + 1, (tasks[k],), self.trains(tasks, k), self.use(tasks, k)) for k in range(len(tasks))]
+
+    def stage(self, tasks: Sequence[str], index: int) -> Stage:
+        stages = self.stages(tasks)
+        if not 1 <= index <= len(stages):
+            raise ValueError(f"{self.name}: stage {index} out of range 1..{len(stages)}")
+        return stages[index - 1]
+
+    def trainable(self, tasks: Sequence[str], index: int) -> Components:
+        return self.stage(tasks, index).trainable
+
+    def components(self, tasks: Sequence[str]) -> Components:
+        """Every component the strategy creates, in order of first use."""
+        tasks = _tasks(tasks)
+        uses = [self.use(tasks, k) for k in range(len(tasks))]
+        trained = [stage.trainable for stage in self.stages(tasks)]
+        return Components(
+            loras=_unique([u.lora for u in uses] + [n for t in trained for n in t.loras]),
+            layers=_unique([u.layer for u in uses] + [n for t in trained for n in t.layers]),
+            base=any(t.base for t in trained),
+        )
+
+    def evaluation(self, tasks: Sequence[str], stage: int, task: str) -> Use:
+        """Components that evaluate `task` after `stage` (0 = before training)."""
+        tasks = _tasks(tasks)
+        if task not in tasks:
+            raise ValueError(f"{self.name}: unknown task {task!r}; tasks are {list(tasks)}")
+        if not 0 <= stage <= self.num_stages(tasks):
+            raise ValueError(f"{self.name}: stage {stage} out of range 0..{self.num_stages(tasks)}")
+        j = tasks.index(task)
+        if stage == 0 or j < stage:
+            return self.use(tasks, j)  # its own components (fresh at stage 0)
+        return self.use(tasks, stage - 1)  # not trained yet: the latest task's components
+
+    def roles(self, tasks: Sequence[str]) -> dict[str, str]:
+        """Role id -> component name: "lora:0" is the first LoRA adapter the strategy uses, etc."""
+        components = self.components(tasks)
+        roles = {f"lora:{i}": name for i, name in enumerate(components.loras)}
+        roles.update({f"layer:{i}": name for i, name in enumerate(components.layers)})
+        return roles
+
+    def stage_signature(self, tasks: Sequence[str], stage: int) -> tuple:
+        """Hashable description of stages 1..`stage`: data, trained and active components by role.
+
+        Two strategies with equal signatures (and the same config and seed) reach the same state
+        after `stage`, up to the names of their components (see `roles`).
+        """
+        tasks = _tasks(tasks)
+        role_of = {name: role for role, name in self.roles(tasks).items() if role.startswith("lora:")}
+        layer_role_of = {name: role for role, name in self.roles(tasks).items() if role.startswith("layer:")}
+        signature = []
+        for s in self.stages(tasks)[:stage]:
+            signature.append(
+                (
+                    s.tasks,
+                    tuple(role_of[n] for n in s.trainable.loras),
+                    tuple(layer_role_of[n] for n in s.trainable.layers),
+                    s.trainable.base,
+                    role_of.get(s.active.lora),
+                    layer_role_of.get(s.active.layer),
+                )
+            )
+        return tuple(signature)
+
+
+@dataclass(frozen=True)
+class Sequential(Strategy):
+    """One stage per task. Per task: a LoRA adapter (named after the task) and/or a layer.
+
+    layer: "per_task" (named after the task), "shared" (one layer "shared"), or None.
+    train_layer_until: the shared layer trains at stages 1..train_layer_until only (None: always).
+    base: the whole base trains at every stage (no LoRA, no layer).
+    """
+
+    lora: bool = True
+    layer: str | None = None
+    train_layer_until: int | None = None
+    base: bool = False
+
+    def _layer_name(self, tasks: tuple[str, ...], k: int) -> str | None:
+        return {None: None, "per_task": tasks[k], "shared": SHARED}[self.layer]
+
+    def use(self, tasks: tuple[str, ...], k: int) -> Use:
+        return Use(lora=tasks[k] if self.lora else None, layer=self._layer_name(tasks, k))
+
+    def trains(self, tasks: tuple[str, ...], k: int) -> Components:
+        use = self.use(tasks, k)
+        train_layer = use.layer is not None and (self.train_layer_until is None or k + 1 <= self.train_layer_until)
+        return Components(
+            loras=(use.lora,) if use.lora else (),
+            layers=(use.layer,) if train_layer else (),
+            base=self.base,
+        )
+
+
+@dataclass(frozen=True)
+class Joint(Strategy):
+    """Multitask upper bound: one LoRA "joint" + one layer "joint", one stage on all tasks at once."""
+
+    def use(self, tasks: tuple[str, ...], k: int) -> Use:
+        return Use(lora=JOINT, layer=JOINT)
+
+    def trains(self, tasks: tuple[str, ...], k: int) -> Components:
+        return Components(loras=(JOINT,), layers=(JOINT,))
+
+    def num_stages(self, tasks: Sequence[str]) -> int:
+        _tasks(tasks)
+        return 1
+
+    def stages(self, tasks: Sequence[str]) -> list[Stage]:
+        tasks = _tasks(tasks)
+        return [Stage(1, tasks, self.trains(tasks, 0), self.use(tasks, 0))]
+
+    def evaluation(self, tasks: Sequence[str], stage: int, task: str) -> Use:
+        tasks = _tasks(tasks)
+        if task not in tasks:
+            raise ValueError(f"{self.name}: unknown task {task!r}; tasks are {list(tasks)}")
+        if stage not in (0, 1):
+            raise ValueError(f"{self.name}: stage {stage} out of range 0..1")
+        return self.use(tasks, 0)
+
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Sequential("task_specific", "Experiment 1: a LoRA adapter and a full layer per task", layer="per_task"),
+        Sequential("shared_layer", "Experiment 2: a LoRA adapter per task, one full layer trained at every stage",
+                   layer="shared"),
+        Sequential("shared_layer_frozen", "a LoRA adapter per task, one full layer trained at stage 1 and frozen after",
+                   layer="shared", train_layer_until=1),
+        Sequential("lora_only", "a LoRA adapter per task, no full layer"),
+        Sequential("layer_only", "a full layer per task, no LoRA", lora=False, layer="per_task"),
+        Sequential("full_finetune", "the whole base trains, task after task (classic forgetting baseline)",
+                   lora=False, base=True),
+        Joint("joint", "multitask upper bound: one LoRA + one layer trained on all tasks at once"),
+    )
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}") from None
+
+
+def shared_prefix(a: Strategy, b: Strategy, tasks: Sequence[str]) -> int:
+    """How many leading stages strategies `a` and `b` share (train once, then branch)."""
+    n = min(a.num_stages(tasks), b.num_stages(tasks))
+    shared = 0
+    for stage in range(1, n + 1):
+        if a.stage_signature(tasks, stage) != b.stage_signature(tasks, stage):
+            break
+        shared = stage
+    return shared
+
+
+def _tasks(tasks: Sequence[str]) -> tuple[str, ...]:
+    tasks = tuple(tasks)
+    if not tasks:
+        raise ValueError("a strategy needs at least one task")
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f"task keys must be distinct, got {list(tasks)}")
+    reserved = {SHARED, JOINT} & set(tasks)
+    if reserved:
+        raise ValueError(f"task keys {sorted(reserved)} are reserved for shared components")
+    return tasks
+
+
+def _unique(names) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n for n in names if n is not None))
