@@ -1,0 +1,225 @@
+"""The continual-learning figures of DESIGN.md section 3, and their summaries across seeds.
+
+The accuracy matrix R has one row per stage (row 0 = before any training, row s = after stage s) and
+one column per task, in training order; higher is better. With N tasks (columns), tasks are numbered
+j = 1..N in the formulas, so task j is column j - 1 and "R[s][j]" below is ``R[s][j - 1]`` in code.
+
+- average performance  A    = mean_j R[S][j]                 (S = last stage)
+- forgetting           F    = mean_{j<N} max_{s in j..N-1} R[s][j] - R[N][j]      (Chaudhry et al. 2018)
+- forgetting rate           = mean_{j<N} (R[j][j] - R[N][j]) / R[j][j]; tasks with R[j][j] == 0 skipped
+- backward transfer    BWT  = mean_{j<N} R[N][j] - R[j][j]     (Lopez-Paz & Ranzato 2017)
+- forward transfer     FWT  = mean_{j>1} R[j-1][j] - R[0][j]
+
+F, the forgetting rate, BWT and FWT need the sequential protocol: one stage per task, i.e. S == N
+(N + 1 rows). Otherwise (``joint``: S = 1 with N > 1 tasks, or a run whose last stages are still
+missing) they are None, as they are with a single task (there is no j < N, and no j > 1).
+
+A cell that is None (or NaN) means "not applicable" (e.g. CodeBLEU on natural-language targets) or
+"not computed yet": a figure that needs such a cell is None. Figures are plain Python floats.
+
+Across seeds (``summarize``): mean, sample standard deviation (n - 1) and the Student-t 95%
+confidence interval of the mean, mean +- t_{0.975, n-1} * std / sqrt(n). The t quantiles are a table
+for df 1..30 (no scipy); beyond df 30 the normal quantile 1.96 is used (slightly narrow: the exact
+value is 2.021 at df 40, 2.000 at df 60). One value gives std 0 and the interval [x, x].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+# Two-sided 95% critical values of Student's t, t_{0.975, df}, df = 1..30 (standard tables, 3 decimals).
+T_975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+Z_975 = 1.96
+
+FIGURES = ("average", "forgetting", "forgetting_rate", "bwt", "fwt")
+
+Matrix = Sequence[Sequence[Any]]
+
+
+def t_critical(df: int) -> float:
+    """t_{0.975, df}: the multiplier of the standard error in a two-sided 95% interval."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    return T_975[df - 1] if df <= len(T_975) else Z_975
+
+
+def _value(x: Any) -> float | None:
+    """A cell as a float, or None when it is missing / not applicable (None or NaN)."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def _rows(R: Matrix) -> list[list[float | None]]:
+    rows = [[_value(x) for x in row] for row in R]
+    if not rows:
+        raise ValueError("accuracy matrix has no rows (stage 0 is always present)")
+    widths = {len(row) for row in rows}
+    if len(widths) != 1 or 0 in widths:
+        raise ValueError(f"accuracy matrix rows must all have the same, non-zero length; got lengths {sorted(widths)}")
+    return rows
+
+
+def _mean(xs: list[float | None]) -> float | None:
+    if not xs or any(x is None for x in xs):
+        return None
+    return sum(xs) / len(xs)
+
+
+def _sequential(R: Matrix) -> tuple[list[list[float | None]], int] | None:
+    """(rows, N) when R follows the one-stage-per-task protocol (N + 1 rows) with N >= 2, else None."""
+    rows = _rows(R)
+    n = len(rows[0])
+    if n < 2 or len(rows) != n + 1:
+        return None
+    return rows, n
+
+
+def average(R: Matrix) -> float | None:
+    """A = mean_j R[S][j], over the last row (S = number of stages; S = N when sequential)."""
+    rows = _rows(R)
+    return _mean(rows[-1])
+
+
+def forgetting(R: Matrix) -> float | None:
+    """F = mean_{j<N} F_j, F_j = max_{s in j..N-1} R[s][j] - R[N][j]; None when N == 1 or S != N."""
+    seq = _sequential(R)
+    if seq is None:
+        return None
+    rows, n = seq
+    per_task = []
+    for j in range(1, n):  # tasks 1..N-1 (1-based)
+        col = j - 1
+        seen = [rows[s][col] for s in range(j, n)]  # stages j..N-1
+        final = rows[n][col]
+        if final is None or any(x is None for x in seen):
+            return None
+        per_task.append(max(seen) - final)
+    return _mean(per_task)
+
+
+def forgetting_rate(R: Matrix) -> float | None:
+    """mean_{j<N} (R[j][j] - R[N][j]) / R[j][j], skipping tasks with R[j][j] == 0 (None if none left)."""
+    seq = _sequential(R)
+    if seq is None:
+        return None
+    rows, n = seq
+    per_task = []
+    for j in range(1, n):
+        col = j - 1
+        learned, final = rows[j][col], rows[n][col]
+        if learned is None or final is None:
+            return None
+        if learned == 0:
+            continue
+        per_task.append((learned - final) / learned)
+    return _mean(per_task) if per_task else None
+
+
+def bwt(R: Matrix) -> float | None:
+    """BWT = mean_{j<N} R[N][j] - R[j][j]; None when N == 1 or S != N."""
+    seq = _sequential(R)
+    if seq is None:
+        return None
+    rows, n = seq
+    diffs = []
+    for j in range(1, n):
+        col = j - 1
+        learned, final = rows[j][col], rows[n][col]
+        if learned is None or final is None:
+            return None
+        diffs.append(final - learned)
+    return _mean(diffs)
+
+
+def fwt(R: Matrix) -> float | None:
+    """FWT = mean_{j>1} R[j-1][j] - R[0][j]; None when N == 1 or S != N."""
+    seq = _sequential(R)
+    if seq is None:
+        return None
+    rows, n = seq
+    diffs = []
+    for j in range(2, n + 1):  # tasks 2..N (1-based)
+        col = j - 1
+        before, base = rows[j - 1][col], rows[0][col]
+        if before is None or base is None:
+            return None
+        diffs.append(before - base)
+    return _mean(diffs)
+
+
+def cl_figures(R: Matrix) -> dict[str, float | None]:
+    """All five figures of one matrix: {"average", "forgetting", "forgetting_rate", "bwt", "fwt"}."""
+    return {
+        "average": average(R),
+        "forgetting": forgetting(R),
+        "forgetting_rate": forgetting_rate(R),
+        "bwt": bwt(R),
+        "fwt": fwt(R),
+    }
+
+
+def summarize(values: Sequence[float | None]) -> dict[str, Any] | None:
+    """{"mean", "std", "ci95": [lo, hi], "n", "values"} over the seeds' values; None if none is a number.
+
+    None / NaN values (a seed where the figure does not apply or is not computed yet) are left out of
+    mean, std and interval, and `n` counts the values used; `values` keeps every seed's value, in the
+    order given (so it stays aligned with the run's `seeds`), with None where there was none.
+    """
+    all_values = [_value(v) for v in values]
+    xs = [v for v in all_values if v is not None]
+    if not xs:
+        return None
+    n = len(xs)
+    mean = sum(xs) / n
+    if n == 1:
+        std, half = 0.0, 0.0
+    else:
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+        half = t_critical(n - 1) * std / math.sqrt(n)
+    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "n": n, "values": all_values}
+
+
+def summarize_matrices(per_seed: Sequence[Matrix]) -> tuple[list[list[float | None]], list[list[dict[str, Any] | None]]]:
+    """Cell by cell over seeds: (mean matrix, matrix of summaries). A cell None in every seed stays None.
+
+    Seeds may have different numbers of rows (an interrupted run where some seeds are a stage ahead):
+    a row missing in a seed counts as None cells for that seed. All seeds must have the same tasks.
+    """
+    if not per_seed:
+        raise ValueError("summarize_matrices needs at least one seed's matrix")
+    seeds = [_rows(R) for R in per_seed]
+    widths = {len(rows[0]) for rows in seeds}
+    if len(widths) != 1:
+        raise ValueError(f"all seeds' matrices must have the same number of tasks (columns); got {sorted(widths)}")
+    n_tasks = widths.pop()
+    n_rows = max(len(rows) for rows in seeds)
+    mean_matrix: list[list[float | None]] = []
+    summary_matrix: list[list[dict[str, Any] | None]] = []
+    for s in range(n_rows):
+        mean_row, summary_row = [], []
+        for col in range(n_tasks):
+            cell = summarize([rows[s][col] if s < len(rows) else None for rows in seeds])
+            summary_row.append(cell)
+            mean_row.append(None if cell is None else cell["mean"])
+        mean_matrix.append(mean_row)
+        summary_matrix.append(summary_row)
+    return mean_matrix, summary_matrix
+
+
+def summarize_cl(per_seed: Sequence[Matrix]) -> dict[str, dict[str, Any] | None]:
+    """The five figures computed on each seed's matrix, then summarised across seeds.
+
+    Figures are computed per seed and then averaged (not computed on the mean matrix), so the
+    interval reflects the seed-to-seed spread of the figure itself. Note that for F (a max) the mean
+    over seeds can differ from F of the mean matrix.
+    """
+    per_seed_figures = [cl_figures(R) for R in per_seed]
+    return {name: summarize([figs[name] for figs in per_seed_figures]) for name in FIGURES}

@@ -1,0 +1,451 @@
+"""The continual runner: every strategy of the config over stages 0..S, every task evaluated after every stage.
+
+    run = ContinualRun(cfg, out_dir)
+    results = run.run()        # trains, evaluates, writes runs/<name>/... (DESIGN.md section 4)
+
+Each finished stage is a folder `<strategy dir>/seed<k>/stage<s>/` holding the components trained at
+that stage (LoRA adapters in PEFT format, layers as safetensors, the base for `full_finetune`), the
+predictions per task (jsonl) and, written last and atomically, `stage.json`. A folder with
+`stage.json` is done: a run started again on the same output folder restores it instead of training.
+The results JSON is rebuilt from those files after every stage (docs/results-schema.md).
+
+Strategies whose first stages are identical (same components by role, same data, same seed) train
+that prefix once: the later strategy copies the earlier one's finished stage, renaming components.
+With identity layer init every strategy's stage 0 is the base model, so stage 0 is evaluated once
+per seed (in `stage0/`) and shared.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from hybridcl import __version__
+from hybridcl.cl_figures import cl_figures, summarize, summarize_matrices
+from hybridcl.config import Config, ConfigError
+from hybridcl.data.batching import EncodedSet, RaggedIds, Seq2SeqCollator, encode_records, make_loader
+from hybridcl.data.csn import load_task_data
+from hybridcl.evaluate import evaluate_task
+from hybridcl.metrics import METRICS, require_wordnet
+from hybridcl.model.base import load_base
+from hybridcl.model.hybrid import HybridModel
+from hybridcl.params import count_params
+from hybridcl.strategies import Strategy, get_strategy, shared_prefix
+from hybridcl.train import make_accelerator, prepare_stage, train_stage
+
+RESULTS_FILE = "hybrid_experiment_results.json"
+SCHEMA_VERSION = 1
+EXPERIMENT_DIRS = {"task_specific": "experiment_1_results", "shared_layer": "experiment_2_results"}
+VERSIONED_PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "tokenizers", "sacrebleu", "nltk",
+                      "codebleu", "tree-sitter")
+
+
+def results_dir_name(strategy: str) -> str:
+    return EXPERIMENT_DIRS.get(strategy, f"{strategy}_results")
+
+
+@dataclasses.dataclass
+class Task:
+    key: str
+    records: list  # validation records: references and sources of the evaluation
+    train: EncodedSet
+    valid: EncodedSet
+    data: dict  # counts and skips, for the results
+
+
+class ContinualRun:
+    def __init__(self, cfg: Config, out_dir: str | Path):
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.tasks_order = tuple(cfg.data.languages)
+        self.strategies = [get_strategy(name) for name in cfg.strategies]
+        self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    # ---------------------------------------------------------------------------------- set-up
+
+    def prepare(self) -> None:
+        require_wordnet()  # before hours of training, not after
+        self._check_out_dir()
+        if self.cfg.offline.build:
+            build_offline_assets(self.cfg)
+        self.accelerator = make_accelerator(self.cfg.train)
+        self.device = self.accelerator.device
+        self.base, self.tokenizer = load_base(self.cfg.model)
+        if self.tokenizer is None:
+            raise ConfigError(f"model {self.cfg.model.name!r} has no tokenizer; a run needs one to read the data")
+        self.tasks = {key: self._load_task(key) for key in self.tasks_order}
+        self.params = {s.name: count_params(s, self.tasks_order, self.base, self.cfg.lora, self.cfg.layer)
+                       for s in self.strategies}
+
+    def _check_out_dir(self) -> None:
+        """A run folder belongs to one config: continuing it with another would mix results."""
+        path = self.out / "config.yaml"
+        resolved = self.cfg.to_dict()
+        if path.is_file():
+            saved = yaml.safe_load(path.read_text())
+            differing = sorted(_diff_keys(saved, json.loads(json.dumps(resolved))))
+            if differing:
+                raise ConfigError(f"{self.out} holds a run of another config (differs in {differing}); "
+                                  "use a fresh --out or the same config")
+        else:
+            _write_text(path, yaml.safe_dump(json.loads(json.dumps(resolved)), sort_keys=False))
+
+    def _load_task(self, key: str) -> Task:
+        data = load_task_data(self.cfg.data, key)
+        encode = lambda records: encode_records(  # noqa: E731
+            records, self.tokenizer, direction=self.cfg.data.direction, cache_dir=self.cfg.data.cache_dir,
+            max_source_tokens=self.cfg.data.max_source_tokens, max_target_tokens=self.cfg.data.max_target_tokens)
+        info = {"counts": data.counts, "skips": dict(sorted(data.skips.items()))}
+        return Task(key, data.valid, encode(data.train), encode(data.valid), info)
+
+    # -------------------------------------------------------------------------------- the run
+
+    def run(self) -> dict:
+        self.prepare()
+        for seed_index in range(self.cfg.seeds):
+            seed = self.cfg.train.seed + seed_index
+            for strategy in self.strategies:
+                self._run_strategy(strategy, seed)
+        results = self.write_results()
+        from hybridcl.report import write_report
+
+        write_report(results, self.out)
+        return results
+
+    def _run_strategy(self, strategy: Strategy, seed: int) -> None:
+        model = HybridModel(copy.deepcopy(self.base), self.cfg.lora, self.cfg.layer).to(self.device)
+        self._stage0(model, strategy, seed)
+        for index in range(1, strategy.num_stages(self.tasks_order) + 1):
+            folder = self.stage_dir(strategy, seed, index)
+            donor = self._donor(strategy, index)
+            if (folder / "stage.json").is_file():
+                self._restore(model, strategy, seed, index, folder)
+            elif donor is not None:
+                self._copy_stage(model, strategy, donor, seed, index)
+            else:
+                self._train_and_evaluate(model, strategy, seed, index)
+            self.write_results()
+
+    def stage_dir(self, strategy: Strategy, seed: int, index: int) -> Path:
+        if index == 0 and self._shared_stage0():
+            return self.out / "stage0" / f"seed{seed}"
+        return self.out / results_dir_name(strategy.name) / f"seed{seed}" / f"stage{index}"
+
+    def _shared_stage0(self) -> bool:
+        """Identity init + LoRA's zero B: every strategy's stage 0 is the base model itself."""
+        return self.cfg.layer.init == "identity"
+
+    def _donor(self, strategy: Strategy, index: int) -> Strategy | None:
+        """An earlier strategy of the config that reaches the same state after stage `index`."""
+        for other in self.strategies[: self.strategies.index(strategy)]:
+            if shared_prefix(other, strategy, self.tasks_order) >= index:
+                return other
+        return None
+
+    # -------------------------------------------------------------------------------- stages
+
+    def _stage0(self, model: HybridModel, strategy: Strategy, seed: int) -> None:
+        folder = self.stage_dir(strategy, seed, 0)
+        if (folder / "stage.json").is_file():
+            return
+        if self._shared_stage0():
+            model.activate(None, None)
+            uses = {key: None for key in self.tasks_order}
+        else:  # fresh components of each task (a random layer is not the identity)
+            for index in range(1, strategy.num_stages(self.tasks_order) + 1):
+                prepare_stage(model, strategy, self.tasks_order, index, seed)
+            uses = {key: strategy.evaluation(self.tasks_order, 0, key) for key in self.tasks_order}
+        model.freeze()
+        evaluation = self._evaluate_all(model, uses, folder, f"{strategy.name} s0 seed{seed}")
+        _write_json(folder / "stage.json", {"stage": 0, "seed": seed, "train": None, "eval": evaluation})
+
+    def _train_and_evaluate(self, model: HybridModel, strategy: Strategy, seed: int, index: int) -> None:
+        stage = prepare_stage(model, strategy, self.tasks_order, index, seed)
+        data = self._stage_data(stage.tasks)
+        loader = make_loader(data, self.cfg.train.batch_size, shuffle=True, seed=seed,
+                             collator=Seq2SeqCollator(self.tokenizer.pad_token_id),
+                             num_replicas=self.accelerator.num_processes, rank=self.accelerator.process_index)
+        train = dataclasses.replace(self.cfg.train, seed=seed)
+        stats = train_stage(model, loader, train, self.accelerator, desc=f"{strategy.name} s{index} seed{seed}")
+        folder = self.stage_dir(strategy, seed, index)
+        self._save_components(model, stage.trainable, folder)
+        self._finish_stage(model, strategy, seed, index, folder, stats.to_dict(), shared_with=None)
+
+    def _copy_stage(self, model: HybridModel, strategy: Strategy, donor: Strategy, seed: int, index: int) -> None:
+        """Take the donor's finished stage: its trained components under this strategy's names, its figures."""
+        source = self.stage_dir(donor, seed, index)
+        stage = prepare_stage(model, strategy, self.tasks_order, index, seed)
+        donor_names = _renaming(strategy, donor, self.tasks_order)
+        for name in stage.trainable.loras:
+            state = load_file(str(source / "lora" / donor_names["lora", name] / "adapter_model.safetensors"))
+            model.set_lora_state(name, state)
+        for name in stage.trainable.layers:
+            model.set_layer_state(name, load_file(str(source / "layers" / f"{donor_names['layer', name]}.safetensors")))
+        if stage.trainable.base:
+            self._load_base_weights(model, source)
+        folder = self.stage_dir(strategy, seed, index)
+        self._save_components(model, stage.trainable, folder)
+        donor_stage = json.loads((source / "stage.json").read_text())
+        _copy_tree(source / "predictions", folder / "predictions")
+        donor_stage.update(shared_with=donor_stage.get("shared_with") or donor.name)
+        _write_json(folder / "stage.json", donor_stage)
+
+    def _restore(self, model: HybridModel, strategy: Strategy, seed: int, index: int, folder: Path) -> None:
+        """A finished stage from an earlier (interrupted) run: load what it trained, train nothing."""
+        stage = prepare_stage(model, strategy, self.tasks_order, index, seed)
+        for name in stage.trainable.loras:
+            model.load_lora(name, folder)
+        for name in stage.trainable.layers:
+            model.load_layer(name, folder)
+        if stage.trainable.base:
+            self._load_base_weights(model, folder)
+
+    def _finish_stage(self, model, strategy, seed, index, folder, train_stats, shared_with) -> None:
+        model.freeze()
+        uses = {key: strategy.evaluation(self.tasks_order, index, key) for key in self.tasks_order}
+        evaluation = self._evaluate_all(model, uses, folder, f"{strategy.name} s{index} seed{seed}")
+        record = {"stage": index, "seed": seed, "shared_with": shared_with, "train": train_stats, "eval": evaluation}
+        _write_json(folder / "stage.json", record)  # last: marks the stage as done
+
+    def _stage_data(self, task_keys: tuple[str, ...]) -> EncodedSet:
+        if len(task_keys) == 1:
+            return self.tasks[task_keys[0]].train
+        return _concat([self.tasks[key].train for key in task_keys])  # joint: all tasks at once
+
+    # ------------------------------------------------------------------------------ evaluation
+
+    def _evaluate_all(self, model: HybridModel, uses: dict, folder: Path, desc: str) -> dict:
+        evaluation = {}
+        for key, use in uses.items():
+            model.activate(use.lora, use.layer) if use is not None else model.activate(None, None)
+            task = self.tasks[key]
+            scores, rows, cost = evaluate_task(
+                model, task.records, task.valid, self.tokenizer, language=key, direction=self.cfg.data.direction,
+                settings=self.cfg.eval, device=self.device, desc=f"{desc} {key}")
+            _write_jsonl(folder / "predictions" / f"{key}.jsonl", rows)
+            evaluation[key] = {"scores": scores["corpus"], "notes": scores["notes"],
+                               "components": dataclasses.asdict(use) if use is not None else None,
+                               "cost": {**cost.to_dict(), "score_time_s": sum(scores["seconds"].values())}}
+        return evaluation
+
+    # ------------------------------------------------------------------------------ components
+
+    def _save_components(self, model: HybridModel, trainable, folder: Path) -> None:
+        for name in trainable.loras:
+            model.save_lora(name, folder)
+        for name in trainable.layers:
+            model.save_layer(name, folder)
+        if trainable.base:
+            state = {key: value.detach().contiguous() for key, value in model.base.state_dict().items()}
+            state.pop("lm_head.weight", None)  # tied to the shared embedding
+            _atomic_save_file(state, folder / "base.safetensors")
+
+    def _load_base_weights(self, model: HybridModel, folder: Path) -> None:
+        model.base.load_state_dict(load_file(str(folder / "base.safetensors")), strict=False)
+
+    # ------------------------------------------------------------------------------- results
+
+    def write_results(self) -> dict:
+        results = self.collect()
+        _write_json(self.out / RESULTS_FILE, results)
+        return results
+
+    def collect(self) -> dict:
+        """The results JSON (docs/results-schema.md) from the stage files present now."""
+        seeds = [self.cfg.train.seed + k for k in range(self.cfg.seeds)]
+        strategies = {s.name: self._strategy_results(s, seeds) for s in self.strategies}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "name": self.cfg.name,
+            "created": self.created,
+            "finished": all(entry.pop("_complete") for entry in strategies.values()),
+            "config": json.loads(json.dumps(self.cfg.to_dict())),
+            "versions": versions(),
+            "device": {"type": self.device.type, "name": _device_name(self.device),
+                       "processes": self.accelerator.num_processes},
+            "tasks": list(self.tasks_order),
+            "direction": self.cfg.data.direction,
+            "metrics": list(METRICS),
+            "seeds": seeds,
+            "data": {key: task.data for key, task in self.tasks.items()},
+            "strategies": strategies,
+        }
+
+    def _strategy_results(self, strategy: Strategy, seeds: list[int]) -> dict:
+        n_stages = strategy.num_stages(self.tasks_order)
+        stages = {(seed, s): self._read_stage(strategy, seed, s) for seed in seeds for s in range(n_stages + 1)}
+        per_seed = {metric: [[[_score(stages[seed, s], key, metric) for key in self.tasks_order]
+                              for s in range(n_stages + 1)] for seed in seeds] for metric in METRICS}
+        matrices, matrices_summary, cl = {}, {}, {}
+        for metric, seed_matrices in per_seed.items():
+            matrices[metric], matrices_summary[metric] = summarize_matrices(seed_matrices)
+            figures = [cl_figures(m) if _complete(m) else None for m in seed_matrices]
+            cl[metric] = {name: summarize([f[name] if f else None for f in figures])
+                          for name in ("average", "forgetting", "forgetting_rate", "bwt", "fwt")}
+        params = self.params[strategy.name]
+        trainable = max(stage["trainable"] for stage in params["per_stage"])
+        return {
+            "label": strategy.description,
+            "results_dir": results_dir_name(strategy.name),
+            "stages": n_stages,
+            "matrices": matrices,
+            "matrices_summary": matrices_summary,
+            "cl": cl,
+            "params": params,
+            "efficiency": {metric: _per_million(cl[metric]["average"], trainable) for metric in METRICS},
+            "cost": _cost(stages, seeds, n_stages),
+            "loss_curves": {str(s): (stages[seeds[0], s] or {}).get("train", {}).get("losses", [])
+                            for s in range(1, n_stages + 1) if stages[seeds[0], s]},
+            "_complete": all(stage is not None for stage in stages.values()),
+        }
+
+    def _read_stage(self, strategy: Strategy, seed: int, index: int) -> dict | None:
+        path = self.stage_dir(strategy, seed, index) / "stage.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def build_offline_assets(cfg: Config) -> None:
+    """The mined corpus and the stand-in base of an offline config, built once when missing."""
+    corpus, base = Path(cfg.data.source), Path(cfg.model.name)
+    if cfg.data.source == "hub":
+        raise ConfigError("offline.build needs data.source to be a local folder, not 'hub'")
+    if not (corpus / "summary.json").is_file():
+        from hybridcl.data.mine import build_corpus
+
+        build_corpus(out_dir=corpus, languages=list(cfg.data.languages), cache_dir=cfg.data.cache_dir)
+    if not (base / "config.json").is_file():
+        from hybridcl.model.pretrain import build_stand_in_base
+
+        build_stand_in_base(corpus, base, size=cfg.offline.base_size)
+
+
+def _renaming(strategy: Strategy, donor: Strategy, tasks) -> dict[tuple[str, str], str]:
+    """(kind, this strategy's component name) -> the donor's name for the same role."""
+    donor_roles = donor.roles(tasks)
+    return {(role.split(":")[0], name): donor_roles[role] for role, name in strategy.roles(tasks).items()
+            if role in donor_roles}
+
+
+def _score(stage: dict | None, task: str, metric: str) -> float | None:
+    if stage is None:
+        return None
+    return stage["eval"][task]["scores"].get(metric)
+
+
+def _complete(matrix) -> bool:
+    return all(value is not None for row in matrix for value in row)
+
+
+def _per_million(summary: dict | None, trainable: int) -> dict | None:
+    if summary is None or not trainable:
+        return None
+    return summarize([value / (trainable / 1e6) for value in summary["values"]])
+
+
+def _cost(stages: dict, seeds: list[int], n_stages: int) -> dict:
+    """Wall time, throughput and peak memory per stage (train and eval), summarised over seeds."""
+    def values(s: int, part: str, key: str) -> list:
+        found = []
+        for seed in seeds:
+            stage = stages[seed, s] or {}
+            if not stage.get(part):
+                found.append(None)
+            elif part == "eval":  # all tasks evaluated after the stage together
+                found.append(sum(task["cost"][key] for task in stage["eval"].values()))
+            else:
+                found.append(stage["train"][key])
+        return found
+
+    rows, totals = [], {"train": [], "eval": []}
+    for s in range(n_stages + 1):
+        row = {"stage": s}
+        for part in ("train", "eval") if s else ("eval",):
+            row[part] = {key: summarize(values(s, part, key)) for key in ("wall_time_s", "tokens_per_s", "peak_memory_bytes")}
+            totals[part].append(values(s, part, "wall_time_s"))
+        first = stages[seeds[0], s] or {}
+        if first.get("train"):
+            row["train"].update({key: first["train"][key] for key in ("peak_memory_kind", "steps", "examples")})
+        if first.get("shared_with"):
+            row["shared_with"] = first["shared_with"]
+        rows.append(row)
+    total = lambda part: summarize([None if None in column else sum(column)  # noqa: E731
+                                    for column in zip(*totals[part])])
+    return {"stages": rows, "train_wall_time_s": total("train"), "eval_wall_time_s": total("eval")}
+
+
+def _concat(sets: list[EncodedSet]) -> EncodedSet:
+    """One EncodedSet holding the examples of several (the `joint` strategy's data)."""
+    def join(parts: list[RaggedIds]) -> RaggedIds:
+        starts = np.cumsum([0] + [int(p.offsets[-1]) for p in parts[:-1]])
+        offsets = np.concatenate([[0]] + [p.offsets[1:] + start for p, start in zip(parts, starts)])
+        return RaggedIds(np.concatenate([p.flat for p in parts]), offsets.astype(np.int64))
+
+    return EncodedSet(join([s.source_ids for s in sets]), join([s.target_ids for s in sets]))
+
+
+def _diff_keys(a, b, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = set(a) | set(b)
+        return [k for key in keys for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [prefix.rstrip(".")] if a != b else []
+
+
+def versions() -> dict:
+    found = {"hybridcl": __version__, "python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, value) -> None:
+    _write_text(path, json.dumps(value, indent=1, ensure_ascii=False) + "\n")
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    _write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def _atomic_save_file(state: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(state, str(tmp))
+    os.replace(tmp, path)
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)

@@ -1,0 +1,282 @@
+"""Metrics equal their reference libraries on the same inputs (DESIGN section 3), plus hand-checkable cases."""
+
+import importlib.util
+import logging
+import socket
+import statistics
+
+import nltk
+import pytest
+import sacrebleu
+from codebleu import calc_codebleu
+from nltk.translate.meteor_score import meteor_score
+
+from hybridcl.metrics import (
+    CODE_ONLY_METRICS,
+    METRICS,
+    WordNetMissingError,
+    codebleu as our_codebleu,
+    require_wordnet,
+    score_predictions,
+)
+from hybridcl.metrics.meteor import tokenize
+
+PY_REFS = [
+    "def add(a, b):\n    total = a + b\n    return total\n",
+    "def first_word(text):\n    words = text.split()\n    if not words:\n        return None\n    return words[0]\n",
+    "def scale(values, factor=2):\n    out = []\n"
+    "    for v in values:\n        out.append(v * factor)\n    return out\n",
+    "def is_even(n):\n    return n % 2 == 0\n",
+    "def greet(name):\n    message = 'Hello, ' + name\n"
+    "    print(message)\n    return message\n",
+]
+PY_PREDS = [
+    "def add(a, b):\n    total = a + b\n    return total\n",  # identical
+    "def first_word(s):\n    parts = s.split()\n    return parts[0]\n",  # renamed, shorter
+    "def scale(values, factor=2):\n    return [v * factor for v in values]\n",  # same meaning, other AST
+    "def is_even(n):\n    return n % 2 ==",  # truncated: unparsable
+    "",  # empty generation
+]
+JS_REFS = [
+    "function add(a, b) {\n  const total = a + b;\n  return total;\n}",
+    "function last(items) {\n  if (!items.length) { return null; }\n  return items[items.length - 1];\n}",
+    "function double(xs) {\n  return xs.map(function (x) { return x * 2; });\n}",
+]
+JS_PREDS = [
+    "function add(a, b) {\n  const total = a + b;\n  return total;\n}",
+    "function last(arr) {\n  return arr[arr.length - 1];\n}",
+    "function double(xs) {\n  return xs.map(x => x * 2;\n}",  # broken: unbalanced parenthesis
+]
+DOC_REFS = ["Returns the sum of two numbers.", "Start the server and wait for connections.", "Parse a config file."]
+DOC_PREDS = ["Return the sum of two values.", "Begin the server.", ""]
+
+
+def _sacrebleu_sentences(preds, refs):
+    return [sacrebleu.sentence_bleu(p, [r]).score / 100 for p, r in zip(preds, refs)]
+
+
+def _nltk_meteors(preds, refs):
+    # the reference call: NLTK defaults, our documented tokenisation
+    return [meteor_score([tokenize(r)], tokenize(p)) for p, r in zip(preds, refs)]
+
+
+# --- each metric equals its reference implementation ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "preds, refs, lang, direction",
+    [
+        (PY_PREDS, PY_REFS, "python", "generate"),
+        (JS_PREDS, JS_REFS, "javascript", "generate"),
+        (DOC_PREDS, DOC_REFS, "python", "summarize"),
+    ],
+)
+def test_bleu_and_meteor_equal_sacrebleu_and_nltk(preds, refs, lang, direction):
+    result = score_predictions(preds, refs, lang, direction)
+    assert result["corpus"]["bleu"] == sacrebleu.corpus_bleu(preds, [refs]).score / 100
+    assert result["per_example"]["bleu"] == _sacrebleu_sentences(preds, refs)
+    expected_meteor = _nltk_meteors(preds, refs)
+    assert result["per_example"]["meteor"] == expected_meteor
+    assert result["corpus"]["meteor"] == sum(expected_meteor) / len(expected_meteor)
+    assert 0 < result["corpus"]["bleu"] < 1 and 0 < result["corpus"]["meteor"] < 1
+
+
+@pytest.mark.parametrize("preds, refs, lang", [(PY_PREDS, PY_REFS, "python"), (JS_PREDS, JS_REFS, "javascript")])
+def test_codebleu_and_ast_similarity_equal_calc_codebleu(preds, refs, lang):
+    result = score_predictions(preds, refs, lang, "generate", per_example_codebleu=True)
+    expected = calc_codebleu(refs, preds, lang, weights=(0.25, 0.25, 0.25, 0.25))
+    assert result["corpus"]["codebleu"] == expected["codebleu"]
+    assert result["corpus"]["ast_similarity"] == expected["syntax_match_score"]
+    assert result["codebleu_components"] == expected
+    assert 0 < expected["syntax_match_score"] < 1  # a non-trivial case, not 0 == 0
+    assert result["per_example"]["codebleu"] == [calc_codebleu([r], [p], lang)["codebleu"] for p, r in zip(preds, refs)]
+
+
+def test_meteor_uses_wordnet_synonyms_and_stems():
+    # "start"/"begin" match only through WordNet, "values"/"value" only through the stemmer
+    result = score_predictions(["start", "values"], ["begin", "value"], "python", "summarize")
+    assert result["per_example"]["meteor"] == [0.5, 0.5]  # 1 match of 1 word: fmean 1, penalty 0.5
+    assert meteor_score([["begin"]], ["start"], wordnet=_NoSynonyms()) == 0.0  # and without WordNet, none
+
+
+class _NoSynonyms:
+    def synsets(self, word):
+        return []
+
+
+def test_meteor_tokenisation_splits_punctuation_not_identifiers():
+    assert tokenize("foo_bar(x, y)") == ["foo_bar", "(", "x", ",", "y", ")"]
+    assert tokenize("Returns a list.") == ["Returns", "a", "list", "."]
+    # formatting is not content: re-spaced code scores like identical code
+    spaced = score_predictions(["f( x )"], ["f(x)"], "python", "generate")
+    same = score_predictions(["f(x)"], ["f(x)"], "python", "generate")
+    assert spaced["per_example"]["meteor"] == same["per_example"]["meteor"]
+    assert meteor_score([["f(x)"]], ["f(", "x", ")"]) == 0.0  # what plain str.split() would have given
+
+
+# --- hand-checkable cases --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang, code", [("python", PY_REFS[1]), ("javascript", JS_REFS[1])])
+def test_identical_code_scores_perfectly(lang, code):
+    result = score_predictions([code, code], [code, code], lang, "generate")
+    corpus = result["corpus"]
+    # sacrebleu's exp(sum of logs) can land a hair above 100 (1.0000000000000004): kept as it is
+    assert corpus["bleu"] == pytest.approx(1.0, abs=1e-12) and corpus["bleu"] == result["per_example"]["bleu"][0]
+    assert corpus["exact_match"] == 1.0 and corpus["pass_rate"] == 1.0
+    assert corpus["codebleu"] == pytest.approx(1.0) and corpus["ast_similarity"] == 1.0
+    # NLTK's fragmentation penalty keeps one perfect chunk just below 1: 1 - 0.5 / n**3
+    n = len(tokenize(code))
+    assert 0.99 < corpus["meteor"] < 1.0
+    assert corpus["meteor"] == pytest.approx(1 - 0.5 / n**3)
+
+
+def test_empty_prediction_scores_zero_but_codebleu_keeps_its_dataflow_quirk():
+    result = score_predictions([""], [PY_REFS[0]], "python", "generate")
+    corpus = result["corpus"]
+    assert corpus["bleu"] == 0.0 and corpus["meteor"] == 0.0 and corpus["exact_match"] == 0.0
+    assert corpus["pass_rate"] == 0.0 and corpus["ast_similarity"] == 0.0
+    assert result["per_example"]["parses"] == [False]
+    # calc_codebleu counts a dataflow score of 0 as 1 (`dataflow_match_score or 1`): kept, and said
+    assert corpus["codebleu"] == calc_codebleu([PY_REFS[0]], [""], "python")["codebleu"] == 0.25
+    assert result["codebleu_components"]["dataflow_match_score"] == 0.0
+    assert "counts it as 1" in result["notes"]["codebleu"]
+
+
+def test_all_empty_predictions_are_scored_not_crashed():
+    result = score_predictions(["", "  "], PY_REFS[:2], "python", "generate")
+    assert result["corpus"]["bleu"] == 0.0 and result["corpus"]["meteor"] == 0.0
+    assert result["corpus"]["pass_rate"] == 0.0  # whitespace-only is no program either
+    assert result["corpus"]["codebleu"] == calc_codebleu(PY_REFS[:2], ["", "  "], "python")["codebleu"]
+
+
+def test_pass_rate_python_and_javascript():
+    py = score_predictions(
+        ["def f(:", "    return x + 1\n", "def g(x):\n    return x\n"], ["a", "b", "c"], "python", "generate"
+    )
+    assert py["per_example"]["parses"] == [False, True, True]  # a body snippet parses as-is
+    assert py["corpus"]["pass_rate"] == pytest.approx(2 / 3)
+    js = score_predictions(JS_PREDS, JS_REFS, "javascript", "generate")
+    assert js["per_example"]["parses"] == [True, True, False]
+    assert js["corpus"]["pass_rate"] == pytest.approx(2 / 3)
+    assert js["reference_pass_rate"] == 1.0
+    broken = score_predictions(["function f(a) { return a + ; }"], ["x"], "javascript", "generate")
+    assert broken["corpus"]["pass_rate"] == 0.0
+
+
+def test_javascript_class_methods_pass_and_broken_methods_do_not():
+    methods = ["async load(path) {\n  return await read(path);\n}", "get size() { return this.n; }"]
+    broken = ["load(path) {\n  return read(path +;\n}", "return a + ;", "foo: function (a) { return a + ; }"]
+    result = score_predictions(methods + broken, ["x"] * 5, "javascript", "generate")
+    assert result["per_example"]["parses"] == [True, True, False, False, False]
+
+
+def test_exact_match_normalises_whitespace_only():
+    preds = ["def f():\n    return 1", "def f(): return  1 ", "def f(): return 2", "Def f(): return 1"]
+    result = score_predictions(preds, ["def f(): return 1"] * 4, "python", "generate")
+    assert result["per_example"]["exact_match"] == [True, True, False, False]
+    assert result["corpus"]["exact_match"] == 0.5
+
+
+# --- None where a metric is not defined ------------------------------------------------------
+
+
+def test_summarisation_has_no_code_metrics():
+    result = score_predictions(DOC_PREDS, DOC_REFS, "python", "summarize", per_example_codebleu=True)
+    for name in CODE_ONLY_METRICS:
+        assert result["corpus"][name] is None
+        assert "natural-language" in result["notes"][name]
+    assert result["codebleu_components"] is None and result["reference_pass_rate"] is None
+    assert result["per_example"]["parses"] is None and result["per_example"]["codebleu"] is None
+    assert set(result["corpus"]) == set(METRICS)
+    assert result["corpus"]["bleu"] > 0 and result["corpus"]["meteor"] > 0
+
+
+@pytest.mark.parametrize("lang", ["java", "go", "php", "ruby"])
+def test_languages_without_a_grammar_get_none_with_a_reason(lang):
+    if importlib.util.find_spec(f"tree_sitter_{lang}") is not None:
+        pytest.skip(f"tree_sitter_{lang} is installed here")
+    code = "x = compute ( a , b , c )"
+    result = score_predictions([code], [code], lang, "generate")
+    for name in CODE_ONLY_METRICS:
+        assert result["corpus"][name] is None
+        assert "not installed" in result["notes"][name]
+    assert result["corpus"]["bleu"] == pytest.approx(1.0) and result["corpus"]["exact_match"] == 1.0
+
+
+# --- shapes and bad input --------------------------------------------------------------------
+
+
+def test_per_example_scores_have_one_entry_per_prediction():
+    result = score_predictions(PY_PREDS, PY_REFS, "python", "generate")
+    assert result["n"] == len(PY_PREDS)
+    for name in ("bleu", "meteor", "exact_match", "parses"):
+        assert len(result["per_example"][name]) == len(PY_PREDS), name
+    assert result["per_example"]["codebleu"] is None  # opt-in
+    assert result["per_example"]["exact_match"] == [True, False, False, False, False]
+    assert result["corpus"]["exact_match"] == 0.2
+    assert set(result["seconds"]) >= {"bleu", "meteor", "codebleu", "pass_rate"}
+
+
+@pytest.mark.parametrize(
+    "preds, refs, lang, direction, error, message",
+    [
+        (["a", "b"], ["a"], "python", "generate", ValueError, "2 predictions but 1 references"),
+        ([], [], "python", "generate", ValueError, "no predictions"),
+        (["a"], ["a"], "python", "translate", ValueError, "translate"),
+        (["a"], ["a"], "Python", "generate", ValueError, "Python"),
+        ([None], ["a"], "python", "generate", TypeError, "prediction 0"),
+    ],
+)
+def test_bad_input_is_an_error(preds, refs, lang, direction, error, message):
+    with pytest.raises(error, match=message):
+        score_predictions(preds, refs, lang, direction)
+
+
+# --- codebleu's logging, WordNet, determinism ------------------------------------------------
+
+
+def test_codebleu_no_dataflow_warning_is_reported_not_logged(monkeypatch, capfd):
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # as in a script that never configured logging
+    refs, preds = ["pass", "x"], ["pass", "y"]
+    result = score_predictions(preds, refs, "python", "generate")
+    assert root.handlers == []  # codebleu's logging.warning() did not run basicConfig()
+    assert capfd.readouterr().err == ""
+    assert "no data-flows" in result["notes"]["codebleu"]
+    assert result["corpus"]["codebleu"] == calc_codebleu(refs, preds, "python")["codebleu"]
+
+
+def test_hash_seed_note(monkeypatch):
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    assert our_codebleu.hash_seed_note() is None
+    monkeypatch.delenv("PYTHONHASHSEED")
+    assert "PYTHONHASHSEED" in our_codebleu.hash_seed_note()
+
+
+def test_missing_wordnet_is_a_startup_error_that_says_how_to_install(monkeypatch, tmp_path):
+    require_wordnet()  # present in this venv
+    from nltk.corpus import wordnet
+
+    if hasattr(wordnet, "_unload"):  # forget the loaded corpus, so nothing in memory hides the absence
+        wordnet._unload()
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("NLTK tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(nltk, "download", no_network)
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
+    with pytest.raises(WordNetMissingError) as err:
+        require_wordnet()
+    assert "scripts/install-wordnet.sh .venv" in str(err.value)
+    assert "python -m nltk.downloader wordnet" in str(err.value)
+    with pytest.raises(WordNetMissingError):  # scoring refuses too, rather than a METEOR without synonyms
+        score_predictions(["a"], ["a"], "python", "summarize")
+
+
+def test_scores_are_stable_across_calls():
+    first = score_predictions(PY_PREDS, PY_REFS, "python", "generate")
+    second = score_predictions(PY_PREDS, PY_REFS, "python", "generate")
+    assert first["corpus"] == second["corpus"] and first["per_example"] == second["per_example"]
+    assert statistics.fmean(first["per_example"]["meteor"]) == first["corpus"]["meteor"]

@@ -1,0 +1,438 @@
+"""analysis.md and plots from a synthetic results dict that follows docs/results-schema.md exactly.
+
+The numbers are made up but consistent: each seed's accuracy matrix is built from a few knobs per
+strategy (score right after a task's own stage, forgetting of task 1, zero-shot score on task 2),
+and every figure of the results (matrices, summaries, CL figures, efficiency) is derived from those
+matrices the way the runner derives them. Tests then turn the knobs and check that the generated
+sentences follow the numbers.
+"""
+
+import copy
+import json
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
+from hybridcl.report import load_results, write_report
+
+METRICS = ["bleu", "meteor", "codebleu", "ast_similarity", "pass_rate", "exact_match"]
+BASE = 60_492_288
+LORA = 589_824
+LAYER = 3_146_752
+RESULTS_DIRS = {"task_specific": "experiment_1_results", "shared_layer": "experiment_2_results"}
+
+# Per strategy: score right after each task's own stage (diag), drop of task 1 after stage 2 (forget),
+# zero-shot score on task 2 after stage 1 (zero_shot). Base model scores: BASE_ROW.
+BASE_ROW = [0.05, 0.04]
+KNOBS = {
+    "task_specific": {"diag": [0.30, 0.28], "forget": 0.00, "zero_shot": 0.06},
+    "shared_layer": {"diag": [0.30, 0.27], "forget": 0.04, "zero_shot": 0.06},
+    "shared_layer_frozen": {"diag": [0.30, 0.25], "forget": 0.01, "zero_shot": 0.06},
+    "lora_only": {"diag": [0.24, 0.22], "forget": 0.00, "zero_shot": 0.05},
+    "layer_only": {"diag": [0.22, 0.20], "forget": 0.00, "zero_shot": 0.05},
+    "full_finetune": {"diag": [0.35, 0.33], "forget": 0.15, "zero_shot": 0.07},
+    "joint": {"diag": [0.31, 0.29], "forget": 0.0, "zero_shot": 0.0},
+}
+PARAMS = {  # trainable per stage, stored for all tasks, stored_what
+    "task_specific": ([LORA + LAYER, LORA + LAYER], 2 * (LORA + LAYER), "2 LoRA + 2 layer(s)"),
+    "shared_layer": ([LORA + LAYER, LORA + LAYER], 2 * LORA + LAYER, "2 LoRA + 1 layer(s)"),
+    "shared_layer_frozen": ([LORA + LAYER, LORA], 2 * LORA + LAYER, "2 LoRA + 1 layer(s)"),
+    "lora_only": ([LORA, LORA], 2 * LORA, "2 LoRA + 0 layer(s)"),
+    "layer_only": ([LAYER, LAYER], 2 * LAYER, "0 LoRA + 2 layer(s)"),
+    "full_finetune": ([BASE, BASE], BASE, "whole base"),
+    "joint": ([LORA + LAYER], LORA + LAYER, "1 LoRA + 1 layer(s)"),
+}
+METRIC_SCALE = {"bleu": 1.0, "meteor": 1.4, "codebleu": 1.2, "ast_similarity": 1.6, "pass_rate": 2.5, "exact_match": 0.2}
+
+
+def seed_matrix(name, knobs, tasks, metric, noise):
+    """One seed's accuracy matrix of one metric (rows: stages 0..S; columns: tasks)."""
+    k = METRIC_SCALE[metric]
+    n = len(tasks)
+    base = [BASE_ROW[j % 2] * k + noise for j in range(n)]
+    diag = [knobs["diag"][j % 2] * k + noise for j in range(n)]
+    if name == "joint":
+        return [base, diag]
+    rows = [base]
+    for s in range(1, n + 1):  # after stage s: earlier tasks lost `forget`, task s at its diag, later ones zero-shot
+        rows.append([diag[j] - knobs["forget"] * k if j < s - 1 else diag[j] if j == s - 1
+                     else knobs["zero_shot"] * k + noise for j in range(n)])  # fmt: skip
+    return rows
+
+
+def make_results(strategies=("task_specific", "shared_layer", "lora_only", "layer_only"), seeds=(0, 1),
+                 tasks=("python", "javascript"), knobs=None, noise=0.001, null_metrics=()):  # fmt: skip
+    """A results dict of schema version 1. Seed k gets +noise or -noise on every cell (a 2-seed spread)."""
+    knobs = copy.deepcopy(knobs or KNOBS)
+    tasks = list(tasks)
+    out = {
+        "schema_version": 1,
+        "name": "synthetic",
+        "created": "2026-11-24T19:30:00+00:00",
+        "finished": True,
+        "config": {
+            "name": "synthetic",
+            "data": {"source": "data/corpus", "languages": tasks, "direction": "generate", "n_train": 800, "n_valid": 200},
+            "model": {"name": "Salesforce/codet5-small", "random_init": False},
+            "lora": {"r": 16, "alpha": 32, "dropout": 0.1, "target_modules": ["q", "v"]},
+            "layer": {"position": "encoder_top", "init": "identity"},
+            "train": {"epochs": 2, "batch_size": 8, "lr": 0.0005, "weight_decay": 0.0, "warmup_ratio": 0.0,
+                      "mixed_precision": "auto", "seed": 0},  # fmt: skip
+            "strategies": list(strategies),
+        },
+        "versions": {"hybridcl": "0.1.0", "python": "3.11.7", "torch": "2.13.0"},
+        "device": {"type": "cpu", "name": "test cpu", "processes": 1},
+        "tasks": tasks,
+        "direction": "generate",
+        "metrics": METRICS,
+        "seeds": list(seeds),
+        "data": {t: {"counts": {"train_available": 48119, "train": 800, "valid_available": 6015, "valid": 200},
+                     "skips": {"duplicate": 12, "too_long": 3}} for t in tasks},  # fmt: skip
+        "strategies": {},
+    }
+    noises = [noise * (1 if i % 2 == 0 else -1) for i in range(len(seeds))]
+    for name in strategies:
+        per_stage, stored, what = PARAMS[name]
+        per_stage = per_stage[: 1 if name == "joint" else len(tasks)]
+        matrices, summaries, cl, eff = {}, {}, {}, {}
+        for metric in METRICS:
+            if metric in null_metrics:
+                rows = 2 if name == "joint" else len(tasks) + 1
+                per_seed = [[[None] * len(tasks) for _ in range(rows)] for _ in seeds]
+            else:
+                per_seed = [seed_matrix(name, knobs[name], tasks, metric, e) for e in noises]
+            matrices[metric], summaries[metric] = summarize_matrices(per_seed)
+            cl[metric] = summarize_cl(per_seed)
+            a = cl[metric]["average"]
+            eff[metric] = None if a is None else summarize([v * 1e6 / max(per_stage) for v in a["values"]])
+        stages = [
+            {"stage": s + 1, "tasks": tasks if name == "joint" else [tasks[s]], "trainable": t,
+             "trainable_pct_of_base": 100 * t / BASE} for s, t in enumerate(per_stage)
+        ]  # fmt: skip
+        # Like the runner: stage 0 (evaluation only) and a row for every stage, finished or not.
+        cost_stages = [{"stage": 0, "eval": {"wall_time_s": summarize([20.0, 21.0][: len(seeds)]),
+                                             "tokens_per_s": summarize([9000.0, 9100.0][: len(seeds)]),
+                                             "peak_memory_bytes": summarize([1.1e9, 1.0e9][: len(seeds)])}}]  # fmt: skip
+        for s in range(len(per_stage)):
+            st = {"stage": s + 1,
+                  "train": {"wall_time_s": summarize([100.0 + s, 104.0 + s][: len(seeds)]),
+                            "tokens_per_s": summarize([5000.0, 5100.0][: len(seeds)]),
+                            "peak_memory_bytes": summarize([2.1e9, 2.2e9][: len(seeds)]),
+                            "peak_memory_kind": "process_peak_rss", "steps": 200, "examples": 1600},
+                  "eval": {"wall_time_s": summarize([20.0, 21.0][: len(seeds)]),
+                           "tokens_per_s": summarize([9000.0, 9100.0][: len(seeds)]),
+                           "peak_memory_bytes": summarize([1.1e9, 1.0e9][: len(seeds)])}}  # fmt: skip
+            if s == 0 and name in ("shared_layer", "shared_layer_frozen"):
+                st["shared_with"] = "task_specific"
+            cost_stages.append(st)
+        out["strategies"][name] = {
+            "label": f"synthetic {name}",
+            "results_dir": RESULTS_DIRS.get(name, f"{name}_results"),
+            "stages": len(per_stage),
+            "matrices": matrices,
+            "matrices_summary": summaries,
+            "cl": cl,
+            "params": {"base": BASE, "per_stage": stages, "stored": stored, "stored_pct_of_base": 100 * stored / BASE,
+                       "stored_what": what},  # fmt: skip
+            "efficiency": eff,
+            "cost": {"stages": cost_stages, "train_wall_time_s": summarize([204.0, 212.0][: len(seeds)]),
+                     "eval_wall_time_s": summarize([40.0, 42.0][: len(seeds)])},  # fmt: skip
+            "loss_curves": {str(s + 1): [2.5 * 0.99**i + 0.3 + 0.05 * ((i * 7919) % 13) / 13 for i in range(120)]
+                            for s in range(len(per_stage))},  # fmt: skip
+        }
+    return out
+
+
+def section(text, heading):
+    """The text of the `## heading...` section, up to the next `## `."""
+    start = text.index("\n## " + heading)
+    end = text.find("\n## ", start + 4)
+    return text[start : end if end != -1 else len(text)]
+
+
+def line_with(text, *needles):
+    hits = [ln for ln in text.splitlines() if all(n in ln for n in needles)]
+    assert hits, f"no line with {needles!r}"
+    return hits[0]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    results = make_results()
+    paths = write_report(results, run)
+    return run, paths, (run / "analysis.md").read_text()
+
+
+def test_files_written(full_report):
+    run, paths, text = full_report
+    assert paths[0] == run / "analysis.md"
+    names = {p.name for p in paths[1:]}
+    expected = {f"accuracy_matrix_{m}.png" for m in METRICS} | {"forgetting_bleu.png", "score_vs_params_bleu.png", "loss_curves.png"}
+    assert names == expected
+    for p in paths[1:]:
+        assert p.parent == run / "plots"
+        w, h = png_size(p)
+        assert w >= 500 and h >= 300, (p.name, w, h)
+        assert p.stat().st_size > 15_000, p.name  # a real figure, not an empty canvas
+        assert f"](plots/{p.name})" in text  # embedded in the analysis
+    assert not list(run.rglob("*.tmp")), "temporary files left behind"
+
+
+def test_sections_and_setup(full_report):
+    _, _, text = full_report
+    for heading in ("## Setup", "## RQ1: Component interaction", "## RQ2: Shared vs specific",
+                    "## RQ3: Capacity allocation", "## RQ4: Continual learning", "## Per strategy"):  # fmt: skip
+        assert heading in text
+    setup = section(text, "Setup")
+    assert "Salesforce/codet5-small" in setup and "python → javascript" in setup
+    assert "r=16, alpha=32, dropout=0.1" in setup
+    assert "3,146,752 parameters (4.94% of base + layer" in setup  # layer size from layer_only's params
+    assert "589,824 parameters per adapter" in setup
+    assert "duplicate 12, too_long 3" in setup
+    assert "0, 1 (2 seeds)" in setup
+    assert "None" not in text and "nan" not in text.lower().replace("finetune", "")
+
+
+def test_matrix_and_cl_tables_hold_the_numbers(full_report):
+    _, _, text = full_report
+    per = section(text, "Per strategy")
+    ts = per[per.index("### `task_specific`") : per.index("### `shared_layer`")]
+    # BLEU matrix of task_specific: row 1 = [0.30, 0.06] +- 0.001 over 2 seeds -> std 0.0014
+    assert "| 1: python | 0.3000 ± 0.0014 | 0.0600 ± 0.0014 |" in ts
+    # shared_layer: F on BLEU is 0.04 with no spread between seeds (the drop is the same in both).
+    sl = per[per.index("### `shared_layer`") :]
+    row = line_with(sl, "| BLEU |")
+    assert "0.0400 ± 0.0000" in row
+
+
+def test_rq1_winner_and_ci(full_report):
+    _, _, text = full_report
+    rq1 = section(text, "RQ1")
+    # task_specific A = (0.30 + 0.28) / 2 = 0.29; lora_only A = (0.24 + 0.22) / 2 = 0.23; difference 0.06
+    line = line_with(rq1, "`lora_only`", "is better")
+    assert "**`task_specific`** is better, 0.2900 vs 0.2300" in line and "difference 0.0600" in line
+    # spread 0.001 per seed: half-width 12.706 * 0.001 = 0.0127 << 0.06 / 2
+    assert "CIs do not overlap: the difference is resolved by these seeds" in line
+    assert "above both single components" in rq1
+    # interaction: gains over base (A_base = 0.045): lora 0.185, layer 0.165, both 0.245 -> contrast -0.105
+    assert "Interaction contrast" in rq1 and "-0.1050" in rq1 and "sub-additive" in rq1
+
+
+def test_rq1_flips_and_ci_overlap(tmp_path):
+    knobs = copy.deepcopy(KNOBS)
+    knobs["lora_only"]["diag"] = [0.31, 0.29]  # A = 0.30 > task_specific's 0.29
+    write_report(make_results(knobs=knobs, noise=0.02), tmp_path, plots=False)  # half-width 12.706 * 0.02 = 0.25
+    rq1 = section((tmp_path / "analysis.md").read_text(), "RQ1")
+    line = line_with(rq1, "`lora_only`", "is better")
+    assert "**`lora_only`** is better, 0.3000 vs 0.2900" in line
+    assert "CIs overlap: the difference is not resolved by these seeds" in line
+    assert "between the two (above `layer_only` only)" in rq1
+
+
+def test_forgetting_winner_follows_the_numbers(tmp_path):
+    knobs = copy.deepcopy(KNOBS)
+    for name in ("lora_only", "layer_only"):
+        knobs[name]["forget"] = 0.09
+    knobs["task_specific"]["forget"] = 0.05
+    knobs["shared_layer"]["forget"] = 0.01  # shared_layer forgets less
+    write_report(make_results(knobs=knobs), tmp_path / "a", plots=False)
+    text = (tmp_path / "a" / "analysis.md").read_text()
+    assert "**`shared_layer`** is better" in line_with(section(text, "RQ2"), "**F**")
+    assert "**`shared_layer`**" in line_with(section(text, "RQ4"), "Forgets least")
+    assert "next `task_specific` (0.0500, difference 0.0400)" in line_with(section(text, "RQ4"), "Forgets least")
+    # BWT = -F, so the best BWT is shared_layer's too.
+    assert "**`shared_layer`**" in line_with(section(text, "RQ4"), "Best backward transfer")
+    # The design check notices that task_specific forgets although it should not.
+    assert "Check: `task_specific` should not forget by design" in text
+
+    knobs["task_specific"]["forget"], knobs["shared_layer"]["forget"] = 0.01, 0.05  # flipped
+    write_report(make_results(knobs=knobs), tmp_path / "b", plots=False)
+    text = (tmp_path / "b" / "analysis.md").read_text()
+    assert "**`task_specific`** is better" in line_with(section(text, "RQ2"), "**F**")
+    assert "**`task_specific`**" in line_with(section(text, "RQ4"), "Forgets least")
+    assert "**`shared_layer`**" not in line_with(section(text, "RQ4"), "Forgets least")
+
+
+def test_rq2_and_rq4_defaults(full_report):
+    _, _, text = full_report
+    rq2 = section(text, "RQ2")
+    # task_specific A 0.29 vs shared_layer A (0.26 + 0.27) / 2 = 0.265; F 0 vs 0.04; FWT equal (same stage 1)
+    assert "**`task_specific`** is better, 0.2900 vs 0.2650" in line_with(rq2, "**A**")
+    assert "**`task_specific`** is better, 0.0000 vs 0.0400" in line_with(rq2, "**F**")
+    assert "are equal (0.0200)" in line_with(rq2, "**FWT**")  # 0.06 - 0.04 for both
+    assert "add `shared_layer_frozen`" in rq2
+    assert "Tally on BLEU over these 4 figures: `task_specific` better on 3, `shared_layer` better on 0, equal on 1." in rq2
+    rq4 = section(text, "RQ4")
+    assert "`task_specific`: F = BWT = 0, as designed" in rq4
+    assert "add `full_finetune`" in rq4 and "add `joint`" in rq4
+    # Three strategies tie at F = 0 (task_specific, lora_only, layer_only).
+    assert "tie between **`task_specific`** and **`lora_only`** and **`layer_only`**" in line_with(rq4, "Forgets least")
+
+
+def test_rq3_numbers(full_report):
+    _, _, text = full_report
+    rq3 = section(text, "RQ3")
+    # efficiency: lora_only 0.23 / 0.589824 M = 0.3899 per M, the highest
+    assert "Highest A per million trainable parameters: `lora_only`" in rq3
+    assert "| `lora_only` | 589,824 | 0.98% |" in rq3
+    # adding a layer to LoRA adds 3,146,752 trainable per stage and changes A by +0.06
+    assert "adds 3,146,752 trainable parameters per stage" in rq3 and "+0.0600" in rq3
+    # sharing one layer stores 3,146,752 fewer parameters
+    assert "stores 3,146,752 fewer parameters" in rq3
+
+
+def test_one_strategy_one_seed(tmp_path):
+    results = make_results(strategies=("task_specific",), seeds=(0,))
+    paths = write_report(results, tmp_path)
+    text = (tmp_path / "analysis.md").read_text()
+    assert "add `lora_only`, `layer_only`" in section(text, "RQ1")
+    assert "add `shared_layer`" in section(text, "RQ2")
+    assert "±" not in section(text, "Per strategy")  # one seed: no spread to show
+    assert "1 seed" in text
+    assert {p.name for p in paths[1:]} >= {"accuracy_matrix_bleu.png", "forgetting_bleu.png", "loss_curves.png"}
+    for p in paths[1:]:
+        png_size(p)
+
+
+def test_nulls_render_as_na(tmp_path):
+    # A plot from an earlier report of the same run (CodeBLEU then had numbers) must not linger.
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "accuracy_matrix_codebleu.png").write_bytes(b"stale")
+    (tmp_path / "plots" / "my_notes.png").write_bytes(b"not ours")
+    results = make_results(null_metrics=("codebleu",))
+    results["strategies"]["shared_layer"]["cl"]["bleu"]["fwt"] = None
+    paths = write_report(results, tmp_path)
+    text = (tmp_path / "analysis.md").read_text()
+    assert "None" not in text
+    glance = section(text, "Results at a glance")
+    a_table = glance[glance.index("A (average performance") :]
+    header = line_with(a_table, "| strategy |")
+    row = line_with(a_table, "| `task_specific` |")
+    col = header.split("|").index(" CodeBLEU ")
+    assert row.split("|")[col].strip() == "n/a"
+    assert "n/a for `shared_layer`, so no comparison" in line_with(section(text, "RQ2"), "**FWT**")
+    assert "No accuracy-matrix plot for CodeBLEU" in text
+    assert "accuracy_matrix_codebleu.png" not in {p.name for p in paths}
+    assert not (tmp_path / "plots" / "accuracy_matrix_codebleu.png").exists()
+    assert (tmp_path / "plots" / "my_notes.png").exists()
+    assert "*CodeBLEU*: n/a in every cell" in text
+
+
+def test_unfinished_run(tmp_path):
+    results = make_results(strategies=("task_specific", "shared_layer"))
+    results["finished"] = False
+    results["config"]["strategies"].append("lora_only")
+    sl = results["strategies"]["shared_layer"]
+    for metric in METRICS:
+        sl["matrices"][metric][2] = [None, None]
+        sl["matrices_summary"][metric][2] = [None, None]
+        sl["cl"][metric] = {k: (v if k == "fwt" else None) for k, v in sl["cl"][metric].items()}
+        sl["efficiency"][metric] = None
+    unmeasured = {"wall_time_s": None, "tokens_per_s": None, "peak_memory_bytes": None}
+    sl["cost"]["stages"][2] = {"stage": 2, "train": dict(unmeasured), "eval": dict(unmeasured)}
+    del sl["loss_curves"]["2"]
+    write_report(results, tmp_path)  # with plots: a half-empty matrix and a missing loss curve must draw
+    status = section((tmp_path / "analysis.md").read_text(), "Status")
+    assert "**unfinished**" in status
+    assert "`shared_layer`: stage(s) missing: 2: javascript (of 2)" in status
+    assert "`lora_only`: not started" in status
+    assert "`task_specific`" not in status
+
+
+def test_single_task(tmp_path):
+    paths = write_report(make_results(tasks=("python",)), tmp_path)
+    text = (tmp_path / "analysis.md").read_text()
+    assert "With a single task there is no forgetting or transfer" in text
+    assert "forgetting_bleu.png" not in {p.name for p in paths}
+    assert "No forgetting plot" in text
+
+
+def test_all_seven_strategies(tmp_path):
+    strategies = ("task_specific", "shared_layer", "shared_layer_frozen", "lora_only", "layer_only", "full_finetune", "joint")
+    paths = write_report(make_results(strategies=strategies, seeds=(0, 1, 2)), tmp_path)
+    text = (tmp_path / "analysis.md").read_text()
+    rq4 = section(text, "RQ4")
+    # full_finetune F = 0.15; task_specific F = 0 -> forgets 0.15 less
+    assert "`task_specific` forgets 0.1500 less than the `full_finetune` baseline" in rq4
+    # joint A = (0.31 + 0.29) / 2 = 0.30; sequential A: task_specific (0.30 + 0.28) / 2 = 0.29 is the best
+    # (full_finetune: (0.35 - 0.15 + 0.33) / 2 = 0.265) -> gap 0.30 - 0.29 = +0.01
+    assert "the best sequential strategy `task_specific`" in rq4 and "gap (joint − best) +0.0100" in rq4
+    assert "`shared_layer_frozen` (the ablation" in section(text, "RQ2")
+    assert "| `joint` |" in section(text, "Results at a glance")
+    assert len(paths) == 1 + len(METRICS) + 3
+
+
+def test_load_results(tmp_path):
+    results = make_results(strategies=("task_specific",), seeds=(0,))
+    (tmp_path / "hybrid_experiment_results.json").write_text(json.dumps(results))
+    assert load_results(tmp_path) == json.loads(json.dumps(results))
+    assert load_results(tmp_path / "hybrid_experiment_results.json")["name"] == "synthetic"
+    with pytest.raises(FileNotFoundError):
+        load_results(tmp_path / "nowhere")
+    results["schema_version"] = 2
+    (tmp_path / "hybrid_experiment_results.json").write_text(json.dumps(results))
+    with pytest.raises(ValueError, match="schema_version"):
+        load_results(tmp_path)
+
+
+def test_rewrite_is_idempotent_and_json_roundtrip(tmp_path):
+    # The report reads what the runner writes: JSON, so round-trip the dict first (tuples -> lists, etc.).
+    results = json.loads(json.dumps(make_results(strategies=("task_specific", "shared_layer"))))
+    assert write_report(results, tmp_path, plots=False) == [tmp_path / "analysis.md"]
+    assert not (tmp_path / "plots").exists()
+    first = re.sub(r"on \S+ from", "", (tmp_path / "analysis.md").read_text())
+    write_report(results, tmp_path, plots=False)
+    second = re.sub(r"on \S+ from", "", (tmp_path / "analysis.md").read_text())
+    assert first == second
+
+
+def test_three_tasks_and_empty_results(tmp_path):
+    knobs = copy.deepcopy(KNOBS)
+    knobs["shared_layer"]["forget"] = 0.02
+    results = make_results(strategies=("task_specific", "shared_layer"), tasks=("javascript", "go", "python"), knobs=knobs)
+    paths = write_report(results, tmp_path / "three")
+    text = (tmp_path / "three" / "analysis.md").read_text()
+    assert "javascript → go → python" in text
+    # shared_layer, N = 3: F_1 = F_2 = 0.02 (each earlier task drops 0.02 once), so F = 0.02; BWT = -0.02
+    assert "**`task_specific`** is better, 0.0000 vs 0.0200" in line_with(section(text, "RQ2"), "**F**")
+    assert "| 3: python |" in text
+    assert len(paths) == 1 + len(METRICS) + 3
+    # Nothing trained yet: the report still renders and says so.
+    empty = {"schema_version": 1, "name": "empty", "finished": False, "tasks": ["python"], "metrics": ["bleu"],
+             "seeds": [0], "strategies": {}, "config": {"strategies": ["task_specific"]}}  # fmt: skip
+    write_report(empty, tmp_path / "empty")
+    text = (tmp_path / "empty" / "analysis.md").read_text()
+    assert "No strategy has results yet" in text and "`task_specific`: not started" in text
+
+
+def test_number_formatting():
+    from hybridcl.report import _f, _ms, _signed
+
+    assert _f(None) == "n/a" and _f(float("nan")) == "n/a"
+    assert _f(0.29) == "0.2900"
+    assert _f(0.000701) == "0.000701"  # a tiny model's BLEU keeps 3 significant digits instead of 0.0007
+    assert _f(0.0099999) == "0.0100"  # rounds to 4 decimals first: no switch of format at the boundary
+    assert _f(4e-18) == "0.0000"  # floating-point noise
+    assert _signed(-0.105) == "-0.1050" and _signed(0.00012) == "+0.00012"
+    assert _ms({"mean": 0.3, "std": 0.0014142, "n": 2, "ci95": [0.28, 0.32]}) == "0.3000 ± 0.0014"
+    assert _ms({"mean": 0.3, "std": 0.0, "n": 1, "ci95": [0.3, 0.3]}) == "0.3000"
+    assert _ms(None) == "n/a"
+
+
+def test_one_seed_differences_are_untested(tmp_path):
+    write_report(make_results(strategies=("task_specific", "shared_layer"), seeds=(0,)), tmp_path, plots=False)
+    line = line_with(section((tmp_path / "analysis.md").read_text(), "RQ2"), "**A**")
+    assert "**`task_specific`** is better" in line
+    assert "one seed only, so there is no confidence interval and the difference is untested" in line
+    assert "CIs overlap" not in line and "CIs do not overlap" not in line
