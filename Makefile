@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_INDEX_URL ?=
 TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: install demo test corpus clean
+.PHONY: install demo test clean
 
 install: $(VENV)/.installed
 
@@ -19,10 +19,9 @@ $(VENV)/.installed: pyproject.toml scripts/install-wordnet.sh
 	bash scripts/install-wordnet.sh $(VENV)
 	touch $@
 
-corpus: install
-	$(VENV)/bin/hybridcl corpus build --out data/corpus --languages python javascript
-
-demo: corpus
+# First use mines data/corpus and pre-trains data/stand-in-base (configs/local.yaml: offline.build).
+demo: install
+	$(VENV)/bin/hybridcl run configs/local.yaml
 
 test: install
 	$(VENV)/bin/pytest -q

@@ -134,17 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pin_hash_seed() -> None:
-    """CodeBLEU's dataflow score depends on set order, so on str hashing: fix it for reproducible numbers."""
+def pin_hash_seed() -> None:
+    """CodeBLEU's dataflow score depends on set order, so on str hashing: restart this very command
+    with PYTHONHASHSEED=0 (it only takes effect at interpreter start) for reproducible numbers."""
     if os.environ.get("PYTHONHASHSEED") != "0":
         os.environ["PYTHONHASHSEED"] = "0"
-        os.execv(sys.executable, [sys.executable, "-m", "hybridcl.cli", *sys.argv[1:]])
+        os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if argv is None and args.command in ("run", "report"):
-        _pin_hash_seed()
+        pin_hash_seed()
     try:
         return args.run(args)
     except (ConfigError, DataError, ModelError, WordNetMissingError) as error:
