@@ -20,10 +20,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 import platform
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +32,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from hybridcl import __version__
+from hybridcl.atomic import atomic_path, write_text
 from hybridcl.cl_figures import cl_figures, summarize, summarize_matrices
 from hybridcl.config import Config, ConfigError
 from hybridcl.data.batching import EncodedSet, RaggedIds, Seq2SeqCollator, encode_records, make_loader
@@ -101,7 +100,7 @@ class ContinualRun:
                 raise ConfigError(f"{self.out} holds a run of another config (differs in {differing}); "
                                   "use a fresh --out or the same config")
         else:
-            _write_text(path, yaml.safe_dump(json.loads(json.dumps(resolved)), sort_keys=False))
+            write_text(path, yaml.safe_dump(json.loads(json.dumps(resolved)), sort_keys=False))
 
     def _load_task(self, key: str) -> Task:
         data = load_task_data(self.cfg.data, key)
@@ -422,27 +421,17 @@ def _device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)
-
-
 def _write_json(path: Path, value) -> None:
-    _write_text(path, json.dumps(value, indent=1, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(value, indent=1, ensure_ascii=False) + "\n")
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    _write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def _atomic_save_file(state: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
 
 
 def _copy_tree(source: Path, target: Path) -> None:

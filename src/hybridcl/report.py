@@ -24,13 +24,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hybridcl.atomic import atomic_path
 from hybridcl.cl_figures import summarize
 
 RESULTS_FILE = "hybrid_experiment_results.json"
@@ -104,19 +103,8 @@ def load_results(run_dir: str | Path) -> dict[str, Any]:
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -17,8 +17,6 @@ import hashlib
 import itertools
 import json
 import operator
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -28,6 +26,7 @@ import safetensors.numpy
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from hybridcl.atomic import atomic_path
 from hybridcl.config import DIRECTIONS
 from hybridcl.data.schema import Record
 
@@ -197,15 +196,8 @@ def _save(encoded: EncodedSet, path: Path) -> None:
         "target_flat": encoded.target_ids.flat,
         "target_offsets": encoded.target_ids.offsets,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(safetensors.numpy.save(arrays))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(safetensors.numpy.save(arrays))
 
 
 def _load(path: Path) -> EncodedSet:

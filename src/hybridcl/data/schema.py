@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
+
+from hybridcl.atomic import atomic_path
 
 SPLITS = ("train", "valid", "test")
 
@@ -69,21 +69,11 @@ def dedup_key(record: Record) -> str:
 
 def write_jsonl_gz(records: Iterable[Record], path: str | Path) -> int:
     """Write records atomically (temp file, then rename); returns how many were written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     count = 0
-    try:
-        with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as out:
-            for record in records:
-                out.write(json.dumps(record.to_csn(), ensure_ascii=False) + "\n")
-                count += 1
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a data file is for every user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as out:
+        for record in records:
+            out.write(json.dumps(record.to_csn(), ensure_ascii=False) + "\n")
+            count += 1
     return count
 
 

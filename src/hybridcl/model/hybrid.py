@@ -47,6 +47,7 @@ from torch import nn
 from transformers import T5ForConditionalGeneration
 from transformers.models.t5.modeling_t5 import T5Block
 
+from hybridcl.atomic import atomic_path
 from hybridcl.config import LayerSettings, LoraSettings
 
 LAYER_POSITIONS = ("encoder_top",)
@@ -366,8 +367,6 @@ class HybridModel(nn.Module):
         """Write layer `name` as safetensors to out_dir/layers/<name>.safetensors (atomically)."""
         state = {key: value.contiguous() for key, value in self.layer_state(name).items()}
         final = Path(out_dir) / "layers" / f"{name}.safetensors"
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.tmp")
         metadata = {
             "format": "pt",
             "hybridcl_layer": name,
@@ -375,8 +374,8 @@ class HybridModel(nn.Module):
             "init": self.layer_settings.init,
             "d_model": str(self.config.d_model),
         }
-        save_file(state, str(tmp), metadata=metadata)
-        os.replace(tmp, final)
+        with atomic_path(final) as tmp:
+            save_file(state, str(tmp), metadata=metadata)
         return final
 
     def save_task(self, name: str, out_dir: str | os.PathLike) -> list[Path]:
