@@ -280,30 +280,16 @@ def collate(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[s
 
 
 def stand_in_config(size: str, vocab_size: int, dropout_rate: float = 0.1):
-    """The T5 config of a stand-in size; token ids as in CodeT5."""
-    from transformers import T5Config
+    """codet5-small's config (token ids, activations, position buckets) at a stand-in size."""
+    from hybridcl.model.base import codet5_small_config
 
     spec = SIZES[size]
-    return T5Config(
-        vocab_size=vocab_size,
-        d_model=spec["d_model"],
-        d_kv=spec["d_kv"],
-        d_ff=spec["d_ff"],
-        num_layers=spec["num_layers"],
-        num_decoder_layers=spec["num_layers"],
-        num_heads=spec["num_heads"],
-        relative_attention_num_buckets=32,
-        relative_attention_max_distance=128,
-        dropout_rate=dropout_rate,
-        layer_norm_epsilon=1e-6,
-        feed_forward_proj="relu",
-        is_encoder_decoder=True,
-        pad_token_id=0,
-        eos_token_id=2,
-        bos_token_id=1,
-        decoder_start_token_id=0,
-        tie_word_embeddings=True,
-    )
+    config = codet5_small_config()
+    for key, value in dict(vocab_size=vocab_size, d_model=spec["d_model"], d_kv=spec["d_kv"], d_ff=spec["d_ff"],
+                           num_layers=spec["num_layers"], num_decoder_layers=spec["num_layers"],
+                           num_heads=spec["num_heads"], dropout_rate=dropout_rate).items():
+        setattr(config, key, value)
+    return config
 
 
 def build_stand_in_base(corpus_dir: str | Path, out_dir: str | Path, size: str = "tiny", steps: int | None = None,
