@@ -359,3 +359,14 @@ def test_empty_record_list_encodes_and_caches(tmp_path: Path):
     kwargs = dict(direction="generate", max_source_tokens=8, max_target_tokens=8, cache_dir=tmp_path)
     assert len(encode_records([], build_tokenizer(), **kwargs)) == 0
     assert encode_records([], build_tokenizer(), **kwargs).from_cache
+
+
+def test_concat_encoded_keeps_every_example_in_order():
+    from hybridcl.data.batching import concat_encoded
+
+    first = EncodedSet(RaggedIds.from_lists([[1, 2], [3]]), RaggedIds.from_lists([[4], [5, 6, 7]]))
+    second = EncodedSet(RaggedIds.from_lists([[8, 9, 10]]), RaggedIds.from_lists([[11, 12]]))
+    joined = concat_encoded([first, second])
+    assert len(joined) == 3
+    assert [joined[i]["input_ids"].tolist() for i in range(3)] == [[1, 2], [3], [8, 9, 10]]
+    assert [joined[i]["labels"].tolist() for i in range(3)] == [[4], [5, 6, 7], [11, 12]]

@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 
 from hybridcl.config import LayerSettings, LoraSettings, TrainConfig
-from hybridcl.data.batching import EncodedSet, RaggedIds, Seq2SeqCollator, make_loader
+from hybridcl.data.batching import EncodedSet, RaggedIds, Seq2SeqCollator, concat_encoded, make_loader
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.strategies import STRATEGIES, get_strategy
 from hybridcl.train import make_accelerator, prepare_stage, train_stage
@@ -50,13 +50,8 @@ def changed(before: dict, model: torch.nn.Module) -> set[str]:
 def run_stage(model: HybridModel, strategy_name: str, index: int, train: TrainConfig = FAST):
     strategy = get_strategy(strategy_name)
     stage = prepare_stage(model, strategy, TASKS, index, seed=0)
-    data = DATA[stage.tasks[0]] if len(stage.tasks) == 1 else _concat([DATA[t] for t in stage.tasks])
+    data = DATA[stage.tasks[0]] if len(stage.tasks) == 1 else concat_encoded([DATA[t] for t in stage.tasks])
     return stage, train_stage(model, loader(data), train, make_accelerator(train))
-
-
-def _concat(sets: list[EncodedSet]) -> EncodedSet:
-    rows = lambda attr: [list(getattr(s, attr)[i]) for s in sets for i in range(len(s))]  # noqa: E731
-    return EncodedSet(RaggedIds.from_lists(rows("source_ids")), RaggedIds.from_lists(rows("target_ids")))
 
 
 def declared_names(model: HybridModel, stage) -> set[str]:

@@ -23,33 +23,29 @@ import json
 import platform
 import shutil
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from hybridcl import __version__
+from hybridcl import versions
 from hybridcl.atomic import atomic_path, write_text
-from hybridcl.cl_figures import cl_figures, summarize, summarize_matrices
+from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
 from hybridcl.config import Config, ConfigError
-from hybridcl.data.batching import EncodedSet, RaggedIds, Seq2SeqCollator, encode_records, make_loader
+from hybridcl.data.batching import EncodedSet, Seq2SeqCollator, concat_encoded, encode_records, make_loader
 from hybridcl.data.csn import load_task_data
 from hybridcl.evaluate import evaluate_task
 from hybridcl.metrics import METRICS, require_wordnet
 from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.params import count_params
-from hybridcl.strategies import Strategy, get_strategy, shared_prefix
+from hybridcl.strategies import Strategy, Use, get_strategy, shared_prefix
 from hybridcl.train import make_accelerator, prepare_stage, train_stage
 
 RESULTS_FILE = "hybrid_experiment_results.json"
 SCHEMA_VERSION = 1
 EXPERIMENT_DIRS = {"task_specific": "experiment_1_results", "shared_layer": "experiment_2_results"}
-VERSIONED_PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "tokenizers", "sacrebleu", "nltk",
-                      "codebleu", "tree-sitter")
 
 
 def results_dir_name(strategy: str) -> str:
@@ -162,7 +158,7 @@ class ContinualRun:
             return
         if self._shared_stage0():
             model.activate(None, None)
-            uses = {key: None for key in self.tasks_order}
+            uses = {key: Use() for key in self.tasks_order}  # no adapter, no layer
         else:  # fresh components of each task (a random layer is not the identity)
             for index in range(1, strategy.num_stages(self.tasks_order) + 1):
                 prepare_stage(model, strategy, self.tasks_order, index, seed)
@@ -181,7 +177,7 @@ class ContinualRun:
         stats = train_stage(model, loader, train, self.accelerator, desc=f"{strategy.name} s{index} seed{seed}")
         folder = self.stage_dir(strategy, seed, index)
         self._save_components(model, stage.trainable, folder)
-        self._finish_stage(model, strategy, seed, index, folder, stats.to_dict(), shared_with=None)
+        self._finish_stage(model, strategy, seed, index, folder, stats.to_dict())
 
     def _copy_stage(self, model: HybridModel, strategy: Strategy, donor: Strategy, seed: int, index: int) -> None:
         """Take the donor's finished stage: its trained components under this strategy's names, its figures."""
@@ -212,31 +208,31 @@ class ContinualRun:
         if stage.trainable.base:
             self._load_base_weights(model, folder)
 
-    def _finish_stage(self, model, strategy, seed, index, folder, train_stats, shared_with) -> None:
+    def _finish_stage(self, model, strategy, seed, index, folder, train_stats) -> None:
         model.freeze()
         uses = {key: strategy.evaluation(self.tasks_order, index, key) for key in self.tasks_order}
         evaluation = self._evaluate_all(model, uses, folder, f"{strategy.name} s{index} seed{seed}")
-        record = {"stage": index, "seed": seed, "shared_with": shared_with, "train": train_stats, "eval": evaluation}
+        record = {"stage": index, "seed": seed, "shared_with": None, "train": train_stats, "eval": evaluation}
         _write_json(folder / "stage.json", record)  # last: marks the stage as done
 
     def _stage_data(self, task_keys: tuple[str, ...]) -> EncodedSet:
         if len(task_keys) == 1:
             return self.tasks[task_keys[0]].train
-        return _concat([self.tasks[key].train for key in task_keys])  # joint: all tasks at once
+        return concat_encoded([self.tasks[key].train for key in task_keys])  # joint: all tasks at once
 
     # ------------------------------------------------------------------------------ evaluation
 
     def _evaluate_all(self, model: HybridModel, uses: dict, folder: Path, desc: str) -> dict:
         evaluation = {}
         for key, use in uses.items():
-            model.activate(use.lora, use.layer) if use is not None else model.activate(None, None)
+            model.activate(use.lora, use.layer)
             task = self.tasks[key]
             scores, rows, cost = evaluate_task(
                 model, task.records, task.valid, self.tokenizer, language=key, direction=self.cfg.data.direction,
                 settings=self.cfg.eval, device=self.device, desc=f"{desc} {key}")
             _write_jsonl(folder / "predictions" / f"{key}.jsonl", rows)
             evaluation[key] = {"scores": scores["corpus"], "notes": scores["notes"],
-                               "components": dataclasses.asdict(use) if use is not None else None,
+                               "components": dataclasses.asdict(use),
                                "cost": {**cost.to_dict(), "score_time_s": sum(scores["seconds"].values())}}
         return evaluation
 
@@ -291,9 +287,7 @@ class ContinualRun:
         matrices, matrices_summary, cl = {}, {}, {}
         for metric, seed_matrices in per_seed.items():
             matrices[metric], matrices_summary[metric] = summarize_matrices(seed_matrices)
-            figures = [cl_figures(m) if _complete(m) else None for m in seed_matrices]
-            cl[metric] = {name: summarize([f[name] if f else None for f in figures])
-                          for name in ("average", "forgetting", "forgetting_rate", "bwt", "fwt")}
+            cl[metric] = summarize_cl(seed_matrices)
         params = self.params[strategy.name]
         trainable = max(stage["trainable"] for stage in params["per_stage"])
         return {
@@ -347,10 +341,6 @@ def _score(stage: dict | None, task: str, metric: str) -> float | None:
     return stage["eval"][task]["scores"].get(metric)
 
 
-def _complete(matrix) -> bool:
-    return all(value is not None for row in matrix for value in row)
-
-
 def _per_million(summary: dict | None, trainable: int) -> dict | None:
     if summary is None or not trainable:
         return None
@@ -388,31 +378,11 @@ def _cost(stages: dict, seeds: list[int], n_stages: int) -> dict:
     return {"stages": rows, "train_wall_time_s": total("train"), "eval_wall_time_s": total("eval")}
 
 
-def _concat(sets: list[EncodedSet]) -> EncodedSet:
-    """One EncodedSet holding the examples of several (the `joint` strategy's data)."""
-    def join(parts: list[RaggedIds]) -> RaggedIds:
-        starts = np.cumsum([0] + [int(p.offsets[-1]) for p in parts[:-1]])
-        offsets = np.concatenate([[0]] + [p.offsets[1:] + start for p, start in zip(parts, starts)])
-        return RaggedIds(np.concatenate([p.flat for p in parts]), offsets.astype(np.int64))
-
-    return EncodedSet(join([s.source_ids for s in sets]), join([s.target_ids for s in sets]))
-
-
 def _diff_keys(a, b, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         keys = set(a) | set(b)
         return [k for key in keys for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
     return [prefix.rstrip(".")] if a != b else []
-
-
-def versions() -> dict:
-    found = {"hybridcl": __version__, "python": platform.python_version()}
-    for package in VERSIONED_PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = None
-    return found
 
 
 def _device_name(device: torch.device) -> str:

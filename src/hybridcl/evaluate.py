@@ -12,7 +12,7 @@ from hybridcl.config import EvalConfig
 from hybridcl.data.batching import EncodedSet, LengthGroupedBatchSampler, Seq2SeqCollator, source_target_texts
 from hybridcl.data.schema import Record
 from hybridcl.metrics import score_predictions
-from hybridcl.train import peak_memory
+from hybridcl.train import peak_memory, reset_peak_memory
 
 
 @dataclass
@@ -36,8 +36,7 @@ def generate(model, encoded: EncodedSet, tokenizer, settings: EvalConfig, device
     soon as every sequence of the batch has produced EOS.
     """
     model.eval()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     collate = Seq2SeqCollator(tokenizer.pad_token_id)
     batches = list(LengthGroupedBatchSampler(encoded.lengths, settings.batch_size, shuffle=False))
     predictions: list[str] = [""] * len(encoded)

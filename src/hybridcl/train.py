@@ -99,7 +99,7 @@ def train_stage(model: nn.Module, loader, train: TrainConfig, accelerator: Accel
     scheduler = get_linear_schedule_with_warmup(optimizer, int(train.warmup_ratio * total_steps), total_steps)
     wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     stats = StageStats(trainable_params=sum(p.numel() for p in params))
-    _reset_peak_memory(accelerator.device)
+    reset_peak_memory(accelerator.device)
     wrapped.train()
     start = time.perf_counter()
     tokens = 0
@@ -141,7 +141,7 @@ def train_stage(model: nn.Module, loader, train: TrainConfig, accelerator: Accel
     return stats
 
 
-def _reset_peak_memory(device: torch.device) -> None:
+def reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 

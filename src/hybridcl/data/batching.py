@@ -332,6 +332,16 @@ class Seq2SeqCollator:
         return padded, lengths
 
 
+def concat_encoded(sets: Sequence[EncodedSet]) -> EncodedSet:
+    """One EncodedSet holding the examples of several, in order (e.g. the `joint` strategy's data)."""
+    def join(parts: list[RaggedIds]) -> RaggedIds:
+        starts = np.cumsum([0] + [int(p.offsets[-1]) for p in parts[:-1]])
+        offsets = np.concatenate([[0]] + [p.offsets[1:] + start for p, start in zip(parts, starts)])
+        return RaggedIds(np.concatenate([p.flat for p in parts]), offsets.astype(np.int64))
+
+    return EncodedSet(join([s.source_ids for s in sets]), join([s.target_ids for s in sets]))
+
+
 def make_loader(
     encoded: EncodedSet,
     batch_size: int,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import tempfile
@@ -40,6 +39,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from hybridcl import versions
 from hybridcl.config import LANGUAGES
 from hybridcl.data.schema import DataError, Record
 
@@ -405,7 +405,7 @@ def build_stand_in_base(corpus_dir: str | Path, out_dir: str | Path, size: str =
             "per_step": round(train_s / steps, 4),
         },
         "threads": torch.get_num_threads(),
-        "versions": _versions(),
+        "versions": versions(),
     }
     _save(model, tokenizer, info, out_dir, started)
     return info
@@ -422,14 +422,6 @@ def _curve(losses: Sequence[float], points: int = 10) -> list[dict]:
     edges = np.linspace(0, len(losses), min(points, len(losses)) + 1).astype(int)
     return [{"steps": [int(a) + 1, int(b)], "loss": round(float(np.mean(losses[a:b])), 4)}
             for a, b in zip(edges[:-1], edges[1:])]
-
-
-def _versions() -> dict:
-    import tokenizers
-    import transformers
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
 
 
 def _check_out_dir(out_dir: Path) -> None:
