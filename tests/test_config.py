@@ -61,3 +61,15 @@ def test_missing_file_and_malformed_override_are_clear(tmp_path):
 def test_impossible_run_settings_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=[override])
+
+
+def test_the_cli_reports_user_errors_in_one_line(capsys):
+    from hybridcl.cli import main
+    from hybridcl.data.schema import DataError
+    from hybridcl.errors import UserError
+    from hybridcl.metrics import WordNetMissingError
+    from hybridcl.model.base import ModelError
+
+    assert all(issubclass(error, UserError) for error in (ConfigError, DataError, ModelError, WordNetMissingError))
+    assert main(["params", "--set", "data.n_train=0"]) == 2
+    assert "data.n_train must be positive" in capsys.readouterr().err

@@ -6,10 +6,8 @@ import argparse
 import os
 import sys
 
-from hybridcl.config import LANGUAGES, ConfigError
-from hybridcl.data.schema import DataError
-from hybridcl.metrics import WordNetMissingError
-from hybridcl.model.base import ModelError
+from hybridcl.config import LANGUAGES
+from hybridcl.errors import UserError
 
 
 def _corpus_build(args: argparse.Namespace) -> int:
@@ -148,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         pin_hash_seed()
     try:
         return args.run(args)
-    except (ConfigError, DataError, ModelError, WordNetMissingError) as error:
+    except UserError as error:
         print(f"hybridcl: error: {error}", file=sys.stderr)
         return 2
 

@@ -13,11 +13,13 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from hybridcl.errors import UserError
+
 LANGUAGES = ("python", "javascript", "java", "go", "php", "ruby")
 DIRECTIONS = ("generate", "summarize")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override that cannot be turned into a valid Config."""
 
 

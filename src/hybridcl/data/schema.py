@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterable
 
 from hybridcl.atomic import atomic_path
+from hybridcl.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 
@@ -77,5 +78,5 @@ def write_jsonl_gz(records: Iterable[Record], path: str | Path) -> int:
     return count
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Input data that cannot be used: a missing path, an unknown language, nothing usable."""

@@ -36,6 +36,8 @@ import nltk
 from nltk.stem.porter import PorterStemmer
 from nltk.translate.meteor_score import meteor_score
 
+from hybridcl.errors import UserError
+
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 
 INSTALL_HINT = (
@@ -45,7 +47,7 @@ INSTALL_HINT = (
 )
 
 
-class WordNetMissingError(RuntimeError):
+class WordNetMissingError(UserError, RuntimeError):
     """NLTK cannot find (or cannot read) the WordNet corpus that METEOR needs."""
 
 

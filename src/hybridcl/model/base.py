@@ -39,6 +39,7 @@ from transformers import (
 )
 
 from hybridcl.config import ModelConfig
+from hybridcl.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ OFFLINE_HINT = (
 )
 
 
-class ModelError(RuntimeError):
+class ModelError(UserError, RuntimeError):
     """A base model that cannot be loaded: unknown name, hub unreachable, missing or unsafe files."""
 
 
