@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from smoke import build_smoke_assets
+
 
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
@@ -9,3 +11,9 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def smoke_assets(tmp_path_factory):
+    """Corpus, micro base and cache folder of configs/smoke.yaml (built once per session)."""
+    return build_smoke_assets(tmp_path_factory.mktemp("smoke"))

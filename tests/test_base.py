@@ -150,6 +150,20 @@ def test_load_a_local_save_pretrained_directory_frozen_in_eval_mode(tmp_path, to
     assert not torch.equal(first.state_dict()[weight], saved.state_dict()[weight])
 
 
+def test_model_tokenizer_replaces_the_models_own_and_must_fit_its_embedding(tmp_path, tokenizer):
+    model_dir, tokenizer_dir = tmp_path / "model", tmp_path / "tokenizer"
+    _micro_t5(len(tokenizer) + 10).save_pretrained(model_dir)  # a model saved without a tokenizer
+    tokenizer.save_pretrained(tokenizer_dir)
+    model, loaded = load_base(ModelConfig(name=str(model_dir), random_init=True, tokenizer=str(tokenizer_dir)))
+    assert loaded is not None and loaded.get_vocab() == tokenizer.get_vocab()
+    small = tmp_path / "small"
+    _micro_t5(len(tokenizer) - 1).save_pretrained(small)
+    with pytest.raises(ModelError, match="embeds only"):
+        load_base(ModelConfig(name=str(small), tokenizer=str(tokenizer_dir)))
+    with pytest.raises(ModelError, match="model.tokenizer"):
+        load_base(ModelConfig(name=str(model_dir), tokenizer=str(tmp_path / "missing")))
+
+
 # ------------------------------------------------------------------------------------- tokenizer
 
 

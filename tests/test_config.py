@@ -24,6 +24,14 @@ def test_yaml_and_overrides_layer_on_defaults(tmp_path):
     assert cfg.data.max_source_tokens == 256  # untouched defaults stay
 
 
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {lr: 1e-4}\n")  # YAML 1.1 reads this as the string "1e-4"
+    assert load_config(path).train.lr == 1e-4
+    cfg = load_config(None, ["train.lr=5e-3", "data.n_train=1e3"])
+    assert cfg.train.lr == 5e-3 and cfg.data.n_train == 1000 and isinstance(cfg.data.n_train, int)
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

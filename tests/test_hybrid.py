@@ -350,6 +350,32 @@ def test_load_refuses_an_adapter_with_other_settings(tiny_base, tmp_path):
 # ------------------------------------------------------------------------------ generate
 
 
+def test_lora_merged_computes_the_same_and_puts_the_exact_weights_back(base, batch):
+    model = HybridModel(base, LoraSettings(r=4, alpha=8, dropout=0.1))
+    for name, seed in (("python", 1), ("js", 2)):
+        model.add_task_lora(name)
+        randomise_lora(model, name, seed)
+    model.add_layer("python")
+    model.activate("python", "python")
+    model.set_trainable(loras=["python"])
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    grads = {name: p.requires_grad for name, p in model.named_parameters()}
+    expected = logits(model, batch)
+    with model.lora_merged():
+        merged = logits(model, batch)
+        moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert moved and all(name.endswith("base_layer.weight") for name in moved)  # merged into the base weights
+    assert torch.allclose(merged, expected, atol=1e-4)
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]) and p.requires_grad == grads[name], name
+    assert torch.equal(logits(model, batch), expected)
+    model.activate("js", None)  # another adapter merges and computes as itself afterwards
+    with model.lora_merged():
+        merged_js = logits(model, batch)
+    assert torch.allclose(merged_js, logits(model, batch), atol=1e-4)
+    assert not torch.allclose(merged_js, expected, atol=1e-3)
+
+
 def test_generate_with_the_extra_layer_matches_greedy_decoding_without_cache(base, batch):
     model = HybridModel(base, LoraSettings(), RANDOM)
     model.add_task_lora("t1")

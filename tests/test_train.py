@@ -15,7 +15,7 @@ from hybridcl.config import LayerSettings, LoraSettings, TrainConfig
 from hybridcl.data.batching import EncodedSet, RaggedIds, Seq2SeqCollator, concat_encoded, make_loader
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.strategies import STRATEGIES, get_strategy
-from hybridcl.train import make_accelerator, prepare_stage, train_stage
+from hybridcl.train import make_accelerator, peak_memory, prepare_stage, reset_peak_memory, train_stage
 from tiny_models import TINY, tiny_t5
 
 TASKS = ("t1", "t2")
@@ -145,3 +145,14 @@ def test_two_process_torchrun_keeps_both_ranks_identical(tmp_path):
 def read_weights(path: Path):
     with safe_open(str(path), "pt") as file:
         return {key: file.get_tensor(key) for key in file.keys()}, file.metadata()
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux /proc only")
+def test_cpu_peak_memory_can_be_reset_between_measurements():
+    cpu = torch.device("cpu")
+    big = torch.ones(64 * 2**20, dtype=torch.uint8) + 1  # 64 MiB, touched
+    _, with_big = peak_memory(cpu)
+    del big
+    reset_peak_memory(cpu)
+    _, after_reset = peak_memory(cpu)
+    assert with_big - after_reset > 32 * 2**20

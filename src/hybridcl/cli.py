@@ -72,6 +72,12 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from hybridcl.bench.compare import main as bench_main
+
+    return bench_main(args.unparsed)
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from hybridcl.doctor import run_checks
 
@@ -127,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir")
     report.set_defaults(run=_report)
 
+    bench = commands.add_parser("bench", add_help=False,
+                                help="hybridcl vs Seq2SeqTrainer side by side (`hybridcl bench --help`)")
+    bench.set_defaults(run=_bench)
+
     doctor = commands.add_parser("doctor", help="check imports, WordNet, tree-sitter grammars, a hybrid pass, device")
     doctor.set_defaults(run=_doctor)
     return parser
@@ -141,7 +151,11 @@ def pin_hash_seed() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unparsed = parser.parse_known_args(argv)
+    if unparsed and args.command != "bench":  # bench hands its options to its own parser
+        parser.error(f"unrecognized arguments: {' '.join(unparsed)}")
+    args.unparsed = unparsed
     if argv is None and args.command in ("run", "report"):
         pin_hash_seed()
     try:

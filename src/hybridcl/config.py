@@ -57,6 +57,9 @@ class DataConfig:
 class ModelConfig:
     name: str = "Salesforce/codet5-small"  # hub id or a local directory written by save_pretrained
     random_init: bool = False  # build the architecture from its config, without weights
+    # Tokenizer to use instead of the model's own (hub id or directory); "" = the model's. Lets a
+    # random-init codet5-small run offline with the stand-in base's tokenizer.
+    tokenizer: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 
 
 def _coerce(hint: Any, value: Any, path: str) -> Any:
+    if hint in (int, float) and isinstance(value, str):
+        value = _number(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{path}: expected true/false, got {value!r}")
     if hint in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -177,6 +182,13 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     if hint is str and not isinstance(value, str):
         raise ConfigError(f"{path}: expected a string, got {value!r}")
     return value
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -33,7 +33,7 @@ from hybridcl import versions
 from hybridcl.atomic import atomic_path, write_text
 from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
 from hybridcl.config import Config, ConfigError
-from hybridcl.data.batching import EncodedSet, Seq2SeqCollator, concat_encoded, encode_records, make_loader
+from hybridcl.data.batching import EncodedSet, concat_encoded, encode_records
 from hybridcl.data.csn import load_task_data
 from hybridcl.evaluate import evaluate_task
 from hybridcl.metrics import METRICS, require_wordnet
@@ -41,7 +41,7 @@ from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.params import count_params
 from hybridcl.strategies import Strategy, Use, get_strategy, shared_prefix
-from hybridcl.train import make_accelerator, prepare_stage, train_stage
+from hybridcl.train import make_accelerator, prepare_stage, resolve_mixed_precision, stage_loader, train_stage
 
 RESULTS_FILE = "hybrid_experiment_results.json"
 SCHEMA_VERSION = 1
@@ -170,10 +170,8 @@ class ContinualRun:
     def _train_and_evaluate(self, model: HybridModel, strategy: Strategy, seed: int, index: int) -> None:
         stage = prepare_stage(model, strategy, self.tasks_order, index, seed)
         data = self._stage_data(stage.tasks)
-        loader = make_loader(data, self.cfg.train.batch_size, shuffle=True, seed=seed,
-                             collator=Seq2SeqCollator(self.tokenizer.pad_token_id),
-                             num_replicas=self.accelerator.num_processes, rank=self.accelerator.process_index)
         train = dataclasses.replace(self.cfg.train, seed=seed)
+        loader = stage_loader(data, self.tokenizer.pad_token_id, train, self.accelerator)
         stats = train_stage(model, loader, train, self.accelerator, desc=f"{strategy.name} s{index} seed{seed}")
         folder = self.stage_dir(strategy, seed, index)
         self._save_components(model, stage.trainable, folder)
@@ -229,7 +227,8 @@ class ContinualRun:
             task = self.tasks[key]
             scores, rows, cost = evaluate_task(
                 model, task.records, task.valid, self.tokenizer, language=key, direction=self.cfg.data.direction,
-                settings=self.cfg.eval, device=self.device, desc=f"{desc} {key}")
+                settings=self.cfg.eval, device=self.device, desc=f"{desc} {key}",
+                precision=resolve_mixed_precision(self.cfg.train.mixed_precision))
             _write_jsonl(folder / "predictions" / f"{key}.jsonl", rows)
             evaluation[key] = {"scores": scores["corpus"], "notes": scores["notes"],
                                "components": dataclasses.asdict(use),
@@ -314,8 +313,10 @@ class ContinualRun:
 
 
 def build_offline_assets(cfg: Config) -> None:
-    """The mined corpus and the stand-in base of an offline config, built once when missing."""
-    corpus, base = Path(cfg.data.source), Path(cfg.model.name)
+    """The mined corpus and the stand-in base of an offline config, built once when missing. The
+    stand-in goes to model.name, or to model.tokenizer when the model is random-init (its tokenizer)."""
+    stand_in = cfg.model.tokenizer if cfg.model.random_init and cfg.model.tokenizer else cfg.model.name
+    corpus, base = Path(cfg.data.source), Path(stand_in)
     if cfg.data.source == "hub":
         raise ConfigError("offline.build needs data.source to be a local folder, not 'hub'")
     if not (corpus / "summary.json").is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 
@@ -29,14 +30,23 @@ class EvalStats:
 
 @torch.inference_mode()
 def generate(model, encoded: EncodedSet, tokenizer, settings: EvalConfig, device: torch.device,
-             desc: str = "eval") -> tuple[list[str], EvalStats]:
+             desc: str = "eval", precision: str = "no") -> tuple[list[str], EvalStats]:
     """Greedy predictions for every example of `encoded`, in its order.
 
     Inputs go in length-sorted batches (little padding); generation uses the KV cache and stops as
-    soon as every sequence of the batch has produced EOS.
+    soon as every sequence of the batch has produced EOS. A HybridModel runs with its active LoRA
+    merged into the base weights; precision "bf16"/"fp16" runs under CUDA autocast.
     """
     model.eval()
     reset_peak_memory(device)
+    merged = model.lora_merged() if hasattr(model, "lora_merged") else contextlib.nullcontext()
+    autocast = precision in ("bf16", "fp16") and device.type == "cuda"
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    with merged, torch.autocast(device.type, dtype=dtype, enabled=autocast):
+        return _generate(model, encoded, tokenizer, settings, device, desc)
+
+
+def _generate(model, encoded, tokenizer, settings, device, desc):
     collate = Seq2SeqCollator(tokenizer.pad_token_id)
     batches = list(LengthGroupedBatchSampler(encoded.lengths, settings.batch_size, shuffle=False))
     predictions: list[str] = [""] * len(encoded)
@@ -57,9 +67,10 @@ def generate(model, encoded: EncodedSet, tokenizer, settings: EvalConfig, device
 
 
 def evaluate_task(model, records: list[Record], encoded: EncodedSet, tokenizer, *, language: str, direction: str,
-                  settings: EvalConfig, device: torch.device, desc: str = "eval") -> tuple[dict, list[dict], EvalStats]:
+                  settings: EvalConfig, device: torch.device, desc: str = "eval",
+                  precision: str = "no") -> tuple[dict, list[dict], EvalStats]:
     """Generate and score one task: (corpus scores, per-example prediction rows, cost)."""
-    predictions, stats = generate(model, encoded, tokenizer, settings, device, desc)
+    predictions, stats = generate(model, encoded, tokenizer, settings, device, desc, precision)
     sources, references = source_target_texts(records, direction)
     scores = score_predictions(predictions, references, language, direction)
     rows = prediction_rows(records, sources, references, predictions, scores["per_example"])

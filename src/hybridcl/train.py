@@ -11,17 +11,24 @@ import resource
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from hybridcl.config import TrainConfig
+from hybridcl.data.batching import EncodedSet, Seq2SeqCollator, make_loader
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.strategies import Stage, Strategy
+
+
+CLEAR_REFS = "/proc/self/clear_refs"
+LOG_EVERY = 10  # optimizer steps between loss read-backs (each one waits for the GPU)
 
 
 @dataclass
@@ -64,17 +71,32 @@ def component_seed(seed: int, role: str) -> int:
     return seed * 1_000_003 + int.from_bytes(role.encode(), "little") % 1_000_003
 
 
-def make_accelerator(train: TrainConfig) -> Accelerator:
+def make_accelerator(train: TrainConfig, cpu: bool | None = None) -> Accelerator:
+    """cpu=None: the GPU (CUDA or MPS) when there is one, else the CPU. On CUDA, float32 matmuls may use TF32."""
     # accelerate only sets up multi-process CPU runs (gloo) when told it is on the CPU.
-    on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
-    return Accelerator(cpu=on_cpu, mixed_precision=_mixed_precision(train.mixed_precision),
-                       gradient_accumulation_steps=train.grad_accum_steps)
+    on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available()) if cpu is None else cpu
+    accelerator = Accelerator(cpu=on_cpu, mixed_precision=resolve_mixed_precision(train.mixed_precision),
+                              gradient_accumulation_steps=train.grad_accum_steps)
+    if accelerator.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return accelerator
 
 
-def _mixed_precision(setting: str) -> str:
+def resolve_mixed_precision(setting: str) -> str:
+    """"auto" -> "bf16" on a CUDA GPU that supports it, else "no"; other settings as they are."""
     if setting != "auto":
         return setting
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def stage_loader(encoded: EncodedSet, pad_token_id: int, train: TrainConfig, accelerator: Accelerator) -> DataLoader:
+    """Length-grouped, shuffled batches of one stage, sharded over the processes. On CUDA the padding
+    goes to a multiple of 8 (tensor-core shapes) and batches are pinned for asynchronous copies."""
+    cuda = accelerator.device.type == "cuda"
+    return make_loader(encoded, train.batch_size, shuffle=True, seed=train.seed,
+                       collator=Seq2SeqCollator(pad_token_id, pad_to_multiple_of=8 if cuda else None),
+                       num_replicas=accelerator.num_processes, rank=accelerator.process_index, pin_memory=cuda)
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -94,22 +116,27 @@ def train_stage(model: nn.Module, loader, train: TrainConfig, accelerator: Accel
         raise ValueError("train_stage: the model has no trainable parameters for this stage")
     steps_per_epoch = math.ceil(len(loader) / train.grad_accum_steps)
     total_steps = steps_per_epoch * train.epochs
+    device = accelerator.device
     optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay,
-                                  fused=accelerator.device.type == "cuda")
+                                  fused=device.type in ("cuda", "cpu"))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(train.warmup_ratio * total_steps), total_steps)
     wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     stats = StageStats(trainable_params=sum(p.numel() for p in params))
-    reset_peak_memory(accelerator.device)
+    reset_peak_memory(device)
     wrapped.train()
     start = time.perf_counter()
     tokens = 0
+    step_losses, pending = [], []  # losses stay on the device until logged: no GPU sync every step
     bar = tqdm(total=total_steps, desc=desc, disable=not accelerator.is_local_main_process, dynamic_ncols=True)
     for epoch in range(train.epochs):
         if hasattr(loader.batch_sampler, "set_epoch"):
             loader.batch_sampler.set_epoch(epoch)
-        step_losses = []
         for batch in loader:
-            batch = {key: value.to(accelerator.device) for key, value in batch.items()}
+            target_tokens = int((batch["labels"] != -100).sum())  # counted on the host copy
+            stats.examples += batch["input_ids"].shape[0]
+            stats.target_tokens += target_tokens
+            tokens += int(batch["attention_mask"].sum()) + target_tokens
+            batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
             with accelerator.accumulate(wrapped):
                 loss = wrapped(**batch).loss
                 accelerator.backward(loss)
@@ -119,16 +146,18 @@ def train_stage(model: nn.Module, loader, train: TrainConfig, accelerator: Accel
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             step_losses.append(loss.detach())
-            stats.examples += batch["input_ids"].shape[0]
-            stats.target_tokens += int((batch["labels"] != -100).sum())
-            tokens += int(batch["attention_mask"].sum()) + int((batch["labels"] != -100).sum())
             if accelerator.sync_gradients:
-                stats.losses.append(accelerator.reduce(torch.stack(step_losses).mean(), "mean").item())
-                stats.steps += 1
+                pending.append(torch.stack(step_losses).mean())
                 step_losses = []
-                elapsed = time.perf_counter() - start
-                bar.set_postfix(loss=f"{stats.losses[-1]:.3f}", ex_s=f"{stats.examples / elapsed:.1f}")
+                stats.steps += 1
                 bar.update(1)
+                if len(pending) == LOG_EVERY or stats.steps == total_steps:
+                    stats.losses.extend(accelerator.reduce(torch.stack(pending), "mean").tolist())
+                    pending = []
+                    bar.set_postfix(loss=f"{stats.losses[-1]:.3f}",
+                                    ex_s=f"{stats.examples / (time.perf_counter() - start):.1f}")
+    if pending:  # a loader shorter than its declared length
+        stats.losses.extend(accelerator.reduce(torch.stack(pending), "mean").tolist())
     bar.close()
     stats.wall_time_s = time.perf_counter() - start
     totals = accelerator.reduce(torch.tensor([tokens, stats.examples, stats.target_tokens],
@@ -142,13 +171,25 @@ def train_stage(model: nn.Module, loader, train: TrainConfig, accelerator: Accel
 
 
 def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak: CUDA's allocator statistics, or on Linux the process's RSS high-water mark."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    elif Path(CLEAR_REFS).exists():
+        try:
+            Path(CLEAR_REFS).write_text("5")  # proc(5): "5" resets the peak RSS (VmHWM) to the current RSS
+        except OSError:
+            pass
 
 
 def peak_memory(device: torch.device) -> tuple[str, int]:
-    """GPU: max_memory_allocated since the last reset. CPU/MPS: the process's peak RSS since it started."""
+    """GPU: max_memory_allocated since the last reset. CPU/MPS: the process's peak RSS (since the last
+    reset on Linux, since the start elsewhere)."""
     if device.type == "cuda":
         return "cuda_max_allocated", int(torch.cuda.max_memory_allocated(device))
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return "process_peak_rss", int(line.split()[1]) * 1024
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return "process_peak_rss", int(rss if sys.platform == "darwin" else rss * 1024)

@@ -351,12 +351,13 @@ def make_loader(
     collator: Seq2SeqCollator,
     num_replicas: int = 1,
     rank: int = 0,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """A DataLoader over length-grouped batches; call `loader.batch_sampler.set_epoch(epoch)` each epoch."""
     sampler = LengthGroupedBatchSampler(
         encoded.lengths, batch_size, shuffle=shuffle, seed=seed, num_replicas=num_replicas, rank=rank
     )
-    return DataLoader(encoded, batch_sampler=sampler, collate_fn=collator)
+    return DataLoader(encoded, batch_sampler=sampler, collate_fn=collator, pin_memory=pin_memory)
 
 
 def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:

@@ -120,6 +120,8 @@ def load_base(model_cfg: ModelConfig, *, seed: int = 0) -> tuple[PreTrainedModel
         if local_only and not local.is_dir():
             where += f" ({offline_reason}: local cache only)"
         model, tokenizer = _pretrained(source, where, is_dir=local.is_dir(), local_only=local_only)
+    if model_cfg.tokenizer:
+        tokenizer = _tokenizer_override(model_cfg.tokenizer, model)
     return freeze(model), tokenizer
 
 
@@ -192,6 +194,21 @@ def _random_init(name: str, source: str, *, is_dir: bool, local_only: bool, seed
         except Exception as error:
             logger.info("random_init: no tokenizer for %r (%s)", name, _first_line(error))
     return model, tokenizer
+
+
+def _tokenizer_override(name: str, model: PreTrainedModel) -> PreTrainedTokenizerBase:
+    """`model.tokenizer`: another model's tokenizer, whose ids must fit the model's embedding."""
+    local = Path(name).expanduser()
+    local_only = local.is_dir() or _hub_unavailable() is not None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(local) if local.is_dir() else name, trust_remote_code=False,
+                                                  local_files_only=local_only)
+    except Exception as error:
+        raise ModelError(f"cannot load the tokenizer {name!r} (model.tokenizer): {_first_line(error)}") from error
+    vocab = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > vocab:
+        raise ModelError(f"model.tokenizer {name!r} has {len(tokenizer)} tokens; the model embeds only {vocab}")
+    return tokenizer
 
 
 def _looks_like_path(name: str) -> bool:

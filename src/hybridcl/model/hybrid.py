@@ -332,6 +332,29 @@ class HybridModel(nn.Module):
     def generate(self, **kwargs):
         return self.base.generate(**kwargs)
 
+    @contextlib.contextmanager
+    def lora_merged(self) -> Iterator[None]:
+        """For inference: the active adapter folded into the base weights (no LoRA matmuls per token);
+        afterwards the base's exact original weights are put back (unmerging alone leaves rounding)."""
+        lora = self._active[0]
+        if lora is None:
+            yield
+            return
+        from peft.tuners.lora import LoraLayer
+
+        wrapped = [m for m in self.base.modules() if isinstance(m, LoraLayer) and lora in m.lora_A]
+        originals = [m.get_base_layer().weight.detach().clone() for m in wrapped]
+        with self._keeping_state():
+            self.peft.merge_adapter([lora])
+        try:
+            yield
+        finally:
+            with self._keeping_state():
+                self.peft.unmerge_adapter()
+            with torch.no_grad():
+                for module, weight in zip(wrapped, originals):
+                    module.get_base_layer().weight.copy_(weight)
+
     # ---------------------------------------------------------------------------- state / io
 
     def lora_state(self, name: str) -> dict[str, torch.Tensor]:
