@@ -46,7 +46,7 @@ def _params(args: argparse.Namespace) -> int:
     from hybridcl.params import params_report
 
     cfg = load_config(args.config, args.set)
-    base, _ = load_base(replace(cfg.model, random_init=True))  # counts need the shape, not the weights
+    base, _ = load_base(replace(cfg.model, random_init=True, tokenizer=""))  # counts need the shape only
     print(params_report(cfg, base))
     return 0
 
