@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hybridcl.bench.compare import SIDES, bench_config, eval_side, load_workload, main, train_side
+from hybridcl.config import ConfigError
 
 SMALL = ["offline.build=false", "data.max_source_tokens=32", "data.max_target_tokens=32", "lora.r=4",
          "eval.max_new_tokens=12", "eval.batch_size=4", "train.lr=1e-2"]
@@ -50,6 +51,11 @@ def test_both_evaluations_score_the_same_predictions(workload):
     assert len(our_predictions) == len(workload.eval_records) == 6
     assert our_predictions == their_predictions
     assert ours["scores"] == theirs["scores"]
+
+
+def test_more_examples_than_the_sample_is_a_clear_error(workload):
+    with pytest.raises(ConfigError, match="17 training examples asked for, 16 available"):
+        workload.train_prefix(17)
 
 
 def test_the_benchmark_prints_its_table_and_writes_its_figures(smoke_assets, tmp_path, capsys):

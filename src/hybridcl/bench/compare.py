@@ -24,6 +24,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -34,7 +35,7 @@ import torch
 from hybridcl import versions
 from hybridcl.atomic import write_text
 from hybridcl.bench.hf_trainer import predict_with_trainer, train_with_trainer
-from hybridcl.config import Config, TrainConfig, load_config
+from hybridcl.config import Config, ConfigError, TrainConfig, load_config
 from hybridcl.continual import build_offline_assets
 from hybridcl.data.batching import EncodedSet, encode_records, source_target_texts
 from hybridcl.data.csn import load_task_data
@@ -69,6 +70,8 @@ class Workload:
         return self.cfg.data.languages[0]
 
     def train_prefix(self, n: int) -> EncodedSet:
+        if n > len(self.train):
+            raise ConfigError(f"{n} training examples asked for, {len(self.train)} available in {self.cfg.data.source}")
         return EncodedSet(_prefix(self.train.source_ids, n), _prefix(self.train.target_ids, n))
 
     def fresh_model(self) -> HybridModel:
@@ -240,7 +243,7 @@ def table(result: dict, header: str) -> str:
 
 def machine(device: torch.device) -> dict:
     info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "device": device.type}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
