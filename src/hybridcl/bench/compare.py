@@ -166,8 +166,8 @@ def eval_side(workload: Workload, side: str, model: HybridModel) -> tuple[dict, 
         predictions, _ = generate(model, workload.eval_set, workload.tokenizer, cfg.eval, workload.device,
                                   desc="hybridcl eval", precision=resolve_mixed_precision(cfg.train.mixed_precision))
     else:
-        predictions, _ = predict_with_trainer(model.peft, workload.tokenizer, workload.eval_set, cfg.train,
-                                              cfg.eval, device=workload.device.type)
+        predictions = predict_with_trainer(model.peft, workload.tokenizer, workload.eval_set, cfg.train,
+                                           cfg.eval, device=workload.device.type)
     generation_s = time.perf_counter() - start
     scores = score_predictions(predictions, references, workload.task, cfg.data.direction)
     wall = time.perf_counter() - start

@@ -39,14 +39,13 @@ def as_hf_dataset(encoded: EncodedSet):
     })
 
 
-def trainer_for(model, tokenizer, train: TrainConfig, *, device: str, output_dir: str, train_dataset=None,
-                eval_batch_size: int | None = None) -> Seq2SeqTrainer:
+def trainer_for(model, tokenizer, train: TrainConfig, *, device: str, output_dir: str,
+                train_dataset=None) -> Seq2SeqTrainer:
     bf16 = device == "cuda" and train.mixed_precision in ("auto", "bf16") and torch.cuda.is_bf16_supported()
     args = Seq2SeqTrainingArguments(
         output_dir=output_dir,
         num_train_epochs=train.epochs,
         per_device_train_batch_size=train.batch_size,
-        per_device_eval_batch_size=eval_batch_size or train.batch_size,
         gradient_accumulation_steps=train.grad_accum_steps,
         learning_rate=train.lr,
         weight_decay=train.weight_decay,
@@ -78,17 +77,14 @@ def train_with_trainer(model, tokenizer, encoded: EncodedSet, train: TrainConfig
 
 
 def predict_with_trainer(model, tokenizer, encoded: EncodedSet, train: TrainConfig, settings: EvalConfig,
-                         *, device: str, batch_size: int | None = None) -> tuple[list[str], float]:
-    """Greedy predictions with `Seq2SeqTrainer.predict(predict_with_generate=True)`, decoded; (texts, seconds)."""
+                         *, device: str) -> list[str]:
+    """Greedy predictions with `Seq2SeqTrainer.predict(predict_with_generate=True)`, decoded, at the
+    trainer's default evaluation batch size (8)."""
     dataset = as_hf_dataset(encoded)
     with tempfile.TemporaryDirectory(prefix="hf-trainer-") as output_dir:
-        start = time.perf_counter()
-        trainer = trainer_for(model, tokenizer, train, device=device, eval_batch_size=batch_size,
-                              output_dir=output_dir)
+        trainer = trainer_for(model, tokenizer, train, device=device, output_dir=output_dir)
         with _quiet_transformers():  # one max_length warning per batch otherwise
             output = trainer.predict(dataset, max_new_tokens=settings.max_new_tokens, num_beams=1, do_sample=False)
         ids = output.predictions
         ids[ids == -100] = tokenizer.pad_token_id
-        texts = tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        wall = time.perf_counter() - start
-    return texts, wall
+    return tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
