@@ -105,38 +105,29 @@ def forgetting(R: Matrix) -> float | None:
     return _mean(per_task)
 
 
-def forgetting_rate(R: Matrix) -> float | None:
-    """mean_{j<N} (R[j][j] - R[N][j]) / R[j][j], skipping tasks with R[j][j] == 0 (None if none left)."""
+def _learned_and_final(R: Matrix) -> list[tuple[float, float]] | None:
+    """(R[j][j], R[N][j]) for each task j < N; None when not sequential or a value is missing."""
     seq = _sequential(R)
     if seq is None:
         return None
     rows, n = seq
-    per_task = []
-    for j in range(1, n):
-        col = j - 1
-        learned, final = rows[j][col], rows[n][col]
-        if learned is None or final is None:
-            return None
-        if learned == 0:
-            continue
-        per_task.append((learned - final) / learned)
+    pairs = [(rows[j][j - 1], rows[n][j - 1]) for j in range(1, n)]
+    return None if any(x is None for pair in pairs for x in pair) else pairs
+
+
+def forgetting_rate(R: Matrix) -> float | None:
+    """mean_{j<N} (R[j][j] - R[N][j]) / R[j][j], skipping tasks with R[j][j] == 0 (None if none left)."""
+    pairs = _learned_and_final(R)
+    if pairs is None:
+        return None
+    per_task = [(learned - final) / learned for learned, final in pairs if learned != 0]
     return _mean(per_task) if per_task else None
 
 
 def bwt(R: Matrix) -> float | None:
     """BWT = mean_{j<N} R[N][j] - R[j][j]; None when N == 1 or S != N."""
-    seq = _sequential(R)
-    if seq is None:
-        return None
-    rows, n = seq
-    diffs = []
-    for j in range(1, n):
-        col = j - 1
-        learned, final = rows[j][col], rows[n][col]
-        if learned is None or final is None:
-            return None
-        diffs.append(final - learned)
-    return _mean(diffs)
+    pairs = _learned_and_final(R)
+    return None if pairs is None else _mean([final - learned for learned, final in pairs])
 
 
 def fwt(R: Matrix) -> float | None:
