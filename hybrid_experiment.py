@@ -7,12 +7,15 @@ it stops with a message naming the offline route: `make demo` / `hybridcl run co
 import sys
 from pathlib import Path
 
-from hybridcl.cli import main, pin_hash_seed
+from _bootstrap import ensure_hybridcl
 
 OFFLINE_HINT = ("no hub? the offline default runs the same protocol on a mined corpus and a stand-in base: "
                 "`make demo` (or `hybridcl run configs/local.yaml`)")
 
 if __name__ == "__main__":
+    ensure_hybridcl()
+    from hybridcl.cli import main, pin_hash_seed
+
     pin_hash_seed()
     status = main(["run", str(Path(__file__).with_name("configs") / "seed.yaml"), *sys.argv[1:]])
     if status:

@@ -1,3 +1,9 @@
+import os
+
+from hybridcl.cli import QUIET_LIBRARIES
+
+os.environ.update(QUIET_LIBRARIES)  # as `hybridcl` does, before the libraries are imported
+
 import pytest
 import torch
 

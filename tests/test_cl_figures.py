@@ -129,12 +129,12 @@ def test_bad_shapes_raise():
 
 def test_summarize_known_numbers():
     s = summarize([1, 2, 3])
-    # mean 2; sample std sqrt(((1-2)^2 + 0 + (3-2)^2) / 2) = 1; t_{0.975,2} = 4.303; half = 4.303 / sqrt(3)
+    # mean 2; sample std sqrt(((1-2)^2 + 0 + (3-2)^2) / 2) = 1; t_{0.975,2} = 4.30265; half = 4.30265 / sqrt(3)
     assert s["mean"] == pytest.approx(2.0)
     assert s["std"] == pytest.approx(1.0)
-    half = 4.303 * 1 / math.sqrt(3)  # = 2.48434...
-    assert s["ci95"] == pytest.approx([2 - half, 2 + half])
-    assert s["ci95"][1] == pytest.approx(4.48434, abs=1e-4)
+    half = 4.30265 * 1 / math.sqrt(3)  # = 2.48414...
+    assert s["ci95"] == pytest.approx([2 - half, 2 + half], abs=1e-5)
+    assert s["ci95"][1] == pytest.approx(4.48414, abs=1e-4)
     assert s["n"] == 3 and s["values"] == [1.0, 2.0, 3.0]
     assert set(s) == {"mean", "std", "ci95", "n", "values"}
 
@@ -145,25 +145,25 @@ def test_summarize_edge_cases():
     assert summarize([]) is None
     # A None seed is left out (n = 2) but kept in `values` for alignment with the run's seeds.
     s = summarize([1.0, None, 3.0])
-    # mean 2; std sqrt((1 + 1) / 1) = sqrt(2); t_{0.975,1} = 12.706; half = 12.706 * sqrt(2) / sqrt(2) = 12.706
+    # mean 2; std sqrt((1 + 1) / 1) = sqrt(2); t_{0.975,1} = 12.7062; half = 12.7062 * sqrt(2) / sqrt(2)
     assert s["n"] == 2 and s["values"] == [1.0, None, 3.0]
     assert s["std"] == pytest.approx(math.sqrt(2))
-    assert s["ci95"] == pytest.approx([2 - 12.706, 2 + 12.706])
+    assert s["ci95"] == pytest.approx([2 - 12.7062, 2 + 12.7062], abs=1e-4)
     # numpy scalars come out as plain floats (JSON-serialisable).
     s = summarize([np.float32(0.5), np.float64(0.7)])
     assert type(s["mean"]) is float and all(type(v) is float for v in s["values"])
 
 
-def test_t_table_and_normal_tail():
-    assert t_critical(1) == 12.706
-    assert t_critical(2) == 4.303
-    assert t_critical(30) == 2.042
-    assert t_critical(31) == 1.96
-    # 32 values (df 31): 16 zeros and 16 ones: mean 0.5, std sqrt(32 * 0.25 / 31); half = 1.96 * std / sqrt(32)
+def test_t_quantiles_are_exact():
+    # Published two-sided 95% critical values (4 decimals) and the normal limit for large df.
+    for df, value in ((1, 12.7062), (2, 4.3027), (4, 2.7764), (30, 2.0423), (40, 2.0211), (60, 2.0003)):
+        assert t_critical(df) == pytest.approx(value, abs=5e-5)
+    assert t_critical(10**6) == pytest.approx(1.95996, abs=1e-5)
+    # 32 values (df 31): 16 zeros and 16 ones: mean 0.5, std sqrt(32 * 0.25 / 31); half = t_{.975,31} * std / sqrt(32)
     s = summarize([0.0, 1.0] * 16)
     std = math.sqrt(8 / 31)
     assert s["std"] == pytest.approx(std)
-    assert s["ci95"][1] - s["mean"] == pytest.approx(1.96 * std / math.sqrt(32))
+    assert s["ci95"][1] - s["mean"] == pytest.approx(2.0395 * std / math.sqrt(32), abs=1e-4)
     with pytest.raises(ValueError):
         t_critical(0)
 
@@ -176,10 +176,10 @@ def test_summarize_matrices():
     assert [row[1] for row in mean] == [None, None, None]
     assert all(row[1] is None for row in summary)  # not applicable stays None
     cell = summary[1][0]
-    # values 0.5 and 0.7: mean 0.6, std sqrt((0.01 + 0.01) / 1) = 0.141421, half = 12.706 * 0.141421 / sqrt(2) = 1.2706
+    # values 0.5 and 0.7: mean 0.6, std sqrt((0.01 + 0.01) / 1) = 0.141421, half = 12.7062 * 0.141421 / sqrt(2) = 1.27062
     assert cell["mean"] == pytest.approx(0.6)
     assert cell["std"] == pytest.approx(math.sqrt(0.02))
-    assert cell["ci95"] == pytest.approx([0.6 - 1.2706, 0.6 + 1.2706])
+    assert cell["ci95"] == pytest.approx([0.6 - 1.27062, 0.6 + 1.27062], abs=1e-5)
     assert cell["n"] == 2 and cell["values"] == pytest.approx([0.5, 0.7])
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 import hybridcl.continual as continual
+from hybridcl.config import ConfigError
 from hybridcl.continual import RESULTS_FILE, ContinualRun
+from hybridcl.data.schema import DataError
 from smoke import smoke_config
 
 
@@ -79,19 +82,62 @@ def test_a_run_killed_after_stage_1_continues_without_retraining(smoke_assets, s
         ContinualRun(cfg, tmp_path).run()
     assert trained == ["task_specific s1 seed0"]
 
-    def counting_train_stage(model, loader, train, accelerator, desc=""):
-        trained.append(desc)
-        return real_train_stage(model, loader, train, accelerator, desc)
-
-    monkeypatch.setattr(continual, "train_stage", counting_train_stage)
+    monkeypatch.setattr(continual, "train_stage", real_train_stage)
+    retrained = counting(monkeypatch)
     resumed = ContinualRun(cfg, tmp_path).run()
-    assert trained == ["task_specific s1 seed0", "task_specific s2 seed0", "shared_layer s2 seed0"]
+    assert retrained == ["task_specific s2 seed0", "shared_layer s2 seed0"]
     _, uninterrupted = smoke_run
     for name in ("task_specific", "shared_layer"):
         assert resumed["strategies"][name]["matrices"] == uninterrupted["strategies"][name]["matrices"]
 
 
-def test_another_config_on_the_same_run_folder_is_refused(smoke_assets, smoke_run):
+def test_a_result_changing_setting_on_a_finished_folder_is_refused_naming_both_values(smoke_assets, smoke_run):
     out, _ = smoke_run
-    with pytest.raises(Exception, match="another config"):
+    with pytest.raises(ConfigError, match=r"train\.lr: 0\.001 there, 0\.5 now"):
         ContinualRun(smoke_config(smoke_assets, "train.lr=0.5"), out).run()
+
+
+def counting(monkeypatch) -> list[str]:
+    """Replace the runner's train_stage by one that records each stage it trains."""
+    trained, real_train_stage = [], continual.train_stage
+
+    def train_stage(model, loader, train, accelerator, desc=""):
+        trained.append(desc)
+        return real_train_stage(model, loader, train, accelerator, desc)
+
+    monkeypatch.setattr(continual, "train_stage", train_stage)
+    return trained
+
+
+def test_settings_that_change_no_result_continue_a_finished_folder(smoke_assets, smoke_run, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    trained = counting(monkeypatch)
+    cfg = smoke_config(smoke_assets, "eval.batch_size=3", f"data.cache_dir={tmp_path / 'cache'}", "name=renamed")
+    results = ContinualRun(cfg, out).run()
+    assert trained == [] and results["finished"] is True
+    assert results["strategies"]["task_specific"]["matrices"] == smoke_run[1]["strategies"]["task_specific"]["matrices"]
+    assert "batch_size: 3" in (out / "config.yaml").read_text()
+
+
+def test_more_seeds_on_a_finished_run_add_the_missing_seeds(smoke_assets, smoke_run, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    trained = counting(monkeypatch)
+    results = ContinualRun(smoke_config(smoke_assets, "seeds=2"), out).run()
+    assert trained == ["task_specific s1 seed1", "task_specific s2 seed1", "shared_layer s2 seed1"]
+    assert results["seeds"] == [0, 1] and results["finished"] is True
+    before = smoke_run[1]["strategies"]["shared_layer"]["cl"]["bleu"]["average"]["values"]
+    average = results["strategies"]["shared_layer"]["cl"]["bleu"]["average"]
+    assert average["n"] == 2 and average["values"][0] == before[0]
+
+
+def test_a_folder_whose_run_failed_before_stage_0_is_not_locked(smoke_assets, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(DataError):
+        ContinualRun(smoke_config(smoke_assets, "data.languages=[python, go]"), out).run()
+    assert not out.exists()
+    out.mkdir()
+    (out / "config.yaml").write_text("name: smoke\ntrain: {lr: 0.5}\n")  # written by a run that died in stage 0
+    results = ContinualRun(smoke_config(smoke_assets), out).run()
+    assert results["finished"] is True and "lr: 0.001" in (out / "config.yaml").read_text()

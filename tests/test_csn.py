@@ -277,7 +277,26 @@ def test_load_task_data_samples_and_removes_train_valid_overlap(tmp_path):
     assert len(task.train) == 8 and len(set(task.train)) == 8
     assert {r.func_name for r in task.valid} == {f"add_{i}" for i in range(100, 106)}
     assert task.skips == Counter({"duplicate": 1, "bad_json": 1})
+    assert task.split_skips == {"train": Counter(), "valid": Counter({"duplicate": 1, "bad_json": 1})}
+    assert (task.read("train"), task.read("valid")) == (20, 8)
     assert csn.load_task_data(cfg, "python").train == task.train
+
+
+@pytest.mark.parametrize("split", ["train", "valid"])
+@pytest.mark.parametrize("bad_lines", [[], [b"{oops", csn_row(1, docstring="")]], ids=["empty", "all-invalid"])
+def test_a_split_without_usable_records_is_one_line_naming_split_path_and_skips(tmp_path, split, bad_lines):
+    good = {"train": [csn_row(i) for i in range(5)], "valid": [csn_row(i) for i in range(10, 13)]}
+    good[split] = bad_lines
+    for name, rows in good.items():
+        write_jsonl(tmp_path / "python" / f"{name}.jsonl", rows)
+    with pytest.raises(DataError) as error:
+        csn.load_task_data(DataConfig(source=str(tmp_path)), "python")
+    message = str(error.value)
+    assert "\n" not in message and f"python {split} split has no usable records" in message
+    assert str(tmp_path / "python" / f"{split}.jsonl") in message
+    assert f"{len(bad_lines)} read" in message
+    if bad_lines:
+        assert "bad_json 1, empty_docstring 1" in message
 
 
 # --- `hybridcl corpus check` -----------------------------------------------------------------------

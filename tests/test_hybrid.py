@@ -8,13 +8,14 @@ import struct
 
 import pytest
 import torch
-from peft import PeftModel, get_peft_model_state_dict
+from peft import LoraConfig, PeftModel, get_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
+from peft.tuners.tuners_utils import check_target_module_exists
 from safetensors import safe_open
 from transformers import T5Config, T5ForConditionalGeneration
 
-from hybridcl.config import Config, LayerSettings, LoraSettings
-from hybridcl.model.hybrid import ExtraLayers, HybridModel
+from hybridcl.config import Config, ConfigError, LayerSettings, LoraSettings
+from hybridcl.model.hybrid import ExtraLayers, HybridModel, check_target_modules
 from hybridcl.params import component_sizes, count_params, format_params_table, params_report
 from tiny_models import TINY, tiny_t5
 
@@ -163,6 +164,28 @@ def test_lora_wraps_base_q_v_only_never_the_extra_layer(base, tmp_path):
     assert saved["r"] == 16 and saved["lora_alpha"] == 32 and saved["lora_dropout"] == 0.1
     assert sorted(saved["target_modules"]) == ["q", "v"]
     assert saved["task_type"] == "SEQ_2_SEQ_LM"
+
+
+@pytest.mark.parametrize(
+    "entry", ["q", "lm_head", "SelfAttention.q", "encoder.block.0.layer.0.SelfAttention.q", "block",
+              "qq", "elfAttention.q", "Q", "encoder.block.9.layer.0.SelfAttention.q"],
+)
+def test_check_target_modules_matches_like_peft(tiny_base, entry):
+    peft_matches = any(check_target_module_exists(LoraConfig(target_modules=[entry]), name)
+                       for name, _ in tiny_base.named_modules())
+    if peft_matches:
+        check_target_modules(tiny_base, ["v", entry])
+    else:
+        with pytest.raises(ConfigError):
+            check_target_modules(tiny_base, ["v", entry])
+
+
+def test_check_target_modules_names_the_missing_and_the_linear_layers(tiny_base):
+    with pytest.raises(ConfigError) as caught:
+        check_target_modules(tiny_base, ["q", "qq", "v", "query"])
+    message = str(caught.value)
+    assert "lora.target_modules" in message and "['qq', 'query']" in message and "\n" not in message
+    assert message.endswith("k, lm_head, o, q, v, wi, wo")
 
 
 # ------------------------------------------------------------------------------ switching

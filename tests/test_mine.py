@@ -278,18 +278,76 @@ def test_npm_failures_are_data_errors_pointing_at_source(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "parts, loose, expected",
+    "root, parts, loose, expected",
     [
-        (("node_modules", "lodash", "fp", "map.js"), None, ("lodash", 2)),
-        (("node_modules", "@babel", "core", "lib", "index.js"), None, ("@babel/core", 3)),
-        (("node_modules", "a", "node_modules", "@s", "b", "x.js"), None, ("@s/b", 5)),
-        (("email", "mime", "text.py"), None, ("email", 1)),
-        (("os.py",), None, ("os", 0)),
-        (("loose.py",), "project", ("project", 0)),
+        ("src", ("node_modules", "lodash", "fp", "map.js"), None, ("lodash", 2)),
+        ("src", ("node_modules", "@babel", "core", "lib", "index.js"), None, ("@babel/core", 3)),
+        ("src", ("node_modules", "a", "node_modules", "@s", "b", "x.js"), None, ("@s/b", 5)),
+        ("src", ("usr", "share", "nodejs", "@s", "b", "lib", "x.js"), "src", ("@s/b", 5)),
+        ("src", ("usr", "lib", "python3", "dist-packages", "six.py"), "src", ("six", 4)),
+        ("site-packages", ("numpy", "linalg", "x.py"), None, ("numpy", 1)),
+        ("site-packages", ("six.py",), None, ("six", 0)),
+        ("node_modules", ("debug", "src", "index.js"), None, ("debug", 1)),
+        ("src", ("usr", "share", "doc", "x", "y.js"), "src", ("usr/share/doc/x", 4)),
+        ("src", ("email", "mime", "text.py"), None, ("email/mime", 2)),
+        ("src", ("os.py",), None, ("os", 0)),
+        ("src", ("loose.py",), "project", ("project", 0)),
     ],
 )
-def test_package_of_a_path(parts, loose, expected):
-    assert package_of(parts, loose) == expected
+def test_package_of_a_path_without_marker_files(tmp_path, root, parts, loose, expected):
+    assert package_of(tmp_path / root, parts, loose) == expected
+
+
+def test_python_packages_are_top_level_import_packages(tmp_path):
+    for folder in ("pkg", "pkg/sub", "pkg/sub/deeper", "lib/site-packages/foo"):
+        write(tmp_path, f"{folder}/__init__.py", "")
+    assert package_of(tmp_path, ("pkg", "sub", "deeper", "m.py")) == ("pkg", 1)
+    assert package_of(tmp_path, ("pkg", "sub", "data", "m.py")) == ("pkg/sub/data", 3)  # data/ is no package
+    assert package_of(tmp_path, ("lib", "site-packages", "foo", "scripts", "x.py")) == ("foo", 3)
+    write(tmp_path, "__init__.py", "")
+    assert package_of(tmp_path, ("pkg", "m.py")) == (tmp_path.name, 0)
+
+
+def test_javascript_packages_come_from_the_nearest_named_package_json(tmp_path):
+    write(tmp_path, "proj/package.json", '{"name": "@me/proj", "version": "1.0.0"}')
+    write(tmp_path, "proj/esm/package.json", '{"type": "module"}')
+    write(tmp_path, "proj/esm/broken/package.json", '{"name": ')
+    write(tmp_path, "proj/esm/broken/list/package.json", '["name"]')
+    write(tmp_path, "proj/vendor/tool/package.json", '{"name": "tool"}')
+    assert package_of(tmp_path, ("proj", "esm", "broken", "list", "x.js")) == ("@me/proj", 1)
+    assert package_of(tmp_path, ("proj", "vendor", "tool", "lib", "x.js")) == ("tool", 3)
+    assert package_of(tmp_path, ("proj", "vendor", "tool", "lib", "x.py")) == ("proj/vendor/tool/lib", 4)
+    write(tmp_path, "node_modules/preact/package.json", '{"name": "preact"}')
+    write(tmp_path, "node_modules/preact/hooks/package.json", '{"name": "preact-hooks"}')  # a subpath entry point
+    assert package_of(tmp_path, ("node_modules", "preact", "hooks", "src", "index.js")) == ("preact", 2)
+
+
+def test_a_debian_tree_gives_its_packages_not_usr(tmp_path, capsys):
+    nodejs = tmp_path / "src" / "usr" / "share" / "nodejs"
+    for name in ("a", "b", "c", "@s/d"):
+        write(nodejs / name, "package.json", json.dumps({"name": name}))
+        write(nodejs / name / "esm", "package.json", '{"type": "module"}')
+        safe = name.replace("@s/", "")
+        write(nodejs / name / "lib", "index.js", js_function(f"{safe}_main"))
+        write(nodejs / name / "esm", "index.mjs", js_function(f"{safe}_esm"))
+    summary = build_corpus(tmp_path / "out", ["javascript"], sources=[tmp_path / "src"])
+    rows = read_all(tmp_path / "out", "javascript")
+    assert {(row["repo"], row["path"]) for row in rows if row["func_name"].startswith("a_")} == {
+        ("a", "lib/index.js"), ("a", "esm/index.mjs")}
+    assert {row["repo"] for row in rows} == {"a", "b", "c", "@s/d"}
+    assert summary["languages"]["javascript"]["packages"] == 4
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_tree_with_one_package_is_warned_about_in_one_line(tmp_path, capsys):
+    write(tmp_path / "src", "package.json", '{"name": "only"}')
+    for name in ("f", "g", "h"):
+        write(tmp_path / "src" / "lib", f"{name}.js", js_function(name))
+    summary = build_corpus(tmp_path / "out", ["javascript"], sources=[tmp_path / "src"])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert all(part in warnings[0] for part in ("javascript", "3 pairs", "1 package", "'only'", str(tmp_path / "src")))
+    assert summary["languages"]["javascript"]["packages"] == 1
 
 
 def test_split_by_package_reaches_the_ratios_and_follows_the_seed():

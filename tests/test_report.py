@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
-from hybridcl.report import load_results, write_report
+from hybridcl.report import ResultsError, load_results, write_report
 
 METRICS = ["bleu", "meteor", "codebleu", "ast_similarity", "pass_rate", "exact_match"]
 BASE = 60_492_288
@@ -378,11 +378,14 @@ def test_load_results(tmp_path):
     (tmp_path / "hybrid_experiment_results.json").write_text(json.dumps(results))
     assert load_results(tmp_path) == json.loads(json.dumps(results))
     assert load_results(tmp_path / "hybrid_experiment_results.json")["name"] == "synthetic"
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ResultsError, match="no results file"):
         load_results(tmp_path / "nowhere")
     results["schema_version"] = 2
     (tmp_path / "hybrid_experiment_results.json").write_text(json.dumps(results))
-    with pytest.raises(ValueError, match="schema_version"):
+    with pytest.raises(ResultsError, match="schema_version"):
+        load_results(tmp_path)
+    (tmp_path / "hybrid_experiment_results.json").write_text('{"half": ')
+    with pytest.raises(ResultsError, match="not a JSON results file"):
         load_results(tmp_path)
 
 

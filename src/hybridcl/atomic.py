@@ -1,4 +1,8 @@
-"""Atomic file writes: readers (and a resumed run) see either the old file or the whole new one."""
+"""Atomic file writes: readers (and a resumed run) see either the old file or the whole new one.
+
+A process killed mid-write leaves a `.<name>.<random>.tmp` file beside the target; `remove_temp_files`
+clears them when a run starts again.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from hybridcl.faults import kill_point
 
 
 @contextlib.contextmanager
@@ -18,6 +24,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        kill_point(f"write {path.name}")
         os.chmod(tmp, 0o644)  # mkstemp makes files private; results are for every user
         os.replace(tmp, path)
     except BaseException:
@@ -28,3 +35,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def remove_temp_files(folder: str | os.PathLike) -> int:
+    """Delete the temporary files that killed atomic writes left below `folder`; returns how many."""
+    stale = [path for path in Path(folder).rglob(".*.tmp") if path.is_file()]
+    for path in stale:
+        path.unlink()
+    return len(stale)

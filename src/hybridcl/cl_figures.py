@@ -18,9 +18,8 @@ A cell that is None (or NaN) means "not applicable" (e.g. CodeBLEU on natural-la
 "not computed yet": a figure that needs such a cell is None. Figures are plain Python floats.
 
 Across seeds (``summarize``): mean, sample standard deviation (n - 1) and the Student-t 95%
-confidence interval of the mean, mean +- t_{0.975, n-1} * std / sqrt(n). The t quantiles are a table
-for df 1..30 (no scipy); beyond df 30 the normal quantile 1.96 is used (slightly narrow: the exact
-value is 2.021 at df 40, 2.000 at df 60). One value gives std 0 and the interval [x, x].
+confidence interval of the mean, mean +- t_{0.975, n-1} * std / sqrt(n), with the exact quantile from
+scipy's Student-t distribution. One value gives std 0 and the interval [x, x].
 """
 
 from __future__ import annotations
@@ -28,14 +27,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Any
-
-# Two-sided 95% critical values of Student's t, t_{0.975, df}, df = 1..30 (standard tables, 3 decimals).
-T_975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-Z_975 = 1.96
 
 FIGURES = ("average", "forgetting", "forgetting_rate", "bwt", "fwt")
 
@@ -46,7 +37,9 @@ def t_critical(df: int) -> float:
     """t_{0.975, df}: the multiplier of the standard error in a two-sided 95% interval."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    return T_975[df - 1] if df <= len(T_975) else Z_975
+    from scipy.stats import t  # half a second to import: paid only when there are several seeds
+
+    return float(t.ppf(0.975, df))
 
 
 def _value(x: Any) -> float | None:

@@ -6,8 +6,13 @@ import argparse
 import os
 import sys
 
-from hybridcl.config import LANGUAGES
+from hybridcl import __version__
+from hybridcl.config import BASE_SIZES, LANGUAGES
 from hybridcl.errors import UserError
+
+# Library progress bars (transformers' "Loading weights", "Writing model shards", datasets' and the
+# hub's) are read from the environment at import: turned off before any of them is imported.
+QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
 
 
 def _corpus_build(args: argparse.Namespace) -> int:
@@ -55,12 +60,14 @@ def _run(args: argparse.Namespace) -> int:
     from hybridcl.config import load_config
     from hybridcl.continual import ContinualRun
 
-    overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds else [])
+    from hybridcl.report import console_summary
+
+    overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds is not None else [])
     cfg = load_config(args.config, overrides)
     out = args.out or f"runs/{cfg.name}"
     results = ContinualRun(cfg, out).run()
-    print(f"results: {out}/hybrid_experiment_results.json, analysis: {out}/analysis.md "
-          f"({'finished' if results['finished'] else 'unfinished'})")
+    print(console_summary(results))
+    print(f"report: {out}/analysis.md (results: {out}/hybrid_experiment_results.json, plots: {out}/plots/)")
     return 0
 
 
@@ -86,6 +93,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybridcl", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"hybridcl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     corpus = commands.add_parser("corpus", help="the offline CodeSearchNet-schema corpus")
@@ -93,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = corpus_commands.add_parser("build", help="mine local source trees into DIR/<language>/{train,valid,test}.jsonl.gz")
     build.add_argument("--out", required=True, help="output directory")
-    build.add_argument("--languages", nargs="+", default=["python", "javascript"], choices=["python", "javascript"])
+    build.add_argument("--languages", nargs="+", default=["python", "javascript"], choices=["python", "javascript"],
+                       help="languages to mine (default: both)")
     build.add_argument("--source", action="append", default=None, metavar="PATH",
                        help="mine this tree instead of the defaults (repeatable)")
     build.add_argument("--cache-dir", default=".cache/hybridcl", help="where npm packages for JavaScript are installed")
@@ -112,9 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         "build", help="train a BPE tokenizer and pre-train a small T5 (span corruption) on a mined corpus")
     base_build.add_argument("--corpus", required=True, help="a corpus written by `hybridcl corpus build`")
     base_build.add_argument("--out", required=True, help="output directory (save_pretrained layout)")
-    base_build.add_argument("--size", choices=["micro", "tiny", "small"], default="tiny")
+    base_build.add_argument("--size", choices=BASE_SIZES, default="tiny", help="model size (default: tiny)")
     base_build.add_argument("--steps", type=int, default=None, help="pre-training steps (default: the size's)")
-    base_build.add_argument("--seed", type=int, default=0)
+    base_build.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the data order")
     base_build.set_defaults(run=_base_build)
 
     params = commands.add_parser("params", help="trainable and stored parameters per strategy and stage (no download)")
@@ -126,11 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="YAML config, e.g. configs/local.yaml")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     run.add_argument("--out", default=None, help="run folder (default: runs/<config name>); reused to continue")
-    run.add_argument("--seeds", type=int, default=None, help="number of seeds (overrides `seeds`)")
+    run.add_argument("--seeds", type=int, default=None,
+                     help="number of seeds (overrides `seeds`); on a finished run it adds the missing seeds")
     run.set_defaults(run=_run)
 
     report = commands.add_parser("report", help="regenerate analysis.md and plots/ from a run's results JSON")
-    report.add_argument("run_dir")
+    report.add_argument("run_dir", help="a run folder (holding hybrid_experiment_results.json)")
     report.set_defaults(run=_report)
 
     bench = commands.add_parser("bench", add_help=False,
@@ -158,11 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     args.unparsed = unparsed
     if argv is None and args.command in ("run", "report"):
         pin_hash_seed()
+    for key, value in QUIET_LIBRARIES.items():
+        os.environ.setdefault(key, value)
     try:
         return args.run(args)
     except UserError as error:
-        print(f"hybridcl: error: {error}", file=sys.stderr)
+        print(f"hybridcl: error: {one_line(str(error))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("hybridcl: interrupted; the same command continues from the last finished stage", file=sys.stderr)
+        return 130
+
+
+def one_line(message: str) -> str:
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 if __name__ == "__main__":

@@ -1,26 +1,65 @@
 """One frozen config object from presets + YAML + `--set key=value` overrides.
 
 Each section is a dataclass; a YAML file or an override may only name fields that exist, so a typo
-is an error that names the key instead of a silently ignored setting.
+is an error that names the key instead of a silently ignored setting. Every field has a rule (RULES),
+checked when the config is built, so an impossible value fails before any data or model loads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, ClassVar, get_type_hints
 
 import yaml
 
 from hybridcl.errors import UserError
+from hybridcl.strategies import STRATEGIES
 
 LANGUAGES = ("python", "javascript", "java", "go", "php", "ruby")
 DIRECTIONS = ("generate", "summarize")
+LAYER_POSITIONS = ("encoder_top",)
+LAYER_INITS = ("identity", "random")
+MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
+# The stand-in base sizes: the keys of hybridcl.model.pretrain.SIZES, which imports torch (a test keeps them equal).
+BASE_SIZES = ("micro", "tiny", "small")
 
 
 class ConfigError(UserError, ValueError):
     """A config file or override that cannot be turned into a valid Config."""
+
+
+# A rule for one field: (is this value allowed?, what is allowed). Each dataclass below has one per field in RULES
+# (Config: per field that is not a section). NaN fails every comparison, so no numeric rule lets it through.
+Rule = tuple[Callable[[Any], bool], str]
+
+POSITIVE: Rule = (lambda v: v > 0, "positive")
+POSITIVE_FINITE: Rule = (lambda v: 0 < v < math.inf, "positive and finite")
+NON_NEGATIVE: Rule = (lambda v: v >= 0, ">= 0")
+NON_NEGATIVE_FINITE: Rule = (lambda v: 0 <= v < math.inf, "finite and >= 0")
+FRACTION: Rule = (lambda v: 0 <= v < 1, "in [0, 1)")
+FLAG: Rule = (lambda v: isinstance(v, bool), "true or false")
+STRING: Rule = (lambda v: isinstance(v, str), "a string")
+TEXT: Rule = (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
+FOLDER_NAME: Rule = (
+    lambda v: TEXT[0](v) and v not in (".", "..") and not any(sep in v for sep in "/\\"),
+    "a folder name (a non-empty string without / or \\, not . or ..)",
+)
+
+
+def one_of(allowed: Iterable[str]) -> Rule:
+    allowed = tuple(allowed)
+    return (lambda v: v in allowed, f"one of {list(allowed)}")
+
+
+def distinct(entry: Rule) -> Rule:
+    """A non-empty list without repeats whose every entry passes `entry`."""
+    test, what = entry
+    return (lambda vs: len(vs) > 0 and all(test(v) for v in vs) and len(set(vs)) == len(vs),
+            f"a non-empty list without repeats, each entry {what}")
 
 
 @dataclass(frozen=True)
@@ -40,17 +79,12 @@ class DataConfig:
     max_record_chars: int = 20_000  # records whose code or docstring is longer are skipped as too_long
     cache_dir: str = ".cache/hybridcl"
 
-    def validate(self) -> None:
-        unknown = [lang for lang in self.languages if lang not in LANGUAGES]
-        if unknown:
-            raise ConfigError(f"data.languages: unknown language(s) {unknown}; choose from {list(LANGUAGES)}")
-        if not self.languages:
-            raise ConfigError("data.languages: at least one language is needed")
-        if self.direction not in DIRECTIONS:
-            raise ConfigError(f"data.direction: {self.direction!r} is not one of {list(DIRECTIONS)}")
-        for name in ("n_train", "n_valid", "max_source_tokens", "max_target_tokens", "max_record_chars"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"data.{name} must be positive, got {getattr(self, name)}")
+    RULES: ClassVar[dict[str, Rule]] = {
+        "source": TEXT, "hub_id": TEXT, "hub_revision": TEXT, "cache_dir": TEXT,
+        "languages": distinct(one_of(LANGUAGES)), "direction": one_of(DIRECTIONS), "sample_seed": NON_NEGATIVE,
+        "n_train": POSITIVE, "n_valid": POSITIVE, "max_source_tokens": POSITIVE, "max_target_tokens": POSITIVE,
+        "max_record_chars": POSITIVE,
+    }
 
 
 @dataclass(frozen=True)
@@ -61,6 +95,8 @@ class ModelConfig:
     # random-init codet5-small run offline with the stand-in base's tokenizer.
     tokenizer: str = ""
 
+    RULES: ClassVar[dict[str, Rule]] = {"name": TEXT, "random_init": FLAG, "tokenizer": STRING}
+
 
 @dataclass(frozen=True)
 class LoraSettings:
@@ -69,7 +105,11 @@ class LoraSettings:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.1
-    target_modules: tuple[str, ...] = ("q", "v")
+    target_modules: tuple[str, ...] = ("q", "v")  # checked against the base's modules once it is loaded
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "r": POSITIVE, "alpha": POSITIVE, "dropout": FRACTION, "target_modules": distinct(TEXT),
+    }
 
 
 @dataclass(frozen=True)
@@ -79,6 +119,8 @@ class LayerSettings:
     position: str = "encoder_top"  # appended after the last encoder block, before the final layer norm
     init: str = "identity"  # identity: zero attention `o` and feed-forward `wo`; "random": T5's own init
 
+    RULES: ClassVar[dict[str, Rule]] = {"position": one_of(LAYER_POSITIONS), "init": one_of(LAYER_INITS)}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -87,16 +129,24 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = 1.0  # 0: no gradient clipping
     grad_accum_steps: int = 1
     mixed_precision: str = "auto"  # auto: bf16 on GPUs that support it, else fp32; or "no" / "bf16" / "fp16"
     seed: int = 0
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "epochs": POSITIVE, "batch_size": POSITIVE, "grad_accum_steps": POSITIVE, "lr": POSITIVE_FINITE,
+        "weight_decay": NON_NEGATIVE_FINITE, "warmup_ratio": FRACTION, "max_grad_norm": NON_NEGATIVE_FINITE,
+        "mixed_precision": one_of(MIXED_PRECISIONS), "seed": NON_NEGATIVE,
+    }
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     batch_size: int = 64
     max_new_tokens: int = 256  # greedy decoding stops earlier once every sequence has ended
+
+    RULES: ClassVar[dict[str, Rule]] = {"batch_size": POSITIVE, "max_new_tokens": POSITIVE}
 
 
 @dataclass(frozen=True)
@@ -106,6 +156,8 @@ class OfflineConfig:
 
     build: bool = False
     base_size: str = "tiny"
+
+    RULES: ClassVar[dict[str, Rule]] = {"build": FLAG, "base_size": one_of(BASE_SIZES)}
 
 
 @dataclass(frozen=True)
@@ -121,30 +173,32 @@ class Config:
     strategies: tuple[str, ...] = ("task_specific", "shared_layer")
     seeds: int = 1  # independent repetitions (training seeds train.seed, train.seed + 1, ...)
 
-    def validate(self) -> "Config":
-        self.data.validate()
-        from hybridcl.strategies import STRATEGIES  # the registry imports nothing from here
+    RULES: ClassVar[dict[str, Rule]] = {  # the sections' fields: in each section's RULES
+        "name": FOLDER_NAME, "strategies": distinct(one_of(STRATEGIES)), "seeds": POSITIVE,
+    }
 
-        unknown = [name for name in self.strategies if name not in STRATEGIES]
-        if unknown or not self.strategies:
-            raise ConfigError(f"strategies: unknown {unknown}; choose from {list(STRATEGIES)}")
-        positive = {
-            "train.epochs": self.train.epochs, "train.batch_size": self.train.batch_size, "train.lr": self.train.lr,
-            "train.grad_accum_steps": self.train.grad_accum_steps, "lora.r": self.lora.r,
-            "eval.batch_size": self.eval.batch_size, "eval.max_new_tokens": self.eval.max_new_tokens,
-            "seeds": self.seeds,
-        }
-        for key, value in positive.items():
-            if value <= 0:
-                raise ConfigError(f"{key} must be positive, got {value}")
-        if not 0 <= self.lora.dropout < 1:
-            raise ConfigError(f"lora.dropout must be in [0, 1), got {self.lora.dropout}")
-        if self.train.mixed_precision not in ("auto", "no", "bf16", "fp16"):
-            raise ConfigError(f"train.mixed_precision: {self.train.mixed_precision!r} is not auto/no/bf16/fp16")
+    def validate(self) -> "Config":
+        """Raise ConfigError, in one line naming the key, at the first value that breaks its rule."""
+        for key in dataclasses.fields(self):
+            value = getattr(self, key.name)
+            if dataclasses.is_dataclass(value):
+                _check(value, f"{key.name}.")
+        _check(self, "")
+        if self.offline.build and self.data.source == "hub":
+            raise ConfigError("offline.build needs data.source to be a local folder (where the corpus is built), "
+                              "got 'hub'")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check(section: Any, prefix: str) -> None:
+    for name, (allowed, what) in section.RULES.items():
+        value = getattr(section, name)
+        if not allowed(value):
+            shown = list(value) if isinstance(value, tuple) else value
+            raise ConfigError(f"{prefix}{name} must be {what}, got {shown!r}")
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -152,13 +206,13 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(values).__name__}")
     hints = get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(_dotted(where, key) for key in set(values) - known)
     if unknown:
-        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"unknown key(s) {unknown}; {where or 'the top level'} has {sorted(known)}")
     kwargs = {}
     for key, value in values.items():
         hint = hints[key]
-        path = f"{where}.{key}" if where else key
+        path = _dotted(where, key)
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, path)
         elif getattr(hint, "__origin__", None) is tuple:
@@ -166,6 +220,10 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         else:
             kwargs[key] = _coerce(hint, value, path)
     return cls(**kwargs)
+
+
+def _dotted(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)  # str: YAML keys need not be strings
 
 
 def _coerce(hint: Any, value: Any, path: str) -> Any:
@@ -206,7 +264,17 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {text!r} is not of the form key=value")
-    return key.strip(), yaml.safe_load(raw)
+    return key.strip(), _parse_yaml(raw, f"the value of override {text!r}")
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())
+        raise ConfigError(f"{where} is not valid YAML{at}: {problem}") from error
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
@@ -216,7 +284,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        tree = yaml.safe_load(path.read_text()) or {}
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config file {path} cannot be read: {error}") from None
+        tree = _parse_yaml(text, f"config file {path}")
+        if tree is None:  # an empty file: the defaults
+            tree = {}
+        if not isinstance(tree, dict):
+            raise ConfigError(f"config file {path}: the top level must be a mapping of keys and sections, "
+                              f"got {type(tree).__name__}")
     for text in overrides:
         _set_dotted(tree, *parse_override(text))
     return _build(Config, tree, "").validate()

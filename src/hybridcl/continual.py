@@ -7,7 +7,13 @@ Each finished stage is a folder `<strategy dir>/seed<k>/stage<s>/` holding the c
 that stage (LoRA adapters in PEFT format, layers as safetensors, the base for `full_finetune`), the
 predictions per task (jsonl) and, written last and atomically, `stage.json`. A folder with
 `stage.json` is done: a run started again on the same output folder restores it instead of training.
-The results JSON is rebuilt from those files after every stage (docs/results-schema.md).
+The results JSON is rebuilt from those files after every stage (docs/results-schema.md); it says
+`finished: true` only once every stage exists and analysis.md and the plots are written.
+
+A run folder is bound to the settings that change results once a stage in it has finished: a run
+continued with other values for those is refused, one with other `UNLOCKED_KEYS` values (more seeds,
+another eval batch size, ...) goes on. Temporary files of writes that a kill interrupted are removed
+when the run starts again.
 
 Strategies whose first stages are identical (same components by role, same data, same seed) train
 that prefix once: the later strategy copies the earlier one's finished stage, renaming components.
@@ -30,15 +36,16 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from hybridcl import versions
-from hybridcl.atomic import atomic_path, write_text
+from hybridcl.atomic import atomic_path, remove_temp_files, write_text
 from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
 from hybridcl.config import Config, ConfigError
 from hybridcl.data.batching import EncodedSet, concat_encoded, encode_records
-from hybridcl.data.csn import load_task_data
+from hybridcl.data.csn import TaskData, format_skips, load_task_data
 from hybridcl.evaluate import evaluate_task
+from hybridcl.faults import kill_point
 from hybridcl.metrics import METRICS, require_wordnet
 from hybridcl.model.base import load_base
-from hybridcl.model.hybrid import HybridModel
+from hybridcl.model.hybrid import HybridModel, check_target_modules
 from hybridcl.params import count_params
 from hybridcl.strategies import Strategy, Use, get_strategy, shared_prefix
 from hybridcl.train import make_accelerator, prepare_stage, resolve_mixed_precision, stage_loader, train_stage
@@ -46,6 +53,10 @@ from hybridcl.train import make_accelerator, prepare_stage, resolve_mixed_precis
 RESULTS_FILE = "hybrid_experiment_results.json"
 SCHEMA_VERSION = 1
 EXPERIMENT_DIRS = {"task_specific": "experiment_1_results", "shared_layer": "experiment_2_results"}
+# Settings that change no figure of a finished stage: a run folder may be continued with other values.
+# `seeds` and `strategies` add (or leave out) whole runs of one strategy and seed.
+UNLOCKED_KEYS = ("name", "seeds", "strategies", "data.cache_dir", "eval.batch_size", "offline.build")
+SKIP_WARNING_SHARE = 0.2  # a split that loses more than this share of its records to skips gets a warning
 
 
 def results_dir_name(strategy: str) -> str:
@@ -67,13 +78,15 @@ class ContinualRun:
         self.out = Path(out_dir)
         self.tasks_order = tuple(cfg.data.languages)
         self.strategies = [get_strategy(name) for name in cfg.strategies]
-        self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.seeds = [cfg.train.seed + k for k in range(cfg.seeds)]
 
     # ---------------------------------------------------------------------------------- set-up
 
     def prepare(self) -> None:
+        """Everything that can fail on bad input, before anything is trained or written to the folder."""
         require_wordnet()  # before hours of training, not after
-        self._check_out_dir()
+        continuing = self._check_out_dir()
+        self.created = self._created() if continuing else _now()
         if self.cfg.offline.build:
             build_offline_assets(self.cfg)
         self.accelerator = make_accelerator(self.cfg.train)
@@ -81,57 +94,90 @@ class ContinualRun:
         self.base, self.tokenizer = load_base(self.cfg.model)
         if self.tokenizer is None:
             raise ConfigError(f"model {self.cfg.model.name!r} has no tokenizer; a run needs one to read the data")
-        self.tasks = {key: self._load_task(key) for key in self.tasks_order}
+        check_target_modules(self.base, self.cfg.lora.target_modules)
+        loaded = {key: load_task_data(self.cfg.data, key) for key in self.tasks_order}
+        print(data_summary(loaded), flush=True)
+        self.tasks = {key: self._encode_task(data) for key, data in loaded.items()}
         self.params = {s.name: count_params(s, self.tasks_order, self.base, self.cfg.lora, self.cfg.layer)
                        for s in self.strategies}
+        removed = remove_temp_files(self.out) if self.out.is_dir() else 0
+        if removed:
+            print(f"removed {removed} temporary file(s) of writes interrupted in an earlier run", flush=True)
+        config = json.loads(json.dumps(self.cfg.to_dict()))
+        write_text(self.out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        self.write_results()
 
-    def _check_out_dir(self) -> None:
-        """A run folder belongs to one config: continuing it with another would mix results."""
+    def _check_out_dir(self) -> bool:
+        """Whether this run continues finished stages in its folder; refused when they come from settings
+        that change results. A folder without a finished stage (say, a run that failed at start-up) is free."""
         path = self.out / "config.yaml"
-        resolved = self.cfg.to_dict()
-        if path.is_file():
-            saved = yaml.safe_load(path.read_text())
-            differing = sorted(_diff_keys(saved, json.loads(json.dumps(resolved))))
-            if differing:
-                raise ConfigError(f"{self.out} holds a run of another config (differs in {differing}); "
-                                  "use a fresh --out or the same config")
-        else:
-            write_text(path, yaml.safe_dump(json.loads(json.dumps(resolved)), sort_keys=False))
+        if not path.is_file() or next(self.out.rglob("stage.json"), None) is None:
+            return False
+        saved = _result_settings(yaml.safe_load(path.read_text()) or {})
+        current = _result_settings(json.loads(json.dumps(self.cfg.to_dict())))
+        differing = sorted(_diff_keys(saved, current))
+        if differing:
+            changes = "; ".join(f"{key}: {_lookup(saved, key)!r} there, {_lookup(current, key)!r} now"
+                                for key in differing)
+            raise ConfigError(f"{self.out} holds finished stages of other settings ({changes}); "
+                              "use a fresh --out, or the folder's values")
+        return True
 
-    def _load_task(self, key: str) -> Task:
-        data = load_task_data(self.cfg.data, key)
+    def _created(self) -> str:
+        """When the run in this folder started: kept across restarts, in the results file."""
+        try:
+            return json.loads((self.out / RESULTS_FILE).read_text())["created"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return _now()
+
+    def _encode_task(self, data: TaskData) -> Task:
         encode = lambda records: encode_records(  # noqa: E731
             records, self.tokenizer, direction=self.cfg.data.direction, cache_dir=self.cfg.data.cache_dir,
             max_source_tokens=self.cfg.data.max_source_tokens, max_target_tokens=self.cfg.data.max_target_tokens)
-        info = {"counts": data.counts, "skips": dict(sorted(data.skips.items()))}
-        return Task(key, data.valid, encode(data.train), encode(data.valid), info)
+        info = {"counts": data.counts, "skips": dict(sorted(data.skips.items())),
+                "split_skips": {split: dict(sorted(skips.items())) for split, skips in data.split_skips.items()}}
+        return Task(data.language, data.valid, encode(data.train), encode(data.valid), info)
 
     # -------------------------------------------------------------------------------- the run
 
     def run(self) -> dict:
         self.prepare()
-        for seed_index in range(self.cfg.seeds):
-            seed = self.cfg.train.seed + seed_index
+        for seed in self.seeds:
             for strategy in self.strategies:
                 self._run_strategy(strategy, seed)
-        results = self.write_results()
+            kill_point("seed done")
+        return self.finish()
+
+    def finish(self) -> dict:
+        """Report first, then the results file that says `finished`: a kill in between leaves it unfinished."""
         from hybridcl.report import write_report
 
+        results = self.collect()
+        results["finished"] = self._complete()
         write_report(results, self.out)
+        _write_json(self.out / RESULTS_FILE, results)
         return results
 
     def _run_strategy(self, strategy: Strategy, seed: int) -> None:
+        n_stages = strategy.num_stages(self.tasks_order)
+        if (self.stage_dir(strategy, seed, n_stages) / "stage.json").is_file():
+            _say(f"{strategy.name} seed {seed}: every stage finished before")
+            return
         model = HybridModel(copy.deepcopy(self.base), self.cfg.lora, self.cfg.layer).to(self.device)
         self._stage0(model, strategy, seed)
-        for index in range(1, strategy.num_stages(self.tasks_order) + 1):
+        for index in range(1, n_stages + 1):
             folder = self.stage_dir(strategy, seed, index)
             donor = self._donor(strategy, index)
             if (folder / "stage.json").is_file():
                 self._restore(model, strategy, seed, index, folder)
+                done = "restored (finished before)"
             elif donor is not None:
                 self._copy_stage(model, strategy, donor, seed, index)
+                done = f"copied from {donor.name} (identical up to here)"
             else:
                 self._train_and_evaluate(model, strategy, seed, index)
+                done = "trained and evaluated"
+            _say(f"{strategy.name} stage {index} seed {seed}: {done}")
             self.write_results()
 
     def stage_dir(self, strategy: Strategy, seed: int, index: int) -> Path:
@@ -166,6 +212,7 @@ class ContinualRun:
         model.freeze()
         evaluation = self._evaluate_all(model, uses, folder, f"{strategy.name} s0 seed{seed}")
         _write_json(folder / "stage.json", {"stage": 0, "seed": seed, "train": None, "eval": evaluation})
+        _say(f"{'every strategy' if self._shared_stage0() else strategy.name} stage 0 seed {seed}: evaluated")
 
     def _train_and_evaluate(self, model: HybridModel, strategy: Strategy, seed: int, index: int) -> None:
         stage = prepare_stage(model, strategy, self.tasks_order, index, seed)
@@ -230,6 +277,7 @@ class ContinualRun:
                 settings=self.cfg.eval, device=self.device, desc=f"{desc} {key}",
                 precision=resolve_mixed_precision(self.cfg.train.mixed_precision))
             _write_jsonl(folder / "predictions" / f"{key}.jsonl", rows)
+            kill_point("evaluated")
             evaluation[key] = {"scores": scores["corpus"], "notes": scores["notes"],
                                "components": dataclasses.asdict(use),
                                "cost": {**cost.to_dict(), "score_time_s": sum(scores["seconds"].values())}}
@@ -258,14 +306,14 @@ class ContinualRun:
         return results
 
     def collect(self) -> dict:
-        """The results JSON (docs/results-schema.md) from the stage files present now."""
-        seeds = [self.cfg.train.seed + k for k in range(self.cfg.seeds)]
-        strategies = {s.name: self._strategy_results(s, seeds) for s in self.strategies}
+        """The results JSON (docs/results-schema.md) from the stage files present now; `finish` alone
+        marks it finished."""
+        strategies = {s.name: self._strategy_results(s, self.seeds) for s in self.strategies}
         return {
             "schema_version": SCHEMA_VERSION,
             "name": self.cfg.name,
             "created": self.created,
-            "finished": all(entry.pop("_complete") for entry in strategies.values()),
+            "finished": False,
             "config": json.loads(json.dumps(self.cfg.to_dict())),
             "versions": versions(),
             "device": {"type": self.device.type, "name": _device_name(self.device),
@@ -273,7 +321,7 @@ class ContinualRun:
             "tasks": list(self.tasks_order),
             "direction": self.cfg.data.direction,
             "metrics": list(METRICS),
-            "seeds": seeds,
+            "seeds": self.seeds,
             "data": {key: task.data for key, task in self.tasks.items()},
             "strategies": strategies,
         }
@@ -301,8 +349,13 @@ class ContinualRun:
             "cost": _cost(stages, seeds, n_stages),
             "loss_curves": {str(s): (stages[seeds[0], s] or {}).get("train", {}).get("losses", [])
                             for s in range(1, n_stages + 1) if stages[seeds[0], s]},
-            "_complete": all(stage is not None for stage in stages.values()),
         }
+
+    def _complete(self) -> bool:
+        """Whether every stage of every strategy and seed has finished."""
+        return all((self.stage_dir(s, seed, index) / "stage.json").is_file()
+                   for s in self.strategies for seed in self.seeds
+                   for index in range(s.num_stages(self.tasks_order) + 1))
 
     def _read_stage(self, strategy: Strategy, seed: int, index: int) -> dict | None:
         path = self.stage_dir(strategy, seed, index) / "stage.json"
@@ -317,15 +370,17 @@ def build_offline_assets(cfg: Config) -> None:
     stand-in goes to model.name, or to model.tokenizer when the model is random-init (its tokenizer)."""
     stand_in = cfg.model.tokenizer if cfg.model.random_init and cfg.model.tokenizer else cfg.model.name
     corpus, base = Path(cfg.data.source), Path(stand_in)
-    if cfg.data.source == "hub":
-        raise ConfigError("offline.build needs data.source to be a local folder, not 'hub'")
     if not (corpus / "summary.json").is_file():
         from hybridcl.data.mine import build_corpus
 
+        _say(f"first use: mining the offline corpus into {corpus} (one time; about 4 minutes on 2 CPU cores, "
+             "plus about a minute of npm install for the JavaScript sources)")
         build_corpus(out_dir=corpus, languages=list(cfg.data.languages), cache_dir=cfg.data.cache_dir)
     if not (base / "config.json").is_file():
         from hybridcl.model.pretrain import build_stand_in_base
 
+        _say(f"first use: pre-training the {cfg.offline.base_size} stand-in base into {base} (one time; "
+             "about 5 minutes on 2 CPU cores for the tiny size)")
         build_stand_in_base(corpus, base, size=cfg.offline.base_size)
 
 
@@ -343,9 +398,10 @@ def _score(stage: dict | None, task: str, metric: str) -> float | None:
 
 
 def _per_million(summary: dict | None, trainable: int) -> dict | None:
+    """A figure per million trainable parameters, seed by seed (None where a seed has no value yet)."""
     if summary is None or not trainable:
         return None
-    return summarize([value / (trainable / 1e6) for value in summary["values"]])
+    return summarize([None if value is None else value / (trainable / 1e6) for value in summary["values"]])
 
 
 def _cost(stages: dict, seeds: list[int], n_stages: int) -> dict:
@@ -379,11 +435,53 @@ def _cost(stages: dict, seeds: list[int], n_stages: int) -> dict:
     return {"stages": rows, "train_wall_time_s": total("train"), "eval_wall_time_s": total("eval")}
 
 
+def _result_settings(config: dict) -> dict:
+    """The config without `UNLOCKED_KEYS`: the settings a finished stage's figures depend on."""
+    settings = copy.deepcopy(config)
+    for key in UNLOCKED_KEYS:
+        *parents, leaf = key.split(".")
+        node = settings
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    return settings
+
+
+def _lookup(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
 def _diff_keys(a, b, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         keys = set(a) | set(b)
         return [k for key in keys for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
     return [prefix.rstrip(".")] if a != b else []
+
+
+def data_summary(tasks: dict[str, TaskData]) -> str:
+    """Per task and split: records read, usable, used, and skipped by reason; a warning line for each
+    split that lost more than SKIP_WARNING_SHARE of its records."""
+    lines, warnings = ["data: records read -> usable -> used (sampled), skipped by reason"], []
+    for key, data in tasks.items():
+        for split in ("train", "valid"):
+            read, skips = data.read(split), data.split_skips[split]
+            skipped = sum(skips.values())
+            lines.append(f"  {key:<11} {split:<5} {read:>9,} -> {data.counts[f'{split}_available']:>9,} -> "
+                         f"{data.counts[split]:>7,}   skipped {skipped:,}{format_skips(skips, ': ')}")
+            if read and skipped / read > SKIP_WARNING_SHARE:
+                warnings.append(f"warning: {key} {split}: {skipped / read:.0%} of {read:,} records skipped "
+                                f"({format_skips(skips)}); check the data")
+    return "\n".join(lines + warnings)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _device_name(device: torch.device) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 
 from hybridcl.atomic import atomic_path
 from hybridcl.cl_figures import summarize
+from hybridcl.errors import UserError
 
 RESULTS_FILE = "hybrid_experiment_results.json"
 ANALYSIS_FILE = "analysis.md"
@@ -78,6 +79,10 @@ FIGURE_LONG = {
 HIGHER_IS_BETTER = {"average": True, "forgetting": False, "forgetting_rate": False, "bwt": True, "fwt": True}
 TIE = 1e-12
 
+
+class ResultsError(UserError, ValueError):
+    """A results file that is missing or that this report cannot read."""
+
 NA = "n/a"
 
 
@@ -91,14 +96,18 @@ def load_results(run_dir: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / RESULTS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no results file at {path} (a run writes {RESULTS_FILE} after its first stage)")
-    with path.open(encoding="utf-8") as f:
-        results = json.load(f)
+        raise ResultsError(f"no results file at {path}: give the folder of a run (`hybridcl run` writes "
+                           f"{RESULTS_FILE} there once its data and model have loaded)")
+    try:
+        with path.open(encoding="utf-8") as f:
+            results = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ResultsError(f"{path}: not a JSON results file ({error})") from None
     if not isinstance(results, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(results).__name__}")
+        raise ResultsError(f"{path}: expected a JSON object, got {type(results).__name__}")
     version = results.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version {version!r}; this report reads version {SCHEMA_VERSION}")
+        raise ResultsError(f"{path}: schema_version {version!r}; this report reads version {SCHEMA_VERSION}")
     return results
 
 
@@ -1444,6 +1453,30 @@ def _write_plots(results: dict[str, Any], names: list[str], metrics: list[str], 
 
 # --------------------------------------------------------------------------------------------------
 # entry point
+
+
+def console_summary(results: dict[str, Any]) -> str:
+    """A compact table for the terminal: A, F and BWT per strategy on the primary metric."""
+    primary = _primary_metric(results)
+    names = _strategy_names(results)
+    if primary is None or not names:
+        return "no results yet"
+    figures = ("average", "forgetting", "bwt")
+    n_seeds = len(results.get("seeds") or [])
+    spread = f"mean ± std over {n_seeds} seeds" if n_seeds > 1 else "1 seed"
+    rows = [["strategy"] + [FIGURE_SHORT[figure] for figure in figures]]
+    rows += [[name] + [_mean_std(_cl(results, name, primary, figure)) for figure in figures] for name in names]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    table = ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join([f"{_metric_name(primary)} ({spread}; A = average after the last stage, F = forgetting, "
+                      "BWT = backward transfer):", *table])
+
+
+def _mean_std(summary: dict[str, Any] | None) -> str:
+    if not _usable(summary):
+        return NA
+    text = f"{summary['mean']:.3g}"
+    return f"{text} ± {summary['std']:.1g}" if _n(summary) > 1 else text
 
 
 def write_report(results: dict[str, Any], run_dir: str | Path, *, plots: bool = True) -> list[Path]:

@@ -23,6 +23,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from hybridcl.config import TrainConfig
 from hybridcl.data.batching import EncodedSet, Seq2SeqCollator, make_loader
+from hybridcl.faults import kill_point
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.strategies import Stage, Strategy
 
@@ -151,6 +152,7 @@ def train_stage(model: nn.Module, loader, train: TrainConfig, accelerator: Accel
                 step_losses = []
                 stats.steps += 1
                 bar.update(1)
+                kill_point("train step")
                 if len(pending) == LOG_EVERY or stats.steps == total_steps:
                     stats.losses.extend(accelerator.reduce(torch.stack(pending), "mean").tolist())
                     pending = []

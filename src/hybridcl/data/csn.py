@@ -225,21 +225,50 @@ class TaskData:
     language: str
     train: list[Record]
     valid: list[Record]
-    skips: Counter  # by reason, both splits
+    split_skips: dict[str, Counter]  # "train" / "valid" -> skipped records by reason
     counts: dict[str, int]  # train_available, train, valid_available (after removing train overlap), valid
+
+    @property
+    def skips(self) -> Counter:
+        """Skipped records by reason, both splits."""
+        return sum(self.split_skips.values(), Counter())
+
+    def read(self, split: str) -> int:
+        """Records read from the split: the usable ones plus the skipped ones."""
+        return self.counts[f"{split}_available"] + sum(self.split_skips[split].values())
 
 
 def load_task_data(cfg: DataConfig, language: str) -> TaskData:
-    """The sampled train and valid records of one language; valid never repeats a train record."""
-    train_all, skips = load_split(cfg, language, "train")
+    """The sampled train and valid records of one language; valid never repeats a train record.
+
+    A split without a single usable record is a DataError naming the split, where it was read from and
+    what was skipped, so a run stops before any training instead of training on nothing.
+    """
+    train_all, train_skips = load_split(cfg, language, "train")
     valid_all, valid_skips = load_split(cfg, language, "valid")
-    skips.update(valid_skips)
-    valid_all = dedup(valid_all, skips, seen={dedup_key(record) for record in train_all})
+    valid_all = dedup(valid_all, valid_skips, seen={dedup_key(record) for record in train_all})
+    for split, usable, skips in (("train", train_all, train_skips), ("valid", valid_all, valid_skips)):
+        if not usable:
+            raise DataError(f"{language} {split} split has no usable records ({split_location(cfg, language, split)}: "
+                            f"{sum(skips.values())} read, all skipped{format_skips(skips, ': ')})")
     train, valid = sample(train_all, cfg.n_train, cfg.sample_seed), sample(valid_all, cfg.n_valid, cfg.sample_seed)
     counts = {
         "train_available": len(train_all), "train": len(train), "valid_available": len(valid_all), "valid": len(valid),
     }
-    return TaskData(language, train, valid, skips, counts)
+    return TaskData(language, train, valid, {"train": train_skips, "valid": valid_skips}, counts)
+
+
+def split_location(cfg: DataConfig, language: str, split: str) -> str:
+    """Where a split is read from, for messages: a local path or the hub dataset."""
+    if cfg.source == "hub":
+        return f"{cfg.hub_id}@{cfg.hub_revision} {language}/{HUB_SPLITS[split]}"
+    return str(split_path(cfg.source, language, split))
+
+
+def format_skips(skips: Counter, lead: str = "") -> str:
+    """`lead` + "bad_json 3, duplicate 1" in SKIP_REASONS order, or "" when nothing was skipped."""
+    text = ", ".join(f"{reason} {skips[reason]:,}" for reason in SKIP_REASONS if skips[reason])
+    return lead + text if text else ""
 
 
 @dataclass

@@ -3,8 +3,8 @@
 Python functions and methods with a docstring, read with `ast`; JavaScript functions, methods and
 function-valued assignments preceded directly by a JSDoc block, read with tree-sitter. A pair needs a
 docstring of at least `MIN_DOCSTRING_WORDS` words after `clean_docstring`. Pairs are deduplicated
-(whitespace-normalised code; the first in (repo, path, line) order is kept) and split by package, so no
-package has functions in two splits.
+(whitespace-normalised code; the first in (repo, path, line) order is kept) and split by package (see
+`package_of`), so no package has functions in two splits.
 
 Default sources: for Python the running interpreter's standard library and site-packages, for
 JavaScript the npm packages pinned in `resources/js_packages.txt`, installed into the cache dir.
@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import sysconfig
 import time
 import warnings
@@ -273,6 +274,7 @@ MINERS = {"python": mine_python_file, "javascript": mine_javascript_file}
 def discover_files(source: Source, language: str, skipped: Counter) -> list[SourceFile]:
     """The source's files of `language`, sorted by path; skipped files are counted by reason."""
     files = []
+    npm_names: dict[Path, str | None] = {}
     for directory, dirnames, filenames in os.walk(source.root):
         dirnames[:] = [d for d in dirnames if not (d.startswith(".") or d == "__pycache__" or d in source.skip_dirs)]
         for filename in filenames:
@@ -284,7 +286,8 @@ def discover_files(source: Source, language: str, skipped: Counter) -> list[Sour
             if reason:
                 skipped[reason] += 1
             else:
-                files.append(_source_file(source, path, parts, language))
+                repo, depth = package_of(source.root, parts, source.loose_repo, npm_names)
+                files.append(SourceFile(path, language, repo, "/".join(parts[depth:]), "/".join(parts)))
     return sorted(files, key=lambda file: file.url_path)
 
 
@@ -302,25 +305,83 @@ def _path_skip_reason(parts: tuple[str, ...], language: str, path: Path) -> str 
     return None
 
 
-def _source_file(source: Source, path: Path, parts: tuple[str, ...], language: str) -> SourceFile:
-    repo, depth = package_of(parts, source.loose_repo)
-    return SourceFile(path, language, repo, "/".join(parts[depth:]), "/".join(parts))
+PACKAGE_FOLDERS = {"site-packages", "dist-packages", "node_modules", "nodejs"}  # one package per child folder
+
+Package = tuple[str, int]  # (name, number of leading path parts that lead to the package root)
 
 
-def package_of(parts: tuple[str, ...], loose_repo: str | None = None) -> tuple[str, int]:
-    """(package name, number of leading path parts that lead to the package root) of a relative path.
+def package_of(
+    root: Path, parts: tuple[str, ...], loose_repo: str | None = None, npm_names: dict[Path, str | None] | None = None
+) -> Package:
+    """The package of the file `root/parts`, by the first rule that holds, in this order:
 
-    Inside `node_modules` the innermost npm package (`@scope/name` for scoped ones); elsewhere the
-    first directory, or for a file directly under the root `loose_repo` (default: the module name).
+    - Python: the top-level import package: from the file's folder up, the last folder in a row with an
+      `__init__.py` (named by the folder);
+    - the folder right under the innermost site-packages, dist-packages, node_modules or nodejs
+      folder (`@scope/name` for scoped npm packages); a file directly inside one is its own module;
+    - JavaScript: the nearest folder with a package.json that gives a "name" (that name);
+    - a file directly under `root`: `loose_repo` (default: the module name); any other file: its
+      folder (the folder's relative path).
+
+    Installed packages come before package.json files because a package may hold package.json files
+    that name its subpath entry points (preact's `hooks/` is "preact-hooks"). `npm_names` caches
+    package.json names by folder across calls.
     """
-    modules = [i for i, part in enumerate(parts[:-2]) if part == "node_modules"]
-    if modules:
-        start = modules[-1] + 1
-        width = 2 if parts[start].startswith("@") and start + 2 < len(parts) else 1
-        return "/".join(parts[start : start + width]), start + width
-    if len(parts) > 1:
-        return parts[0], 1
-    return loose_repo or Path(parts[0]).stem, 0
+    language = EXTENSIONS.get(Path(parts[-1]).suffix)
+    if language == "python" and (package := _python_package(root, parts)):
+        return package
+    if package := _installed_package(root.name, parts):
+        return package
+    if language == "javascript" and (package := _npm_package(root, parts, {} if npm_names is None else npm_names)):
+        return package
+    return _folder_package(parts, loose_repo)
+
+
+def _python_package(root: Path, parts: tuple[str, ...]) -> Package | None:
+    depth = len(parts) - 1  # of the file's folder
+    while depth >= 0 and root.joinpath(*parts[:depth], "__init__.py").is_file():
+        depth -= 1
+    if depth == len(parts) - 1:
+        return None
+    return root.joinpath(*parts[: depth + 1]).name, depth + 1
+
+
+def _installed_package(root_name: str, parts: tuple[str, ...]) -> Package | None:
+    folders = (root_name, *parts[:-1])  # folders[i + 1] is parts[i]
+    inside = [i for i, folder in enumerate(folders) if folder in PACKAGE_FOLDERS]
+    if not inside:
+        return None
+    start = inside[-1]  # parts[start] is right under the innermost package folder
+    if start == len(parts) - 1:
+        return Path(parts[start]).stem, start
+    width = 2 if parts[start].startswith("@") and start + 2 < len(parts) else 1
+    return "/".join(parts[start : start + width]), start + width
+
+
+def _npm_package(root: Path, parts: tuple[str, ...], names: dict[Path, str | None]) -> Package | None:
+    for depth in range(len(parts) - 1, -1, -1):
+        folder = root.joinpath(*parts[:depth])
+        if folder not in names:
+            names[folder] = _package_json_name(folder / "package.json")
+        if names[folder]:
+            return names[folder], depth
+    return None
+
+
+def _package_json_name(path: Path) -> str | None:
+    """The "name" of a package.json; None when it has none (`{"type": "module"}` markers) or is unreadable."""
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    name = manifest.get("name") if isinstance(manifest, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def _folder_package(parts: tuple[str, ...], loose_repo: str | None) -> Package:
+    if len(parts) == 1:
+        return loose_repo or Path(parts[0]).stem, 0
+    return "/".join(parts[:-1]), len(parts) - 1
 
 
 # ------------------------------------------------------------------------------------------ mining
@@ -513,14 +574,25 @@ def _build_language(language: str, sources: list[Source], seed: int) -> tuple[di
     if not records:
         raise DataError(f"no {language} functions with a docstring of >= {MIN_DOCSTRING_WORDS} words in "
                         f"{[str(source.root) for source in sources]}")
+    packages = sorted({record.repo for record in records})
+    if len(packages) < len(SPLITS):
+        _warn_few_packages(language, len(records), packages, sources)
     by_split = _assign_splits(records, seed)
     return by_split, {
         "sources": [str(source.root) for source in sources],
         "files_mined": len(files),
+        "packages": len(packages),
         "splits": {split: {"pairs": len(rows), "packages": len({row.repo for row in rows})} for split, rows in by_split.items()},
         "skipped_files": {reason: n for reason, n in sorted(skipped.items()) if reason not in FUNCTION_REASONS},
         "skipped_functions": {reason: n for reason, n in sorted(skipped.items()) if reason in FUNCTION_REASONS},
     }
+
+
+def _warn_few_packages(language: str, pairs: int, packages: list[str], sources: list[Source]) -> None:
+    empty = len(SPLITS) - len(packages)
+    print(f"warning: {language}: all {pairs} pairs come from {len(packages)} package(s) ({', '.join(map(repr, packages))}) "
+          f"in {', '.join(str(source.root) for source in sources)}; splits are by package, so {empty} of the "
+          f"{len(SPLITS)} splits will be empty: give a tree with several packages", file=sys.stderr, flush=True)
 
 
 def _assign_splits(records: list[Record], seed: int) -> dict[str, list[Record]]:
@@ -542,5 +614,5 @@ def format_summary(summary: dict) -> str:
         for kind in ("skipped_files", "skipped_functions"):
             counts = ", ".join(f"{reason} {count}" for reason, count in info[kind].items()) or "none"
             lines.append(f"  {kind.replace('_', ' ')}: {counts}")
-    lines.append(f"elapsed {summary['elapsed_seconds']} s")
+    lines.append(f"corpus mined in {summary['elapsed_seconds']} s")
     return "\n".join(lines)

@@ -48,10 +48,7 @@ from transformers import T5ForConditionalGeneration
 from transformers.models.t5.modeling_t5 import T5Block
 
 from hybridcl.atomic import atomic_path
-from hybridcl.config import LayerSettings, LoraSettings
-
-LAYER_POSITIONS = ("encoder_top",)
-LAYER_INITS = ("identity", "random")
+from hybridcl.config import LAYER_INITS, LAYER_POSITIONS, ConfigError, LayerSettings, LoraSettings
 
 # Attribute of `ExtraLayers` holding the named blocks; the LoRA config excludes every module under it.
 EXTRA_ATTR = "extra_layers"
@@ -96,6 +93,20 @@ def lora_config(settings: LoraSettings):
         exclude_modules=LORA_EXCLUDE,
         task_type=TaskType.SEQ_2_SEQ_LM,
     )
+
+
+def check_target_modules(model: nn.Module, target_modules: Iterable[str]) -> None:
+    """Raise ConfigError when an entry of lora.target_modules matches no module of `model` (the base).
+
+    PEFT's rule for a list of names (`check_target_module_exists`): a module matches an entry when its
+    full name equals it or ends with "." + entry.
+    """
+    names = [name for name, _ in model.named_modules()]
+    missing = [t for t in target_modules if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if missing:
+        linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)})
+        raise ConfigError(f"lora.target_modules entries {missing} match no module of the base model; "
+                          f"its Linear layers, which LoRA can target: {', '.join(linear)}")
 
 
 @contextlib.contextmanager

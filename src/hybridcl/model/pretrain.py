@@ -326,6 +326,8 @@ def build_stand_in_base(corpus_dir: str | Path, out_dir: str | Path, size: str =
     skips: Counter = Counter()
     per_language = read_train_records(corpus_dir, skips)
     records = [record for language in sorted(per_language) for record in per_language[language]]
+    if progress:
+        print(f"training a {vocab_size:,}-token BPE tokenizer on {len(records):,} records ...", flush=True)
     tokenizer = train_tokenizer(_tokenizer_texts(records), vocab_size=vocab_size)
     tokenizer_s = time.perf_counter() - started
 

@@ -1,0 +1,128 @@
+"""Several seeds end to end, and fault injection: `hybridcl run` SIGKILLed at named points
+(`HYBRIDCL_KILL_AT`, hybridcl.faults) and started again finishes with what an uninterrupted run gives.
+
+The run is the smoke config with two seeds, as real processes (`python -m hybridcl.cli run`). One
+chain of restarts visits every kill point in turn; each restart continues where the last one died.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scipy.stats import t
+
+from hybridcl.continual import RESULTS_FILE
+from smoke import SMOKE
+
+SEEDS = 2
+# (kill point, stage.json files finished once the killed process is gone)
+CHAIN = [
+    ("train step#2", ["stage0/seed0"]),  # during task_specific stage 1 training
+    ("evaluated#1", ["stage0/seed0"]),  # between that stage's two evaluations
+    ("write stage.json#1", ["stage0/seed0"]),  # its stage.json complete in a temp file, not yet renamed
+    ("write hybrid_experiment_results.json#2", ["stage0/seed0", "experiment_1_results/seed0/stage1"]),
+    ("seed done#1", ["experiment_2_results/seed0/stage2"]),  # between seed 0 and seed 1
+    ("write analysis.md#1", ["experiment_2_results/seed1/stage2"]),  # every stage done, the report not
+    ("write accuracy_matrix_bleu.png#1", ["experiment_2_results/seed1/stage2"]),
+    ("write hybrid_experiment_results.json#2", ["experiment_2_results/seed1/stage2"]),  # the final results file
+]
+
+
+def hybridcl_run(assets: dict, out: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HYBRIDCL_KILL_AT", None)
+    if kill_at:
+        env["HYBRIDCL_KILL_AT"] = kill_at
+    command = [sys.executable, "-m", "hybridcl.cli", "run", str(SMOKE), "--out", str(out), "--seeds", str(SEEDS),
+               "--set", f"data.source={assets['corpus']}", "--set", f"model.name={assets['base']}",
+               "--set", f"data.cache_dir={assets['cache']}"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(smoke_assets, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("uninterrupted")
+    finished = hybridcl_run(smoke_assets, out)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return out
+
+
+def results(out: Path) -> dict:
+    return json.loads((out / RESULTS_FILE).read_text())
+
+
+def summaries(tree, path: str = ""):
+    """(path, summary) for every {mean, std, ci95, n, values} dict in a results tree."""
+    if isinstance(tree, dict) and {"mean", "std", "ci95", "n", "values"} <= set(tree):
+        yield path, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from summaries(value, f"{path}.{key}")
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from summaries(value, f"{path}[{i}]")
+
+
+def test_two_seeds_run_to_the_end_and_every_summary_matches_its_values(uninterrupted):
+    saved = results(uninterrupted)
+    assert saved["finished"] is True and saved["seeds"] == [0, 1]
+    found = list(summaries(saved["strategies"]))
+    assert len(found) > 100
+    for path, summary in found:
+        values = [v for v in summary["values"] if v is not None]
+        assert len(summary["values"]) == SEEDS and summary["n"] == len(values) >= 1, path
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+        half = t.ppf(0.975, len(values) - 1) * std / math.sqrt(len(values)) if len(values) > 1 else 0.0
+        assert summary["mean"] == pytest.approx(mean, abs=1e-12), path
+        assert summary["std"] == pytest.approx(std, abs=1e-12), path
+        assert summary["ci95"] == pytest.approx([mean - half, mean + half], abs=1e-9), path
+    bleu = saved["strategies"]["task_specific"]["matrices_summary"]["bleu"]
+    assert all(cell["n"] == SEEDS for row in bleu for cell in row)
+    trained = saved["strategies"]["shared_layer"]["cost"]["stages"][2]["train"]["wall_time_s"]
+    assert trained["n"] == SEEDS and all(value > 0 for value in trained["values"])
+
+
+def stage_files(out: Path) -> dict[str, str]:
+    """Every prediction file and every stage's scores, by path: what must not depend on restarts."""
+    found = {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("predictions/*.jsonl"))}
+    for path in sorted(out.rglob("stage.json")):
+        stage = json.loads(path.read_text())
+        scores = {task: entry["scores"] for task, entry in stage["eval"].items()}
+        found[str(path.relative_to(out))] = json.dumps(scores, sort_keys=True)
+    return found
+
+
+def test_a_run_killed_anywhere_restarts_and_finishes_as_if_never_killed(smoke_assets, uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    created = None
+    for kill_at, finished_stages in CHAIN:
+        killed = hybridcl_run(smoke_assets, out, kill_at)
+        assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr[-3000:])
+        for stage in finished_stages:
+            assert (out / stage / "stage.json").is_file(), (kill_at, stage)
+        saved = results(out)
+        assert saved["finished"] is False, kill_at  # never finished before the report is complete
+        created = created or saved["created"]
+        assert saved["created"] == created, kill_at
+    assert list(out.rglob("*.tmp")), "the kills inside writes left temporary files for the restart to clear"
+
+    restarted = hybridcl_run(smoke_assets, out)
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert "removed 1 temporary file" in restarted.stdout
+    assert "every stage finished before" in restarted.stdout and "trained" not in restarted.stdout
+    assert not list(out.rglob("*.tmp"))
+    saved, reference = results(out), results(uninterrupted)
+    assert saved["finished"] is True and saved["created"] == created
+    assert (out / "analysis.md").is_file() and list((out / "plots").glob("accuracy_matrix_*.png"))
+    for name, entry in reference["strategies"].items():
+        assert saved["strategies"][name]["matrices_summary"] == entry["matrices_summary"], name
+        assert saved["strategies"][name]["cl"] == entry["cl"], name
+    assert stage_files(out) == stage_files(uninterrupted)
