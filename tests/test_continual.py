@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 import hybridcl.continual as continual
 from hybridcl.config import ConfigError
-from hybridcl.continual import RESULTS_FILE, ContinualRun
+from hybridcl.continual import RESULTS_FILE, ContinualRun, data_summary
+from hybridcl.data.csn import TaskData
 from hybridcl.data.schema import DataError
 from smoke import smoke_config
 
@@ -141,3 +143,13 @@ def test_a_folder_whose_run_failed_before_stage_0_is_not_locked(smoke_assets, tm
     (out / "config.yaml").write_text("name: smoke\ntrain: {lr: 0.5}\n")  # written by a run that died in stage 0
     results = ContinualRun(smoke_config(smoke_assets), out).run()
     assert results["finished"] is True and "lr: 0.001" in (out / "config.yaml").read_text()
+
+
+def test_the_data_summary_counts_each_split_and_warns_above_a_fifth_skipped():
+    task = TaskData("python", [], [], {"train": Counter(bad_json=30, duplicate=1), "valid": Counter(too_long=1)},
+                    {"train_available": 69, "train": 24, "valid_available": 11, "valid": 6})
+    lines = data_summary({"python": task}).splitlines()
+    assert lines[1].split() == ["python", "train", "100", "->", "69", "->", "24", "skipped", "31:", "bad_json", "30,",
+                                "duplicate", "1"]
+    assert lines[2].split()[:9] == ["python", "valid", "12", "->", "11", "->", "6", "skipped", "1:"]
+    assert lines[3:] == ["warning: python train: 31% of 100 records skipped (bad_json 30, duplicate 1); check the data"]

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hybridcl: error: {one_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("hybridcl: interrupted; the same command continues from the last finished stage", file=sys.stderr)
+        print("\nhybridcl: interrupted; the same command continues from the last finished stage", file=sys.stderr)
         return 130
 
 

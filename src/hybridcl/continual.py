@@ -96,13 +96,13 @@ class ContinualRun:
             raise ConfigError(f"model {self.cfg.model.name!r} has no tokenizer; a run needs one to read the data")
         check_target_modules(self.base, self.cfg.lora.target_modules)
         loaded = {key: load_task_data(self.cfg.data, key) for key in self.tasks_order}
-        print(data_summary(loaded), flush=True)
+        _say(data_summary(loaded))
         self.tasks = {key: self._encode_task(data) for key, data in loaded.items()}
         self.params = {s.name: count_params(s, self.tasks_order, self.base, self.cfg.lora, self.cfg.layer)
                        for s in self.strategies}
         removed = remove_temp_files(self.out) if self.out.is_dir() else 0
         if removed:
-            print(f"removed {removed} temporary file(s) of writes interrupted in an earlier run", flush=True)
+            _say(f"removed {removed} temporary file(s) of writes interrupted in an earlier run")
         config = json.loads(json.dumps(self.cfg.to_dict()))
         write_text(self.out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         self.write_results()
@@ -373,8 +373,8 @@ def build_offline_assets(cfg: Config) -> None:
     if not (corpus / "summary.json").is_file():
         from hybridcl.data.mine import build_corpus
 
-        _say(f"first use: mining the offline corpus into {corpus} (one time; about 4 minutes on 2 CPU cores, "
-             "plus about a minute of npm install for the JavaScript sources)")
+        _say(f"first use: mining the offline corpus into {corpus} (one time; about 2 minutes on 2 CPU cores, "
+             "npm install of the JavaScript sources included)")
         build_corpus(out_dir=corpus, languages=list(cfg.data.languages), cache_dir=cfg.data.cache_dir)
     if not (base / "config.json").is_file():
         from hybridcl.model.pretrain import build_stand_in_base
