@@ -146,10 +146,11 @@ def test_a_folder_whose_run_failed_before_stage_0_is_not_locked(smoke_assets, tm
 
 
 def test_the_data_summary_counts_each_split_and_warns_above_a_fifth_skipped():
-    task = TaskData("python", [], [], {"train": Counter(bad_json=30, duplicate=1), "valid": Counter(too_long=1)},
-                    {"train_available": 69, "train": 24, "valid_available": 11, "valid": 6})
+    counts = {"train_read": 100, "train_examined": 55, "train": 24, "valid_read": 12, "valid_examined": 7, "valid": 6}
+    task = TaskData("python", [], [], {"train": Counter(bad_json=30, duplicate=1), "valid": Counter(too_long=1)}, counts)
     lines = data_summary({"python": task}).splitlines()
-    assert lines[1].split() == ["python", "train", "100", "->", "69", "->", "24", "skipped", "31:", "bad_json", "30,",
+    assert lines[1].split() == ["python", "train", "100", "->", "55", "->", "24", "skipped", "31:", "bad_json", "30,",
                                 "duplicate", "1"]
-    assert lines[2].split()[:9] == ["python", "valid", "12", "->", "11", "->", "6", "skipped", "1:"]
-    assert lines[3:] == ["warning: python train: 31% of 100 records skipped (bad_json 30, duplicate 1); check the data"]
+    assert lines[2].split()[:9] == ["python", "valid", "12", "->", "7", "->", "6", "skipped", "1:"]
+    assert lines[3:] == ["warning: python train: 56% of 55 records looked at were skipped (bad_json 30, duplicate 1); "
+                         "check the data"]

@@ -8,6 +8,7 @@ import json
 import random
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,23 @@ def write_parquet(path: Path, rows: list[dict]) -> Path:
 
     pq.write_table(pa.Table.from_pylist(rows), path)
     return path
+
+
+def sample_all(source: Path, split: str = "train", language: str = "python", n: int = 1000, seed: int = 0,
+               **cfg) -> csn.SplitSample:
+    """Up to `n` records of a split as a task would sample them (no cache)."""
+    rows, unreadable = csn.read_split(DataConfig(source=str(source), **cfg), language, split)
+    return csn.sample_split(rows, unreadable, n, seed, language, 20_000)
+
+
+def write_hub_shards(root: Path, folder: str, shards: list[list[dict]]) -> None:
+    """Parquet shards under root/python/<folder>/, as the hub's conversion lays them out."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (root / "python" / folder).mkdir(parents=True, exist_ok=True)
+    for i, rows in enumerate(shards):
+        pq.write_table(pa.Table.from_pylist(rows), root / "python" / folder / f"{i:04d}.parquet")
 
 
 def read(path, **kwargs) -> tuple[list, Counter]:
@@ -164,9 +182,9 @@ def test_skips_too_long(tmp_path):
 def test_skips_duplicate_within_a_split(tmp_path):
     same_code_other_spacing = csn_row(9, code=csn_row(0)["code"].replace("return a", "return   a"))
     write_jsonl(tmp_path / "python" / "train.jsonl", [csn_row(0), same_code_other_spacing, csn_row(1)])
-    records, skips = csn.load_split(DataConfig(source=str(tmp_path)), "python", "train")
-    assert [r.func_name for r in records] == ["add_0", "add_1"]
-    assert skips == Counter({"duplicate": 1})
+    sample = sample_all(tmp_path)
+    assert len(sample.records) == 2 and "add_1" in {r.func_name for r in sample.records}
+    assert sample.skips == Counter({"duplicate": 1})
 
 
 # --- unusable sources ------------------------------------------------------------------------------
@@ -190,49 +208,61 @@ def test_corrupt_gzip_is_a_data_error_naming_the_file(tmp_path):
 
 def test_unknown_language_is_a_data_error_naming_it(tmp_path):
     with pytest.raises(DataError, match="cobol.*python"):
-        csn.load_split(DataConfig(source=str(tmp_path)), "cobol", "train")
+        csn.read_split(DataConfig(source=str(tmp_path)), "cobol", "train")
 
 
 def test_missing_split_names_the_paths_tried(tmp_path):
     write_jsonl(tmp_path / "python" / "train.jsonl", [csn_row(0)])
     with pytest.raises(DataError, match=r"python/test\.jsonl\.gz.*final/jsonl/test"):
-        csn.load_split(DataConfig(source=str(tmp_path)), "python", "test")
+        csn.read_split(DataConfig(source=str(tmp_path)), "python", "test")
 
 
-def test_unreachable_hub_fails_fast_naming_the_offline_alternatives(monkeypatch, tmp_path):
-    import datasets
+def test_unreachable_hub_fails_fast_naming_the_offline_alternatives(monkeypatch):
     import huggingface_hub.constants
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    # the libraries read these variables at import time, which may have happened already
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: set it there
     start = time.monotonic()
     with pytest.raises(DataError, match="hybridcl corpus build") as error:
-        csn.load_split(DataConfig(source="hub"), "python", "train")
+        csn.read_split(DataConfig(source="hub"), "python", "train")
     assert time.monotonic() - start < 10
-    assert "code-search-net/code_search_net" in str(error.value) and "data.source" in str(error.value)
+    message = str(error.value)
+    assert "hf://datasets/code-search-net/code_search_net@refs%2Fconvert%2Fparquet" in message
+    assert "data.hub_root" in message and "\n" not in message
 
 
-def test_hub_rows_are_validated_like_local_rows(monkeypatch):
-    import datasets
+def test_hub_layout_is_read_by_files_and_validated_like_local_rows(tmp_path):
+    rows = [hub_row(0), hub_row(1, func_code_string=""), hub_row(2, language="java"), hub_row(3)]
+    write_hub_shards(tmp_path, "validation", [rows[:2], rows[2:]])  # two shards, read in order
+    cfg = DataConfig(source="hub", hub_root=str(tmp_path))
+    rows, unreadable = csn.read_split(cfg, "python", "valid")
+    sample = csn.sample_split(rows, unreadable, 100, 0, "python", 20_000)
+    assert sorted(r.func_name for r in sample.records) == ["add_0", "add_3"]
+    record = next(r for r in sample.records if r.func_name == "add_0")
+    assert record.docstring == "Add 0 to a sum." and "More detail" not in record.code
+    assert sample.skips == Counter({"empty_code": 1, "wrong_language": 1})
+    assert (sample.read, sample.examined) == (4, 4)
 
-    calls = []
 
-    def fake_load_dataset(*args, **kwargs):
-        calls.append((args, kwargs))
-        rows = [hub_row(0), hub_row(1, func_code_string=""), hub_row(2, language="java"), hub_row(3)]
-        return datasets.Dataset.from_list(rows)
+def test_a_partial_conversion_folder_is_found(tmp_path):
+    write_hub_shards(tmp_path, "partial-train", [[hub_row(i) for i in range(3)]])
+    rows, _ = csn.read_split(DataConfig(source="hub", hub_root=str(tmp_path)), "python", "train")
+    assert sorted(row["func_name"] for row in rows) == ["add_0", "add_1", "add_2"]
 
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    cfg = DataConfig(source="hub", hub_id="some/mirror", hub_revision="rev1")
-    records, skips = csn.load_split(cfg, "python", "valid")
-    assert calls == [(("some/mirror", "python"), {"revision": "rev1", "split": "validation"})]
-    assert [r.func_name for r in records] == ["add_0", "add_3"]
-    assert records[0].docstring == "Add 0 to a sum." and "More detail" not in records[0].code
-    assert skips == Counter({"empty_code": 1, "wrong_language": 1})
+
+@pytest.mark.parametrize("damage, expected", [
+    ("no split folder", r"no python train split under .*python/train/\*\.parquet"),
+    ("a shard that is not parquet", r"0001\.parquet \(python train\): not a readable parquet file"),
+    ("columns missing", r"0000\.parquet \(python train\): column\(s\) \['func_documentation_string'\] missing"),
+])
+def test_a_broken_hub_layout_is_one_line_naming_file_language_and_split(tmp_path, damage, expected):
+    if damage == "a shard that is not parquet":
+        write_hub_shards(tmp_path, "train", [[hub_row(0)]])
+        (tmp_path / "python" / "train" / "0001.parquet").write_text("not parquet")
+    elif damage == "columns missing":
+        write_hub_shards(tmp_path, "train", [[{"func_code_string": "def f(): pass"}]])
+    with pytest.raises(DataError, match=expected) as error:
+        csn.read_split(DataConfig(source="hub", hub_root=str(tmp_path)), "python", "train")
+    assert "\n" not in str(error.value)
 
 
 # --- local layouts ---------------------------------------------------------------------------------
@@ -244,24 +274,27 @@ def test_hub_rows_are_validated_like_local_rows(monkeypatch):
 ])
 def test_load_split_finds_each_layout(tmp_path, relative):
     write_jsonl(tmp_path / relative, [csn_row(0), csn_row(1, language="javascript")], gz=relative.endswith(".gz"))
-    records, skips = csn.load_split(DataConfig(source=str(tmp_path)), "python", "valid")
-    assert [r.func_name for r in records] == ["add_0"]
-    assert skips == Counter({"wrong_language": 1})
+    sample = sample_all(tmp_path, "valid")
+    assert [r.func_name for r in sample.records] == ["add_0"]
+    assert sample.skips == Counter({"wrong_language": 1})
 
 
 # --- sampling and task data ------------------------------------------------------------------------
 
-def test_sample_is_deterministic_and_independent_of_input_order(tmp_path):
-    records, _ = read(write_jsonl(tmp_path / "x.jsonl", [csn_row(i) for i in range(50)]))
-    shuffled = records[:]
+def test_sample_is_the_same_whatever_the_file_order_and_validates_only_what_it_needs(tmp_path):
+    rows = [csn_row(i) for i in range(50)] + [csn_row(i, docstring="") for i in range(50, 60)]
+    write_jsonl(tmp_path / "a" / "train.jsonl", rows)
+    shuffled = rows[:]
     random.Random(1).shuffle(shuffled)
-    chosen = csn.sample(records, 10, seed=0)
-    assert len(chosen) == 10 and len(set(chosen)) == 10
-    assert csn.sample(records, 10, seed=0) == chosen
-    assert csn.sample(shuffled, 10, seed=0) == chosen
-    assert csn.sample(records, 10, seed=1) != chosen
-    assert set(csn.sample(shuffled, 60, seed=0)) == set(records)
-    assert csn.sample(shuffled, 60, seed=0) == csn.sample(records, 50, seed=3)
+    write_jsonl(tmp_path / "b" / "train.jsonl", shuffled)
+    chosen = sample_all(tmp_path / "a", n=10)
+    assert len(chosen.records) == 10 and len(set(chosen.records)) == 10
+    assert sample_all(tmp_path / "b", n=10).records == chosen.records
+    assert sample_all(tmp_path / "a", n=10, seed=1).records != chosen.records
+    assert chosen.examined == 10 + chosen.skips["empty_docstring"] < 60 and chosen.read == 60
+    everything = sample_all(tmp_path / "b", n=100)
+    assert len(everything.records) == 50 and everything.examined == 60
+    assert everything.skips == Counter({"empty_docstring": 10})
 
 
 def test_load_task_data_samples_and_removes_train_valid_overlap(tmp_path):
@@ -270,16 +303,30 @@ def test_load_task_data_samples_and_removes_train_valid_overlap(tmp_path):
     leaked = csn_row(103, code=csn_row(3)["code"].replace("a + b", "a  +\tb"))
     valid_rows = [csn_row(i) for i in range(100, 106)] + [leaked, b"{oops"]
     write_jsonl(tmp_path / "python" / "valid.jsonl", valid_rows)
-    cfg = DataConfig(source=str(tmp_path), n_train=8, n_valid=100, sample_seed=7)
+    cfg = DataConfig(source=str(tmp_path), n_train=20, n_valid=100, sample_seed=7, cache_dir=str(tmp_path / "cache"))
     task = csn.load_task_data(cfg, "python")
     assert task.language == "python"
-    assert task.counts == {"train_available": 20, "train": 8, "valid_available": 6, "valid": 6}
-    assert len(task.train) == 8 and len(set(task.train)) == 8
+    assert task.counts == {"train_read": 20, "train_examined": 20, "train": 20,
+                           "valid_read": 8, "valid_examined": 7, "valid": 6}
+    assert len(set(task.train)) == 20
     assert {r.func_name for r in task.valid} == {f"add_{i}" for i in range(100, 106)}
-    assert task.skips == Counter({"duplicate": 1, "bad_json": 1})
     assert task.split_skips == {"train": Counter(), "valid": Counter({"duplicate": 1, "bad_json": 1})}
-    assert (task.read("train"), task.read("valid")) == (20, 8)
-    assert csn.load_task_data(cfg, "python").train == task.train
+
+
+def test_task_samples_are_cached_until_a_file_changes(tmp_path, monkeypatch):
+    for split, first in (("train", 0), ("valid", 100)):
+        write_jsonl(tmp_path / "python" / f"{split}.jsonl", [csn_row(i) for i in range(first, first + 30)])
+    cfg = DataConfig(source=str(tmp_path), n_train=10, n_valid=5, cache_dir=str(tmp_path / "cache"))
+    task = csn.load_task_data(cfg, "python")
+    reads = []
+    real_read_split = csn.read_split
+    monkeypatch.setattr(csn, "read_split", lambda *args: reads.append(args[2]) or real_read_split(*args))
+    cached = csn.load_task_data(cfg, "python")
+    assert reads == [] and (cached.train, cached.valid, cached.counts) == (task.train, task.valid, task.counts)
+    write_jsonl(tmp_path / "python" / "valid.jsonl", [csn_row(i) for i in range(200, 230)])
+    changed = csn.load_task_data(cfg, "python")
+    assert reads == ["valid"] and changed.train == task.train and changed.valid != task.valid
+    assert csn.load_task_data(replace(cfg, sample_seed=1), "python").train != task.train
 
 
 @pytest.mark.parametrize("split", ["train", "valid"])
@@ -290,7 +337,7 @@ def test_a_split_without_usable_records_is_one_line_naming_split_path_and_skips(
     for name, rows in good.items():
         write_jsonl(tmp_path / "python" / f"{name}.jsonl", rows)
     with pytest.raises(DataError) as error:
-        csn.load_task_data(DataConfig(source=str(tmp_path)), "python")
+        csn.load_task_data(DataConfig(source=str(tmp_path), cache_dir=str(tmp_path / "cache")), "python")
     message = str(error.value)
     assert "\n" not in message and f"python {split} split has no usable records" in message
     assert str(tmp_path / "python" / f"{split}.jsonl") in message
@@ -340,3 +387,12 @@ def test_strip_python_docstring_keeps_one_line_functions_and_form_feeds():
     assert strip_python_docstring(one_line) == one_line
     with_form_feed = 'def f():\n    """Doc\x0cmore."""\n    return 1\n'
     assert strip_python_docstring(with_form_feed) == "def f():\n    return 1\n"
+
+
+def test_a_hub_split_without_usable_rows_names_its_folder(tmp_path):
+    write_hub_shards(tmp_path, "train", [[hub_row(0, func_documentation_string="")]])
+    write_hub_shards(tmp_path, "validation", [[hub_row(1)]])
+    cfg = DataConfig(source="hub", hub_root=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataError, match=rf"python train split has no usable records \({tmp_path}/python/train: "
+                                        r"1 read, all skipped: empty_docstring 1\)"):
+        csn.load_task_data(cfg, "python")

@@ -89,7 +89,8 @@ def make_results(strategies=("task_specific", "shared_layer", "lora_only", "laye
         "direction": "generate",
         "metrics": METRICS,
         "seeds": list(seeds),
-        "data": {t: {"counts": {"train_available": 48119, "train": 800, "valid_available": 6015, "valid": 200},
+        "data": {t: {"counts": {"train_read": 48119, "train_examined": 812, "train": 800,
+                                "valid_read": 6015, "valid_examined": 200, "valid": 200},
                      "skips": {"duplicate": 12, "too_long": 3}} for t in tasks},  # fmt: skip
         "strategies": {},
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import subprocess
 import sys
@@ -150,9 +151,11 @@ def read_weights(path: Path):
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux /proc only")
 def test_cpu_peak_memory_can_be_reset_between_measurements():
     cpu = torch.device("cpu")
-    big = torch.ones(64 * 2**20, dtype=torch.uint8) + 1  # 64 MiB, touched
+    reset_peak_memory(cpu)
+    big = mmap.mmap(-1, 64 * 2**20)  # 64 MiB of its own mapping: unmapped (and out of the RSS) on close,
+    big.write(b"x" * len(big))  # whatever the allocator keeps of the earlier tests' memory
     _, with_big = peak_memory(cpu)
-    del big
+    big.close()
     reset_peak_memory(cpu)
     _, after_reset = peak_memory(cpu)
     assert with_big - after_reset > 32 * 2**20

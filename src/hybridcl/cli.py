@@ -36,6 +36,22 @@ def _corpus_check(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
+def _corpus_replica(args: argparse.Namespace) -> int:
+    from itertools import islice
+
+    from hybridcl.data.csn import read_records, split_path
+    from hybridcl.data.hub import write_replica
+    from hybridcl.data.schema import SPLITS
+
+    for language in args.languages:
+        records = {split: list(islice(read_records(split_path(args.corpus, language, split), language), args.rows))
+                   for split in SPLITS}
+        written = write_replica(records, args.out, language, shards=args.shards)
+        print(f"{language}: " + ", ".join(f"{split} {len(rows):,} rows" for split, rows in records.items())
+              + f" in {len(written)} parquet files under {args.out}/{language}/")
+    return 0
+
+
 def _base_build(args: argparse.Namespace) -> int:
     from hybridcl.model.pretrain import build_stand_in_base
 
@@ -58,16 +74,15 @@ def _params(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from hybridcl.config import load_config
-    from hybridcl.continual import ContinualRun
-
+    from hybridcl.continual import ContinualRun, say
     from hybridcl.report import console_summary
 
     overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds is not None else [])
     cfg = load_config(args.config, overrides)
     out = args.out or f"runs/{cfg.name}"
     results = ContinualRun(cfg, out).run()
-    print(console_summary(results))
-    print(f"report: {out}/analysis.md (results: {out}/hybrid_experiment_results.json, plots: {out}/plots/)")
+    say(console_summary(results))
+    say(f"report: {out}/analysis.md (results: {out}/hybrid_experiment_results.json, plots: {out}/plots/)")
     return 0
 
 
@@ -114,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--language", choices=LANGUAGES, default=None,
                        help="expected language (default: taken from the directory or file name)")
     check.set_defaults(run=_corpus_check)
+
+    replica = corpus_commands.add_parser(
+        "replica", help="write a corpus in the hub's parquet layout (DIR/<language>/<split>/NNNN.parquet, hub "
+                        "column names), to run the hub path offline with --set data.hub_root=DIR")
+    replica.add_argument("--corpus", required=True, help="a corpus written by `hybridcl corpus build`")
+    replica.add_argument("--out", required=True, help="output directory")
+    replica.add_argument("--languages", nargs="+", default=["python", "javascript"], choices=LANGUAGES,
+                         help="languages to copy (default: python javascript)")
+    replica.add_argument("--rows", type=int, default=3000, help="rows per split at most (default: 3000)")
+    replica.add_argument("--shards", type=int, default=3, help="parquet files per split (default: 3)")
+    replica.set_defaults(run=_corpus_replica)
 
     base = commands.add_parser("base", help="the offline stand-in base model")
     base_commands = base.add_subparsers(dest="base_command", required=True)

@@ -69,6 +69,9 @@ class DataConfig:
     source: str = "hub"
     hub_id: str = "code-search-net/code_search_net"
     hub_revision: str = "refs/convert/parquet"
+    # The folder or URL holding the parquet conversion's `<language>/<split>/*.parquet`; "" = the hub's
+    # own, `hf://datasets/<hub_id>@<hub_revision>`. A local replica of that layout goes here too.
+    hub_root: str = ""
     languages: tuple[str, ...] = ("python", "javascript")
     direction: str = "generate"  # generate: docstring -> code; summarize: code -> docstring
     n_train: int = 8000
@@ -80,7 +83,7 @@ class DataConfig:
     cache_dir: str = ".cache/hybridcl"
 
     RULES: ClassVar[dict[str, Rule]] = {
-        "source": TEXT, "hub_id": TEXT, "hub_revision": TEXT, "cache_dir": TEXT,
+        "source": TEXT, "hub_id": TEXT, "hub_revision": TEXT, "hub_root": STRING, "cache_dir": TEXT,
         "languages": distinct(one_of(LANGUAGES)), "direction": one_of(DIRECTIONS), "sample_seed": NON_NEGATIVE,
         "n_train": POSITIVE, "n_valid": POSITIVE, "max_source_tokens": POSITIVE, "max_target_tokens": POSITIVE,
         "max_record_chars": POSITIVE,

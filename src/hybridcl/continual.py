@@ -15,6 +15,9 @@ continued with other values for those is refused, one with other `UNLOCKED_KEYS`
 another eval batch size, ...) goes on. Temporary files of writes that a kill interrupted are removed
 when the run starts again.
 
+Under `torchrun` every process trains and generates its share of each evaluation; the main process
+alone scores and writes files, and every process waits for each stage.json before going on.
+
 Strategies whose first stages are identical (same components by role, same data, same seed) train
 that prefix once: the later strategy copies the earlier one's finished stage, renaming components.
 With identity layer init every strategy's stage 0 is the base model, so stage 0 is evaluated once
@@ -26,6 +29,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import platform
 import shutil
 from datetime import datetime, timezone
@@ -56,7 +60,7 @@ EXPERIMENT_DIRS = {"task_specific": "experiment_1_results", "shared_layer": "exp
 # Settings that change no figure of a finished stage: a run folder may be continued with other values.
 # `seeds` and `strategies` add (or leave out) whole runs of one strategy and seed.
 UNLOCKED_KEYS = ("name", "seeds", "strategies", "data.cache_dir", "eval.batch_size", "offline.build")
-SKIP_WARNING_SHARE = 0.2  # a split that loses more than this share of its records to skips gets a warning
+SKIP_WARNING_SHARE = 0.2  # a split that skips more than this share of the records it looks at gets a warning
 
 
 def results_dir_name(strategy: str) -> str:
@@ -90,21 +94,23 @@ class ContinualRun:
         if self.cfg.offline.build:
             build_offline_assets(self.cfg)
         self.accelerator = make_accelerator(self.cfg.train)
+        self._main = self.accelerator.is_main_process  # the one process that writes files
         self.device = self.accelerator.device
         self.base, self.tokenizer = load_base(self.cfg.model)
         if self.tokenizer is None:
             raise ConfigError(f"model {self.cfg.model.name!r} has no tokenizer; a run needs one to read the data")
         check_target_modules(self.base, self.cfg.lora.target_modules)
         loaded = {key: load_task_data(self.cfg.data, key) for key in self.tasks_order}
-        _say(data_summary(loaded))
+        say(data_summary(loaded))
         self.tasks = {key: self._encode_task(data) for key, data in loaded.items()}
         self.params = {s.name: count_params(s, self.tasks_order, self.base, self.cfg.lora, self.cfg.layer)
                        for s in self.strategies}
-        removed = remove_temp_files(self.out) if self.out.is_dir() else 0
-        if removed:
-            _say(f"removed {removed} temporary file(s) of writes interrupted in an earlier run")
-        config = json.loads(json.dumps(self.cfg.to_dict()))
-        write_text(self.out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        if self._main:
+            removed = remove_temp_files(self.out) if self.out.is_dir() else 0
+            if removed:
+                say(f"removed {removed} temporary file(s) of writes interrupted in an earlier run")
+            config = json.loads(json.dumps(self.cfg.to_dict()))
+            write_text(self.out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         self.write_results()
 
     def _check_out_dir(self) -> bool:
@@ -154,14 +160,15 @@ class ContinualRun:
 
         results = self.collect()
         results["finished"] = self._complete()
-        write_report(results, self.out)
-        _write_json(self.out / RESULTS_FILE, results)
+        if self._main:
+            write_report(results, self.out)
+            _write_json(self.out / RESULTS_FILE, results)
         return results
 
     def _run_strategy(self, strategy: Strategy, seed: int) -> None:
         n_stages = strategy.num_stages(self.tasks_order)
         if (self.stage_dir(strategy, seed, n_stages) / "stage.json").is_file():
-            _say(f"{strategy.name} seed {seed}: every stage finished before")
+            say(f"{strategy.name} seed {seed}: every stage finished before")
             return
         model = HybridModel(copy.deepcopy(self.base), self.cfg.lora, self.cfg.layer).to(self.device)
         self._stage0(model, strategy, seed)
@@ -177,7 +184,7 @@ class ContinualRun:
             else:
                 self._train_and_evaluate(model, strategy, seed, index)
                 done = "trained and evaluated"
-            _say(f"{strategy.name} stage {index} seed {seed}: {done}")
+            say(f"{strategy.name} stage {index} seed {seed}: {done}")
             self.write_results()
 
     def stage_dir(self, strategy: Strategy, seed: int, index: int) -> Path:
@@ -211,8 +218,8 @@ class ContinualRun:
             uses = {key: strategy.evaluation(self.tasks_order, 0, key) for key in self.tasks_order}
         model.freeze()
         evaluation = self._evaluate_all(model, uses, folder, f"{strategy.name} s0 seed{seed}")
-        _write_json(folder / "stage.json", {"stage": 0, "seed": seed, "train": None, "eval": evaluation})
-        _say(f"{'every strategy' if self._shared_stage0() else strategy.name} stage 0 seed {seed}: evaluated")
+        self._mark_done(folder, {"stage": 0, "seed": seed, "train": None, "eval": evaluation})
+        say(f"{'every strategy' if self._shared_stage0() else strategy.name} stage 0 seed {seed}: evaluated")
 
     def _train_and_evaluate(self, model: HybridModel, strategy: Strategy, seed: int, index: int) -> None:
         stage = prepare_stage(model, strategy, self.tasks_order, index, seed)
@@ -239,9 +246,10 @@ class ContinualRun:
         folder = self.stage_dir(strategy, seed, index)
         self._save_components(model, stage.trainable, folder)
         donor_stage = json.loads((source / "stage.json").read_text())
-        _copy_tree(source / "predictions", folder / "predictions")
+        if self._main:
+            _copy_tree(source / "predictions", folder / "predictions")
         donor_stage.update(shared_with=donor_stage.get("shared_with") or donor.name)
-        _write_json(folder / "stage.json", donor_stage)
+        self._mark_done(folder, donor_stage)
 
     def _restore(self, model: HybridModel, strategy: Strategy, seed: int, index: int, folder: Path) -> None:
         """A finished stage from an earlier (interrupted) run: load what it trained, train nothing."""
@@ -257,8 +265,15 @@ class ContinualRun:
         model.freeze()
         uses = {key: strategy.evaluation(self.tasks_order, index, key) for key in self.tasks_order}
         evaluation = self._evaluate_all(model, uses, folder, f"{strategy.name} s{index} seed{seed}")
-        record = {"stage": index, "seed": seed, "shared_with": None, "train": train_stats, "eval": evaluation}
-        _write_json(folder / "stage.json", record)  # last: marks the stage as done
+        self._mark_done(folder, {"stage": index, "seed": seed, "shared_with": None, "train": train_stats,
+                                 "eval": evaluation})
+
+    def _mark_done(self, folder: Path, record: dict) -> None:
+        """Write stage.json, last: the stage is done. Every process waits for it (and the files before
+        it), so all agree on what is finished and may read what the main process wrote."""
+        if self._main:
+            _write_json(folder / "stage.json", record)
+        self.accelerator.wait_for_everyone()
 
     def _stage_data(self, task_keys: tuple[str, ...]) -> EncodedSet:
         if len(task_keys) == 1:
@@ -268,14 +283,19 @@ class ContinualRun:
     # ------------------------------------------------------------------------------ evaluation
 
     def _evaluate_all(self, model: HybridModel, uses: dict, folder: Path, desc: str) -> dict:
+        """Every process generates its share; the main process scores, writes the predictions and gets
+        the figures (the others an empty dict)."""
         evaluation = {}
         for key, use in uses.items():
             model.activate(use.lora, use.layer)
             task = self.tasks[key]
-            scores, rows, cost = evaluate_task(
+            result = evaluate_task(
                 model, task.records, task.valid, self.tokenizer, language=key, direction=self.cfg.data.direction,
                 settings=self.cfg.eval, device=self.device, desc=f"{desc} {key}",
-                precision=resolve_mixed_precision(self.cfg.train.mixed_precision))
+                precision=resolve_mixed_precision(self.cfg.train.mixed_precision), accelerator=self.accelerator)
+            if result is None:
+                continue
+            scores, rows, cost = result
             _write_jsonl(folder / "predictions" / f"{key}.jsonl", rows)
             kill_point("evaluated")
             evaluation[key] = {"scores": scores["corpus"], "notes": scores["notes"],
@@ -286,6 +306,8 @@ class ContinualRun:
     # ------------------------------------------------------------------------------ components
 
     def _save_components(self, model: HybridModel, trainable, folder: Path) -> None:
+        if not self._main:
+            return
         for name in trainable.loras:
             model.save_lora(name, folder)
         for name in trainable.layers:
@@ -300,10 +322,9 @@ class ContinualRun:
 
     # ------------------------------------------------------------------------------- results
 
-    def write_results(self) -> dict:
-        results = self.collect()
-        _write_json(self.out / RESULTS_FILE, results)
-        return results
+    def write_results(self) -> None:
+        if self._main:
+            _write_json(self.out / RESULTS_FILE, self.collect())
 
     def collect(self) -> dict:
         """The results JSON (docs/results-schema.md) from the stage files present now; `finish` alone
@@ -373,13 +394,13 @@ def build_offline_assets(cfg: Config) -> None:
     if not (corpus / "summary.json").is_file():
         from hybridcl.data.mine import build_corpus
 
-        _say(f"first use: mining the offline corpus into {corpus} (one time; about 2 minutes on 2 CPU cores, "
+        say(f"first use: mining the offline corpus into {corpus} (one time; about 2 minutes on 2 CPU cores, "
              "npm install of the JavaScript sources included)")
         build_corpus(out_dir=corpus, languages=list(cfg.data.languages), cache_dir=cfg.data.cache_dir)
     if not (base / "config.json").is_file():
         from hybridcl.model.pretrain import build_stand_in_base
 
-        _say(f"first use: pre-training the {cfg.offline.base_size} stand-in base into {base} (one time; "
+        say(f"first use: pre-training the {cfg.offline.base_size} stand-in base into {base} (one time; "
              "about 5 minutes on 2 CPU cores for the tiny size)")
         build_stand_in_base(corpus, base, size=cfg.offline.base_size)
 
@@ -461,23 +482,28 @@ def _diff_keys(a, b, prefix: str = "") -> list[str]:
 
 
 def data_summary(tasks: dict[str, TaskData]) -> str:
-    """Per task and split: records read, usable, used, and skipped by reason; a warning line for each
-    split that lost more than SKIP_WARNING_SHARE of its records."""
-    lines, warnings = ["data: records read -> usable -> used (sampled), skipped by reason"], []
+    """Per task and split: records read, examined (in sampling order), used, and skipped by reason; a
+    warning line for each split that skipped more than SKIP_WARNING_SHARE of what it looked at."""
+    lines, warnings = ["data: records read -> examined -> used (sampled), skipped by reason"], []
     for key, data in tasks.items():
         for split in ("train", "valid"):
-            read, skips = data.read(split), data.split_skips[split]
+            read, examined, used = (data.counts[f"{split}{suffix}"] for suffix in ("_read", "_examined", ""))
+            skips = data.split_skips[split]
             skipped = sum(skips.values())
-            lines.append(f"  {key:<11} {split:<5} {read:>9,} -> {data.counts[f'{split}_available']:>9,} -> "
-                         f"{data.counts[split]:>7,}   skipped {skipped:,}{format_skips(skips, ': ')}")
-            if read and skipped / read > SKIP_WARNING_SHARE:
-                warnings.append(f"warning: {key} {split}: {skipped / read:.0%} of {read:,} records skipped "
-                                f"({format_skips(skips)}); check the data")
+            lines.append(f"  {key:<11} {split:<5} {read:>9,} -> {examined:>9,} -> {used:>7,}   "
+                         f"skipped {skipped:,}{format_skips(skips, ': ')}")
+            if skipped > SKIP_WARNING_SHARE * (skipped + used):
+                warnings.append(f"warning: {key} {split}: {skipped / (skipped + used):.0%} of {skipped + used:,} "
+                                f"records looked at were skipped ({format_skips(skips)}); check the data")
     return "\n".join(lines + warnings)
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
+def say(line: str) -> None:
+    """Print a console line once: on the main process under torchrun.
+
+    RANK, not the accelerator: some lines come before it exists. torchrun and accelerate set it."""
+    if os.environ.get("RANK", "0") == "0":
+        print(line, flush=True)
 
 
 def _now() -> str:

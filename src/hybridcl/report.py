@@ -589,7 +589,8 @@ def _section_setup(results: dict[str, Any], names: list[str]) -> list[str]:
             skips = entry.get("skips") or {}
             skip_text = ", ".join(f"{k} {int(v):,}" for k, v in skips.items()) if skips else "none"
             rows.append([lang] + [_count(counts.get(k)) for k in keys] + [skip_text])
-        lines += ["Data (examples per split; *available* = usable records before sampling):", ""]
+        lines += ["Data (per split: *read* = records in the split, *examined* = validated in sampling order "
+                  "to find the records used):", ""]
         lines += _table(header, rows, ["l"] + ["r"] * len(keys) + ["l"])
     return lines
 

@@ -1,7 +1,9 @@
-"""CodeSearchNet in: read a language split from the hub or local files, validate and normalise every record.
+"""CodeSearchNet in: read a language split from the hub or local files, sample it, validate and normalise.
 
 Every source goes through `to_record`, so hub rows, local jsonl and parquet give the same pairs. A bad
 record is skipped and counted under one of `SKIP_REASONS`; a source that cannot be read is a DataError.
+A task's train and valid samples (`load_task_data`) are drawn by a content hash (`sample_split`), so they
+are the same on every machine, and cached.
 """
 
 from __future__ import annotations
@@ -9,28 +11,24 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import random
 import re
 import zlib
 from collections import Counter
-from dataclasses import astuple, dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from hybridcl.atomic import atomic_path
 from hybridcl.config import LANGUAGES, DataConfig
+from hybridcl.data import hub
 from hybridcl.data.schema import HUB_COLUMNS, SPLITS, DataError, Record, dedup_key
 from hybridcl.data.text import clean_docstring, strip_python_docstring
 
 SKIP_REASONS = (
     "bad_json", "missing_field", "empty_code", "empty_docstring", "non_utf8", "wrong_language", "too_long", "duplicate",
 )
-HUB_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "test": "test"}
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
-OFFLINE_HINT = (
-    "offline alternatives: `hybridcl corpus build --out data/corpus` then `--set data.source=data/corpus`, "
-    "or `--set data.source=DIR` with a directory of CodeSearchNet jsonl(.gz) files"
-)
 
 
 def to_record(row: dict, language: str | None = None, max_record_chars: int = 20_000) -> Record | str:
@@ -168,18 +166,17 @@ def dedup(records: Iterable[Record], skips: Counter, seen: set[str] | None = Non
     return unique
 
 
-def load_split(cfg: DataConfig, language: str, split: str) -> tuple[list[Record], Counter]:
-    """The validated, de-duplicated records of one language split, and the skip counts by reason."""
+def read_split(cfg: DataConfig, language: str, split: str) -> tuple[list[dict], Counter]:
+    """The raw rows of one language split, and the lines that could not be read as rows, by reason."""
     _check_language(language)
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; known: {list(SPLITS)}")
-    skips: Counter = Counter()
+    unreadable: Counter = Counter()
     if cfg.source == "hub":
-        records = validate(_hub_rows(cfg, language, split), language, cfg.max_record_chars, skips)
-    else:
-        path = split_path(cfg.source, language, split)
-        records = read_records(path, language, max_record_chars=cfg.max_record_chars, skips=skips)
-    return dedup(records, skips), skips
+        root = hub.hub_root(cfg)
+        return hub.read_rows(hub.split_files(root, language, split), language, split), unreadable
+    files = data_files(split_path(cfg.source, language, split))
+    return [row for file in files for row in _file_rows(file, unreadable)], unreadable
 
 
 def split_path(source: str | Path, language: str, split: str) -> Path:
@@ -198,26 +195,44 @@ def split_path(source: str | Path, language: str, split: str) -> Path:
     return found
 
 
-def _hub_rows(cfg: DataConfig, language: str, split: str) -> Iterator[dict]:
-    import datasets
+@dataclass
+class SplitSample:
+    """What sampling one split found: the records, and how many rows it read, examined and skipped."""
 
-    try:
-        dataset = datasets.load_dataset(cfg.hub_id, language, revision=cfg.hub_revision, split=HUB_SPLITS[split])
-    except (OSError, datasets.exceptions.DatasetsError) as error:  # connection, offline and not-found errors
-        where = f"{cfg.hub_id} ({language}, {split})"
-        raise DataError(f"cannot load {where} from the Hugging Face hub: {error}; {OFFLINE_HINT}") from error
-    for batch in dataset.with_format("arrow").iter(batch_size=1024):
-        yield from batch.to_pylist()
+    records: list[Record]
+    read: int  # lines or rows of the split, readable or not
+    examined: int  # rows validated, in sampling order, to find `records`
+    skips: Counter  # unreadable lines and examined rows that were skipped, by reason
 
 
-def sample(records: list[Record], n: int, seed: int) -> list[Record]:
-    """`n` records chosen by `seed`, independent of input order, hash() randomisation and machine."""
-    ordered = sorted(records, key=_content_key)
-    return ordered if n >= len(ordered) else random.Random(seed).sample(ordered, n)
+def sample_split(rows: list[dict], unreadable: Counter, n: int, seed: int, language: str, max_record_chars: int,
+                 exclude: set[str] = frozenset()) -> SplitSample:
+    """Up to `n` valid, distinct records: rows are ranked by a hash of their content and the seed (the
+    same order on every machine, whatever the files' order) and validated in that order until `n` pass.
+
+    Only the examined rows are validated, so a 412K-row split costs a hash per row and about `n`
+    validations. Records whose dedup key is in `exclude` (valid: the train sample's) count as duplicates.
+    """
+    order = sorted(range(len(rows)), key=lambda i: _row_key(rows[i], seed))
+    skips, seen, records, examined = Counter(unreadable), set(exclude), [], 0
+    for i in order:
+        if len(records) == n:
+            break
+        examined += 1
+        result = to_record(rows[i], language, max_record_chars)
+        key = None if isinstance(result, str) else dedup_key(result)
+        if key is None or key in seen:
+            skips[result if key is None else "duplicate"] += 1
+            continue
+        seen.add(key)
+        records.append(result)
+    return SplitSample(records, len(rows) + sum(unreadable.values()), examined, skips)
 
 
-def _content_key(record: Record) -> str:
-    return hashlib.sha1("\0".join(astuple(record)).encode("utf-8")).hexdigest()
+def _row_key(row: dict, seed: int) -> bytes:
+    code = row.get("code", row.get("func_code_string"))
+    docstring = row.get("docstring", row.get("func_documentation_string"))
+    return hashlib.sha1(f"{seed}\0{code}\0{docstring}".encode("utf-8", "replace")).digest()
 
 
 @dataclass
@@ -225,43 +240,66 @@ class TaskData:
     language: str
     train: list[Record]
     valid: list[Record]
-    split_skips: dict[str, Counter]  # "train" / "valid" -> skipped records by reason
-    counts: dict[str, int]  # train_available, train, valid_available (after removing train overlap), valid
+    split_skips: dict[str, Counter]  # "train" / "valid" -> skipped lines and records by reason
+    counts: dict[str, int]  # per split: <split>_read, <split>_examined, <split> (records used)
 
     @property
     def skips(self) -> Counter:
-        """Skipped records by reason, both splits."""
+        """Skipped lines and records by reason, both splits."""
         return sum(self.split_skips.values(), Counter())
-
-    def read(self, split: str) -> int:
-        """Records read from the split: the usable ones plus the skipped ones."""
-        return self.counts[f"{split}_available"] + sum(self.split_skips[split].values())
 
 
 def load_task_data(cfg: DataConfig, language: str) -> TaskData:
     """The sampled train and valid records of one language; valid never repeats a train record.
 
-    A split without a single usable record is a DataError naming the split, where it was read from and
-    what was skipped, so a run stops before any training instead of training on nothing.
+    The samples are cached in `cfg.cache_dir`, keyed by where the split comes from and everything that
+    chooses them. A split without a single usable record is a DataError naming the split, where it was
+    read from and what was skipped, so a run stops before any training instead of training on nothing.
     """
-    train_all, train_skips = load_split(cfg, language, "train")
-    valid_all, valid_skips = load_split(cfg, language, "valid")
-    valid_all = dedup(valid_all, valid_skips, seen={dedup_key(record) for record in train_all})
-    for split, usable, skips in (("train", train_all, train_skips), ("valid", valid_all, valid_skips)):
-        if not usable:
+    train = _cached_sample(cfg, language, "train", cfg.n_train, exclude=set())
+    valid = _cached_sample(cfg, language, "valid", cfg.n_valid, exclude={dedup_key(r) for r in train.records})
+    counts, skips = {}, {}
+    for split, sample in (("train", train), ("valid", valid)):
+        if not sample.records:
             raise DataError(f"{language} {split} split has no usable records ({split_location(cfg, language, split)}: "
-                            f"{sum(skips.values())} read, all skipped{format_skips(skips, ': ')})")
-    train, valid = sample(train_all, cfg.n_train, cfg.sample_seed), sample(valid_all, cfg.n_valid, cfg.sample_seed)
-    counts = {
-        "train_available": len(train_all), "train": len(train), "valid_available": len(valid_all), "valid": len(valid),
-    }
-    return TaskData(language, train, valid, {"train": train_skips, "valid": valid_skips}, counts)
+                            f"{sample.read} read, all skipped{format_skips(sample.skips, ': ')})")
+        counts.update({f"{split}_read": sample.read, f"{split}_examined": sample.examined, split: len(sample.records)})
+        skips[split] = sample.skips
+    return TaskData(language, train.records, valid.records, skips, counts)
+
+
+SAMPLE_CACHE_VERSION = 1
+
+
+def _cached_sample(cfg: DataConfig, language: str, split: str, n: int, exclude: set[str]) -> SplitSample:
+    source = hub.hub_root(cfg) if cfg.source == "hub" else _local_fingerprint(cfg.source, language, split)
+    identity = json.dumps([SAMPLE_CACHE_VERSION, source, language, split, n, cfg.sample_seed, cfg.max_record_chars,
+                           hashlib.sha1("\n".join(sorted(exclude)).encode()).hexdigest()])
+    path = Path(cfg.cache_dir, "samples", hashlib.sha1(identity.encode()).hexdigest() + ".json.gz")
+    if path.is_file():
+        with gzip.open(path, "rt", encoding="utf-8") as file:
+            saved = json.load(file)
+        return SplitSample([Record(**fields) for fields in saved["records"]], saved["read"], saved["examined"],
+                           Counter(saved["skips"]))
+    rows, unreadable = read_split(cfg, language, split)
+    sample = sample_split(rows, unreadable, n, cfg.sample_seed, language, cfg.max_record_chars, exclude)
+    saved = {"records": [asdict(r) for r in sample.records], "read": sample.read, "examined": sample.examined,
+             "skips": dict(sample.skips)}
+    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as file:
+        json.dump(saved, file)
+    return sample
+
+
+def _local_fingerprint(source: str, language: str, split: str) -> list:
+    """A local split's files with their sizes and modification times: an edited file is a new source."""
+    files = data_files(split_path(source, language, split))
+    return [[str(file.resolve()), file.stat().st_size, file.stat().st_mtime_ns] for file in files]
 
 
 def split_location(cfg: DataConfig, language: str, split: str) -> str:
-    """Where a split is read from, for messages: a local path or the hub dataset."""
+    """Where a split is read from, for messages: a local path or the hub root's folder."""
     if cfg.source == "hub":
-        return f"{cfg.hub_id}@{cfg.hub_revision} {language}/{HUB_SPLITS[split]}"
+        return f"{hub.hub_root(cfg)}/{language}/{hub.HUB_SPLITS[split]}"
     return str(split_path(cfg.source, language, split))
 
 

@@ -1,0 +1,55 @@
+"""The seed's own path without the hub: configs/seed.yaml on a replica of CodeSearchNet's parquet layout
+(`data.hub_root`) and a model folder in codet5-small's format, through the very loading code the hub
+root and the hub name take, nothing monkeypatched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hybridcl.cli import main
+from hybridcl.model.replica import corpus_texts, write_codet5_small_replica
+
+SEED = Path(__file__).parents[1] / "configs" / "seed.yaml"
+SMOKE_SIZES = ["data.n_train=24", "data.n_valid=6", "data.max_source_tokens=48", "data.max_target_tokens=48",
+               "train.epochs=1", "eval.max_new_tokens=16", "eval.batch_size=8", "strategies=[task_specific, shared_layer]"]
+
+
+@pytest.fixture(scope="module")
+def hub_replica(smoke_assets, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("hub-replica")
+    assert main(["corpus", "replica", "--corpus", str(smoke_assets["corpus"]), "--out", str(out), "--shards", "3"]) == 0
+    return out
+
+
+def test_the_replica_has_the_hub_layout(hub_replica):
+    for language in ("python", "javascript"):
+        for split in ("train", "validation", "test"):
+            assert sorted(p.name for p in (hub_replica / language / split).iterdir()) == \
+                ["0000.parquet", "0001.parquet", "0002.parquet"]
+
+
+@pytest.fixture(scope="module")
+def codet5_replica(smoke_assets, tmp_path_factory) -> Path:
+    """A model folder in codet5-small's own format (random weights): what the hub name loads."""
+    out = tmp_path_factory.mktemp("codet5-small") / "model"
+    write_codet5_small_replica(out, corpus_texts(smoke_assets["corpus"]))
+    return out
+
+
+@pytest.mark.slow
+def test_seed_config_runs_on_both_replicas_and_writes_its_report(smoke_assets, hub_replica, codet5_replica,
+                                                                 tmp_path, capsys):
+    out = tmp_path / "run"
+    overrides = [f"data.hub_root={hub_replica}", f"model.name={codet5_replica}",
+                 f"data.cache_dir={tmp_path / 'cache'}", *SMOKE_SIZES]
+    status = main(["run", str(SEED), "--out", str(out), *[arg for o in overrides for arg in ("--set", o)]])
+    assert status == 0, capsys.readouterr().err
+    results = json.loads((out / "hybrid_experiment_results.json").read_text())
+    assert results["finished"] is True and results["config"]["data"]["source"] == "hub"
+    assert results["data"]["python"]["counts"] == {"train_read": 60, "train_examined": 24, "train": 24,
+                                                   "valid_read": 12, "valid_examined": 6, "valid": 6}
+    assert (out / "analysis.md").is_file()
+    assert "python      train        60 ->        24 ->      24" in capsys.readouterr().out
