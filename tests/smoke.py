@@ -29,8 +29,9 @@ def build_smoke_assets(root: Path) -> dict[str, Path]:
     corpus = root / "corpus"
     for language, make in (("python", python_record), ("javascript", javascript_record)):
         pairs = [(verb, noun) for verb in VERBS for noun in NOUNS]
-        for split, chunk in (("train", pairs[:60]), ("valid", pairs[60:72]), ("test", pairs[72:])):
-            records = [make(verb, noun, i, split) for i, (verb, noun) in enumerate(chunk)]
+        for split, chunk, first in (("pretrain", pairs[:60], 60), ("train", pairs[:60], 0), ("valid", pairs[60:72], 0),
+                                    ("test", pairs[72:], 0)):
+            records = [make(verb, noun, first + i, split) for i, (verb, noun) in enumerate(chunk)]
             write_jsonl_gz(records, corpus / language / f"{split}.jsonl.gz")
     build_stand_in_base(corpus, root / "base", size="micro", steps=20, progress=False)
     return {"corpus": corpus, "base": root / "base", "cache": root / "cache"}

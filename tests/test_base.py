@@ -46,15 +46,15 @@ def corpus(tmp_path_factory):
     """A few hundred short synthetic python + javascript examples in the corpus layout."""
     root = tmp_path_factory.mktemp("corpus")
     rng = random.Random(0)
-    write_jsonl_gz(_records("python", PY_TEMPLATES, 200, rng), root / "python" / "train.jsonl.gz")
-    write_jsonl_gz(_records("javascript", JS_TEMPLATES, 200, rng), root / "javascript" / "train.jsonl.gz")
-    write_jsonl_gz(_records("python", PY_TEMPLATES, 20, rng), root / "python" / "valid.jsonl.gz")  # not read
+    write_jsonl_gz(_records("python", PY_TEMPLATES, 200, rng), root / "python" / "pretrain.jsonl.gz")
+    write_jsonl_gz(_records("javascript", JS_TEMPLATES, 200, rng), root / "javascript" / "pretrain.jsonl.gz")
+    write_jsonl_gz(_records("python", PY_TEMPLATES, 20, rng), root / "python" / "train.jsonl.gz")  # not read
     return root
 
 
 @pytest.fixture(scope="module")
 def tokenizer(corpus):
-    records = [r for lang in ("python", "javascript") for r in pretrain.read_train_records(corpus)[lang]]
+    records = [r for lang in ("python", "javascript") for r in pretrain.read_pretrain_records(corpus)[lang]]
     return pretrain.train_tokenizer((t for r in records for t in (r.code, r.docstring)), vocab_size=600)
 
 
@@ -191,7 +191,7 @@ def test_tokenizer_layout_and_round_trip(tokenizer, tmp_path):
 
 
 def test_tokenizer_training_is_deterministic(corpus):
-    records = list(pretrain.read_train_records(corpus)["python"])
+    records = list(pretrain.read_pretrain_records(corpus)["python"])
     texts = [r.code for r in records]
     a = pretrain.train_tokenizer(texts, vocab_size=400)
     b = pretrain.train_tokenizer(texts, vocab_size=400)
@@ -260,5 +260,5 @@ def test_build_is_deterministic_and_guards_its_output(corpus, tmp_path):
     with pytest.raises(DataError, match="not a stand-in base"):
         pretrain.build_stand_in_base(corpus, tmp_path / "other", size="micro", steps=1, progress=False)
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
-    with pytest.raises(DataError, match="no <language>/train"):
+    with pytest.raises(DataError, match="no <language>/pretrain"):
         pretrain.build_stand_in_base(tmp_path / "other", tmp_path / "b", size="micro", steps=1, progress=False)

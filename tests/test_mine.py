@@ -13,14 +13,15 @@ import pytest
 
 from hybridcl.cli import main
 from hybridcl.data.mine import (
+    POOL_SHARES,
     build_corpus,
     install_npm_packages,
     mine_javascript_file,
     mine_python_file,
     package_of,
-    split_by_package,
+    pool_of,
 )
-from hybridcl.data.schema import SPLITS, DataError, normalized
+from hybridcl.data.schema import CORPUS_LAYOUT, POOLS, DataError, normalized
 
 
 def write(root: Path, relative: str, text: str | bytes) -> Path:
@@ -39,7 +40,7 @@ def read_split(out: Path, language: str, split: str) -> list[dict]:
 
 
 def read_all(out: Path, language: str) -> list[dict]:
-    return [row for split in SPLITS for row in read_split(out, language, split)]
+    return [row for split in POOLS for row in read_split(out, language, split)]
 
 
 def python_function(name: str, body: str = "return 1") -> str:
@@ -336,7 +337,6 @@ def test_a_debian_tree_gives_its_packages_not_usr(tmp_path, capsys):
         ("a", "lib/index.js"), ("a", "esm/index.mjs")}
     assert {row["repo"] for row in rows} == {"a", "b", "c", "@s/d"}
     assert summary["languages"]["javascript"]["packages"] == 4
-    assert "warning" not in capsys.readouterr().err
 
 
 def test_a_tree_with_one_package_is_warned_about_in_one_line(tmp_path, capsys):
@@ -346,23 +346,20 @@ def test_a_tree_with_one_package_is_warned_about_in_one_line(tmp_path, capsys):
     summary = build_corpus(tmp_path / "out", ["javascript"], sources=[tmp_path / "src"])
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warnings) == 1
-    assert all(part in warnings[0] for part in ("javascript", "3 pairs", "1 package", "'only'", str(tmp_path / "src")))
+    empty = [pool for pool in POOLS if pool != pool_of("only")]
+    assert all(part in warnings[0] for part in ("javascript", f"pool(s) {', '.join(empty)} are empty", "3 pairs",
+                                                 "1 package(s) ('only')", str(tmp_path / "src")))
     assert summary["languages"]["javascript"]["packages"] == 1
 
 
-def test_split_by_package_reaches_the_ratios_and_follows_the_seed():
-    sizes = {f"pkg{i:03d}": 1 + (i * 37) % 50 for i in range(300)}
-    assignment = split_by_package(sizes, seed=0)
-    assert set(assignment) == set(sizes)
-    pairs = Counter()
-    for package, split in assignment.items():
-        pairs[split] += sizes[package]
-    total = sum(sizes.values())
-    for split, ratio in {"train": 0.8, "valid": 0.1, "test": 0.1}.items():
-        assert abs(pairs[split] / total - ratio) < 0.02
-    assert split_by_package(dict(reversed(list(sizes.items()))), seed=0) == assignment
-    assert split_by_package(sizes, seed=1) != assignment
-
+def test_a_package_pool_is_a_pure_function_of_its_name_near_the_shares():
+    names = [f"pkg{i:04d}" for i in range(4000)]
+    pools = {name: pool_of(name) for name in names}
+    assert {name: pool_of(name) for name in reversed(names[:100])} == {name: pools[name] for name in names[:100]}
+    counts = Counter(pools.values())
+    for pool, share in POOL_SHARES.items():
+        assert abs(counts[pool] / len(names) - share) < 0.03, (pool, counts)
+    assert [pool_of(name, seed=1) for name in names[:50]] != [pools[name] for name in names[:50]]
 
 def many_packages(root: Path, count: int = 30, reverse: bool = False) -> None:
     """`count` packages with 1..5 documented functions each, in Python and JavaScript."""
@@ -373,20 +370,21 @@ def many_packages(root: Path, count: int = 30, reverse: bool = False) -> None:
 
 
 def test_no_package_in_two_splits_and_partition_matches_file(tmp_path):
-    many_packages(tmp_path / "src")
+    many_packages(tmp_path / "src", count=60)
     summary = build_corpus(tmp_path / "out", ["python", "javascript"], sources=[tmp_path / "src"])
     for language in ("python", "javascript"):
         owner = {}
-        for split in SPLITS:
+        for split in POOLS:
             rows = read_split(tmp_path / "out", language, split)
             assert rows and all(row["partition"] == split for row in rows)
             for row in rows:
                 assert owner.setdefault(row["repo"], split) == split
-        assert len(owner) == 30
+        assert len(owner) == 60
         splits = summary["languages"][language]["splits"]
-        assert sum(s["packages"] for s in splits.values()) == 30
-        assert splits["train"]["pairs"] > splits["valid"]["pairs"] + splits["test"]["pairs"]
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["languages"] == summary["languages"]
+        assert sum(s["packages"] for s in splits.values()) == 60
+        assert all(splits[pool]["pairs"] for pool in POOLS)
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert saved["languages"] == summary["languages"] and saved["layout"] == CORPUS_LAYOUT
 
 
 def test_exact_duplicates_are_removed_within_and_across_packages(tmp_path):
@@ -413,7 +411,21 @@ def test_output_is_byte_identical_across_builds_and_file_creation_order(tmp_path
         build_corpus(tmp_path / out, ["python", "javascript"], sources=[tmp_path / source / "src"], seed=3)
         outputs.append({
             (language, split): gzip.decompress((tmp_path / out / language / f"{split}.jsonl.gz").read_bytes())
-            for language in ("python", "javascript") for split in SPLITS
+            for language in ("python", "javascript") for split in POOLS
         })
     assert outputs[0] == outputs[1] == outputs[2]
     assert all(outputs[0].values())
+
+
+def test_corpus_check_shows_the_four_pools_and_an_old_layout_is_refused(tmp_path, capsys):
+    many_packages(tmp_path / "src", count=60)
+    build_corpus(tmp_path / "out", ["python"], sources=[tmp_path / "src"])
+    capsys.readouterr()
+    assert main(["corpus", "check", str(tmp_path / "out")]) == 0
+    groups = {line.split(":")[0].strip() for line in capsys.readouterr().out.splitlines()[1:] if line.startswith("  ")}
+    assert groups == set(POOLS)
+    summary = tmp_path / "out" / "summary.json"
+    summary.write_text(json.dumps({k: v for k, v in json.loads(summary.read_text()).items() if k != "layout"}))
+    assert main(["corpus", "check", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "older layout" in error and f"hybridcl corpus build --out {tmp_path / 'out'}" in error

@@ -21,13 +21,13 @@ from typing import Iterable, Iterator
 from hybridcl.atomic import atomic_path
 from hybridcl.config import LANGUAGES, DataConfig
 from hybridcl.data import hub
-from hybridcl.data.schema import HUB_COLUMNS, SPLITS, DataError, Record, dedup_key
+from hybridcl.data.schema import HUB_COLUMNS, SPLITS, DataError, Record, check_corpus_layout, dedup_key
 from hybridcl.data.text import clean_docstring, strip_python_docstring
 
 SKIP_REASONS = (
     "bad_json", "missing_field", "empty_code", "empty_docstring", "non_utf8", "wrong_language", "too_long", "duplicate",
 )
-SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "test": "test"}
+SPLIT_NAMES = {"pretrain": "pretrain", "train": "train", "valid": "valid", "validation": "valid", "test": "test"}
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
 
@@ -182,6 +182,7 @@ def read_split(cfg: DataConfig, language: str, split: str) -> tuple[list[dict], 
 def split_path(source: str | Path, language: str, split: str) -> Path:
     """Where a local source keeps a split: the corpus layout, the original release layout, or one-language files."""
     source = Path(source)
+    check_corpus_layout(source)
     candidates = [
         source / language / f"{split}.jsonl.gz",
         source / language / f"{split}.jsonl",
@@ -336,6 +337,8 @@ def check_path(path: str | Path, language: str | None = None) -> CheckReport:
     if language is not None:
         _check_language(language)
     root, skips = Path(path), Counter()
+    if root.is_dir():
+        check_corpus_layout(root)
     groups: dict[str, list[Record]] = {}
     for file in data_files(root):
         parts = root.parts + (file.relative_to(root).parts if root.is_dir() else ())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -33,11 +34,14 @@ from typing import Iterable
 
 from tqdm import tqdm
 
-from hybridcl.data.schema import SPLITS, DataError, Record, dedup_key, write_jsonl_gz
+from hybridcl.data.schema import CORPUS_LAYOUT, POOLS, DataError, Record, dedup_key, write_jsonl_gz
 from hybridcl.data.text import clean_docstring, strip_python_docstring, word_count
 
 MIN_DOCSTRING_WORDS = 3
-SPLIT_RATIOS = {"train": 0.8, "valid": 0.1, "test": 0.1}
+# Shares of the packages (not of the pairs) in each pool. Half the packages pre-train the stand-in base
+# (it needs the most tokens); the experiments sample at most a few thousand train and valid pairs per
+# language from the rest, and the seed-sized offline run 8K + 2K.
+POOL_SHARES = {"pretrain": 0.5, "train": 0.3, "valid": 0.1, "test": 0.1}
 EXTENSIONS = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript"}
 TEST_DIRS = {"test", "tests", "testing", "__tests__", "spec"}
 BUNDLE_DIRS = {"dist", "build", "umd"}
@@ -456,23 +460,15 @@ def deduplicate(records: list[Record]) -> tuple[list[Record], int]:
     return unique, len(records) - len(unique)
 
 
-def split_by_package(pair_counts: dict[str, int], seed: int = 0, ratios: dict[str, float] = SPLIT_RATIOS) -> dict[str, str]:
-    """package -> split, about `ratios` of the pairs in each split; deterministic for a seed.
-
-    Largest packages first; each goes to a split with room left for all of its pairs (if none has,
-    the one with the most room), drawn with probability proportional to that room.
-    """
-    rng = random.Random(seed)
-    total = sum(pair_counts.values())
-    room = {split: ratio * total for split, ratio in ratios.items()}
-    assignment = {}
-    for package in sorted(pair_counts, key=lambda name: (-pair_counts[name], name)):
-        size = pair_counts[package]
-        fitting = [split for split in ratios if room[split] >= size] or [max(ratios, key=room.get)]
-        split = rng.choices(fitting, weights=[room[split] + 1e-9 for split in fitting])[0]
-        room[split] -= size
-        assignment[package] = split
-    return assignment
+def pool_of(package: str, seed: int = 0) -> str:
+    """The pool of a package: a pure function of its name (and the split seed), so adding or removing
+    other packages never moves it. A hash of the name, read as a number in [0, 1), falls into one of
+    POOL_SHARES' cumulative intervals."""
+    position = int.from_bytes(hashlib.sha256(f"{seed}:{package}".encode()).digest()[:8], "big") / 2**64
+    for pool, end in zip(POOL_SHARES, itertools.accumulate(POOL_SHARES.values())):
+        if position < end:
+            return pool
+    return POOLS[-1]  # rounding of the last cumulative share
 
 
 # ---------------------------------------------------------------------------------------- sources
@@ -540,20 +536,20 @@ def build_corpus(
     cache_dir: str | Path = ".cache/hybridcl",
     seed: int = 0,
 ) -> dict:
-    """Mine, deduplicate and split; write `out_dir/<language>/{train,valid,test}.jsonl.gz` and
-    `out_dir/summary.json`; return the summary."""
+    """Mine, deduplicate and split by package; write `out_dir/<language>/{pretrain,train,valid,test}.jsonl.gz`
+    and `out_dir/summary.json`; return the summary."""
     started = time.monotonic()
     languages = list(dict.fromkeys(languages))
     unknown = [language for language in languages if language not in MINERS]
     if unknown:
         raise DataError(f"cannot mine language(s) {unknown}; choose from {sorted(MINERS)}")
     given = _given_sources(sources) if sources else None
-    splits, summary = {}, {"seed": seed, "languages": {}}
+    splits, summary = {}, {"layout": CORPUS_LAYOUT, "seed": seed, "languages": {}}
     for language in languages:
         language_sources = given or _default_sources(language, cache_dir)
         splits[language], summary["languages"][language] = _build_language(language, language_sources, seed)
     for language, by_split in splits.items():
-        for split in SPLITS:
+        for split in POOLS:
             write_jsonl_gz(by_split[split], Path(out_dir, language, f"{split}.jsonl.gz"))
     summary["elapsed_seconds"] = round(time.monotonic() - started, 1)
     Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -575,9 +571,10 @@ def _build_language(language: str, sources: list[Source], seed: int) -> tuple[di
         raise DataError(f"no {language} functions with a docstring of >= {MIN_DOCSTRING_WORDS} words in "
                         f"{[str(source.root) for source in sources]}")
     packages = sorted({record.repo for record in records})
-    if len(packages) < len(SPLITS):
-        _warn_few_packages(language, len(records), packages, sources)
     by_split = _assign_splits(records, seed)
+    empty = [pool for pool, rows in by_split.items() if not rows]
+    if empty:
+        _warn_empty_pools(language, len(records), packages, empty, sources)
     return by_split, {
         "sources": [str(source.root) for source in sources],
         "files_mined": len(files),
@@ -588,19 +585,18 @@ def _build_language(language: str, sources: list[Source], seed: int) -> tuple[di
     }
 
 
-def _warn_few_packages(language: str, pairs: int, packages: list[str], sources: list[Source]) -> None:
-    empty = len(SPLITS) - len(packages)
-    print(f"warning: {language}: all {pairs} pairs come from {len(packages)} package(s) ({', '.join(map(repr, packages))}) "
-          f"in {', '.join(str(source.root) for source in sources)}; splits are by package, so {empty} of the "
-          f"{len(SPLITS)} splits will be empty: give a tree with several packages", file=sys.stderr, flush=True)
+def _warn_empty_pools(language: str, pairs: int, packages: list[str], empty: list[str], sources: list[Source]) -> None:
+    shown = ", ".join(map(repr, packages[:5])) + (", ..." if len(packages) > 5 else "")
+    print(f"warning: {language}: pool(s) {', '.join(empty)} are empty: the {pairs} pairs come from {len(packages)} "
+          f"package(s) ({shown}) in {', '.join(str(source.root) for source in sources)}, and each package goes "
+          "to one pool: give a tree with more packages", file=sys.stderr, flush=True)
 
 
 def _assign_splits(records: list[Record], seed: int) -> dict[str, list[Record]]:
-    assignment = split_by_package(Counter(record.repo for record in records), seed)
-    by_split: dict[str, list[Record]] = {split: [] for split in SPLITS}
+    by_split: dict[str, list[Record]] = {pool: [] for pool in POOLS}
     for record in records:
-        split = assignment[record.repo]
-        by_split[split].append(replace(record, partition=split))
+        pool = pool_of(record.repo, seed)
+        by_split[pool].append(replace(record, partition=pool))
     return by_split
 
 

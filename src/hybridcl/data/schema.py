@@ -12,6 +12,23 @@ from hybridcl.atomic import atomic_path
 from hybridcl.errors import UserError
 
 SPLITS = ("train", "valid", "test")
+POOLS = ("pretrain", *SPLITS)  # a mined corpus's pools: `pretrain` is the stand-in base's alone
+CORPUS_LAYOUT = 2  # summary.json's "layout" of a corpus with these pools, split by package-name hash
+
+
+def check_corpus_layout(folder: str | Path) -> None:
+    """Refuse a corpus written by an older `hybridcl corpus build` (no pretrain pool, other splits)."""
+    summary = Path(folder) / "summary.json"
+    if not summary.is_file():
+        return  # not a mined corpus: CodeSearchNet files of another origin
+    try:
+        layout = json.loads(summary.read_text()).get("layout", 1)
+    except (OSError, ValueError, AttributeError):
+        layout = None
+    if layout != CORPUS_LAYOUT:
+        raise DataError(f"{folder} is a corpus of an older layout ({layout}; this hybridcl reads {CORPUS_LAYOUT}: "
+                        f"pools {', '.join(POOLS)}, by package-name hash); rebuild it: `rm -r {folder}` and "
+                        f"`hybridcl corpus build --out {folder}` (a config with offline.build rebuilds it on first use)")
 
 # The original CodeSearchNet jsonl fields, in their published order.
 CSN_FIELDS = (

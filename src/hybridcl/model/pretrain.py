@@ -2,8 +2,8 @@
 
 `hybridcl base build --corpus DIR --out DIR [--size tiny|small] [--steps N]` calls
 `build_stand_in_base`, which
-1. trains a byte-level BPE tokenizer on the TRAIN split of every language in the corpus
-   (`DIR/<language>/train.jsonl.gz`), code and docstrings. Special tokens follow CodeT5's layout:
+1. trains a byte-level BPE tokenizer on the `pretrain` pool of every language in the corpus
+   (`DIR/<language>/pretrain.jsonl.gz`, packages no task trains or evaluates on), code and docstrings. Special tokens follow CodeT5's layout:
    `<pad>`=0, `<s>`=1, `</s>`=2, `<unk>`=3, `<mask>`=4, then the sentinels `<extra_id_0..99>`=5..104.
    Encoding appends `</s>`; decoding with `skip_special_tokens=True` gives the text back byte for byte
    (no normaliser, byte-level pre-tokenizer and decoder, `clean_up_tokenization_spaces=False`);
@@ -71,8 +71,9 @@ BUILD_INFO = "build_info.json"
 # ----------------------------------------------------------------------------------------- corpus
 
 
-def read_train_records(corpus_dir: str | Path, skips: Counter | None = None) -> dict[str, list[Record]]:
-    """The TRAIN split of every language found in `corpus_dir` (`<language>/train.jsonl.gz` etc.).
+def read_pretrain_records(corpus_dir: str | Path, skips: Counter | None = None) -> dict[str, list[Record]]:
+    """The `pretrain` pool of every language found in `corpus_dir` (`<language>/pretrain.jsonl.gz` etc.):
+    data no experiment trains or evaluates on.
 
     Records that fail validation are skipped and counted by reason in `skips`.
     """
@@ -87,17 +88,17 @@ def read_train_records(corpus_dir: str | Path, skips: Counter | None = None) -> 
         if not (corpus_dir / language).is_dir():
             continue
         try:
-            path = split_path(corpus_dir, language, "train")
+            path = split_path(corpus_dir, language, "pretrain")
         except DataError:
             continue
         if (corpus_dir / language) not in path.parents:
-            continue  # split_path's one-language fallback (DIR/train.jsonl.gz) is not this language's split
+            continue  # split_path's one-language fallback (DIR/pretrain.jsonl.gz) is not this language's pool
         records = list(read_records(path, language=language, skips=skips))
         if records:
             found[language] = records
     if not found:
         raise DataError(
-            f"corpus {corpus_dir}: no <language>/train.jsonl(.gz) with usable records "
+            f"corpus {corpus_dir}: no <language>/pretrain.jsonl(.gz) with usable records "
             f"(languages looked for: {', '.join(LANGUAGES)}); make one with `hybridcl corpus build --out DIR`"
         )
     return found
@@ -324,7 +325,7 @@ def build_stand_in_base(corpus_dir: str | Path, out_dir: str | Path, size: str =
 
     # 1. corpus and tokenizer
     skips: Counter = Counter()
-    per_language = read_train_records(corpus_dir, skips)
+    per_language = read_pretrain_records(corpus_dir, skips)
     records = [record for language in sorted(per_language) for record in per_language[language]]
     if progress:
         print(f"training a {vocab_size:,}-token BPE tokenizer on {len(records):,} records ...", flush=True)

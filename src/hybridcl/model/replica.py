@@ -61,7 +61,7 @@ def write_codet5_small_replica(out_dir: str | Path, texts: Iterable[str], *, wei
                                min_frequency: int = 2, overwrite: bool = False) -> Path:
     """Write a codet5-small-format model folder into `out_dir` (absent or empty) and return its path.
 
-    texts: what the BPE is trained on (code and docstrings, e.g. a corpus's train split).
+    texts: what the BPE is trained on (code and docstrings, e.g. a corpus's pretrain pool).
     weights: "random" — codet5-small's architecture initialised as transformers initialises a T5,
       seeded by `seed` (the global torch RNG is left as it was).
     min_frequency: the BPE trainer's minimum pair count (CodeT5 used 3 on its full corpus).
@@ -97,11 +97,11 @@ def write_codet5_small_replica(out_dir: str | Path, texts: Iterable[str], *, wei
 
 
 def corpus_texts(corpus_dir: str | Path) -> list[str]:
-    """The code and docstring of every TRAIN record of a corpus folder (`<language>/train.jsonl.gz`), in
-    language order: the texts to train the replica's BPE on (as CodeT5 trained its own on code and docstrings)."""
-    from hybridcl.model.pretrain import read_train_records
+    """The code and docstring of every record of a corpus folder's pretrain pool (`<language>/pretrain.jsonl.gz`),
+    in language order: the texts to train the replica's BPE on (as CodeT5 trained its own on code and docstrings)."""
+    from hybridcl.model.pretrain import read_pretrain_records
 
-    per_language = read_train_records(corpus_dir)
+    per_language = read_pretrain_records(corpus_dir)
     return [text for language in sorted(per_language) for record in per_language[language]
             for text in (record.code, record.docstring)]
 
