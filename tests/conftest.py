@@ -1,8 +1,8 @@
 import os
 
-from hybridcl.cli import QUIET_LIBRARIES
+from hybridcl.cli import LIBRARY_ENVIRONMENT
 
-os.environ.update(QUIET_LIBRARIES)  # as `hybridcl` does, before the libraries are imported
+os.environ.update(LIBRARY_ENVIRONMENT)  # as `hybridcl` does, before the libraries are imported
 
 import pytest
 import torch

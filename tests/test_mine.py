@@ -360,6 +360,7 @@ def test_a_package_pool_is_a_pure_function_of_its_name_near_the_shares():
     for pool, share in POOL_SHARES.items():
         assert abs(counts[pool] / len(names) - share) < 0.03, (pool, counts)
     assert [pool_of(name, seed=1) for name in names[:50]] != [pools[name] for name in names[:50]]
+    assert tuple(POOL_SHARES) == POOLS and sum(POOL_SHARES.values()) == pytest.approx(1)
 
 def many_packages(root: Path, count: int = 30, reverse: bool = False) -> None:
     """`count` packages with 1..5 documented functions each, in Python and JavaScript."""

@@ -10,9 +10,13 @@ from hybridcl import __version__
 from hybridcl.config import BASE_SIZES, LANGUAGES
 from hybridcl.errors import UserError
 
-# Library progress bars (transformers' "Loading weights", "Writing model shards", datasets' and the
-# hub's) are read from the environment at import: turned off before any of them is imported.
-QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+# Read from the environment when the libraries load, so set (unless the user set them) before any is:
+# - library progress bars off (transformers' "Loading weights", "Writing model shards", datasets', the hub's);
+# - OpenMP's idle threads spin 1,000 rounds instead of 300,000 before they sleep: beside one busy process a
+#   training step of the tiny stand-in took 3.0x its quiet time, now 1.8x, at the same quiet speed
+#   (benchmarks/busy_machine.py).
+LIBRARY_ENVIRONMENT = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+                       "GOMP_SPINCOUNT": "1000"}
 
 
 def _corpus_build(args: argparse.Namespace) -> int:
@@ -114,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus = commands.add_parser("corpus", help="the offline CodeSearchNet-schema corpus")
     corpus_commands = corpus.add_subparsers(dest="corpus_command", required=True)
 
-    build = corpus_commands.add_parser("build", help="mine local source trees into DIR/<language>/{train,valid,test}.jsonl.gz")
+    build = corpus_commands.add_parser("build", help="mine local source trees into DIR/<language>/{pretrain,train,valid,test}.jsonl.gz")
     build.add_argument("--out", required=True, help="output directory")
     build.add_argument("--languages", nargs="+", default=["python", "javascript"], choices=["python", "javascript"],
                        help="languages to mine (default: both)")
@@ -194,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args.unparsed = unparsed
     if argv is None and args.command in ("run", "report"):
         pin_hash_seed()
-    for key, value in QUIET_LIBRARIES.items():
+    for key, value in LIBRARY_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
     try:
         return args.run(args)

@@ -18,7 +18,6 @@ import itertools
 import json
 import multiprocessing
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -606,7 +605,7 @@ def format_summary(summary: dict) -> str:
         total = sum(split["pairs"] for split in info["splits"].values())
         lines.append(f"{language}: {total} pairs from {info['files_mined']} files in {', '.join(info['sources'])}")
         for split, counts in info["splits"].items():
-            lines.append(f"  {split:<5} {counts['pairs']:>7} pairs  {counts['packages']:>5} packages")
+            lines.append(f"  {split:<8} {counts['pairs']:>7} pairs  {counts['packages']:>5} packages")
         for kind in ("skipped_files", "skipped_functions"):
             counts = ", ".join(f"{reason} {count}" for reason, count in info[kind].items()) or "none"
             lines.append(f"  {kind.replace('_', ' ')}: {counts}")
