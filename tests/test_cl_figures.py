@@ -1,4 +1,4 @@
-"""The continual-learning formulas (DESIGN.md section 3) on small matrices worked out by hand."""
+"""The continual-learning formulas (docs/design.md section 3) on small matrices worked out by hand."""
 
 import math
 

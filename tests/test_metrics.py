@@ -1,4 +1,4 @@
-"""Metrics equal their reference libraries on the same inputs (DESIGN section 3), plus hand-checkable cases."""
+"""Metrics equal their reference libraries on the same inputs (docs/design.md section 3), plus hand-checkable cases."""
 
 import importlib.util
 import logging

@@ -1,4 +1,4 @@
-"""The strategy registry against DESIGN.md section 1, with the expected tables written out."""
+"""The strategy registry against docs/design.md section 1, with the expected tables written out."""
 
 from __future__ import annotations
 

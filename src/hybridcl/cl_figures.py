@@ -1,4 +1,4 @@
-"""The continual-learning figures of DESIGN.md section 3, and their summaries across seeds.
+"""The continual-learning figures of docs/design.md section 3, and their summaries across seeds.
 
 The accuracy matrix R has one row per stage (row 0 = before any training, row s = after stage s) and
 one column per task, in training order; higher is better. With N tasks (columns), tasks are numbered

@@ -1,7 +1,7 @@
 """The continual runner: every strategy of the config over stages 0..S, every task evaluated after every stage.
 
     run = ContinualRun(cfg, out_dir)
-    results = run.run()        # trains, evaluates, writes runs/<name>/... (DESIGN.md section 4)
+    results = run.run()        # trains, evaluates, writes runs/<name>/... (docs/design.md section 4)
 
 Each finished stage is a folder `<strategy dir>/seed<k>/stage<s>/` holding the components trained at
 that stage (LoRA adapters in PEFT format, layers as safetensors, the base for `full_finetune`), the

@@ -3,7 +3,7 @@
 Every count comes from real modules: a `HybridModel` is built on (a copy of) the base with the
 strategy's components, `set_trainable` is applied for each stage, and the parameters with
 requires_grad are summed. Percentages are of the base model's own parameters (tied weights counted
-once), except the layer's headline figure, which DESIGN.md states as % of base + layer.
+once), except the layer's headline figure, which docs/design.md states as % of base + layer.
 """
 
 from __future__ import annotations

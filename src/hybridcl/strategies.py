@@ -1,4 +1,4 @@
-"""The strategies of DESIGN.md section 1: which components exist, train and evaluate, stage by stage.
+"""The strategies of docs/design.md section 1: which components exist, train and evaluate, stage by stage.
 
 A strategy is a small frozen dataclass that answers, for the ordered task keys (e.g. ("python",
 "javascript")):

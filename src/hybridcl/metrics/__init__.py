@@ -1,4 +1,4 @@
-"""Evaluation metrics (DESIGN section 3): each one equals its reference implementation.
+"""Evaluation metrics (docs/design.md section 3): each one equals its reference implementation.
 
 ``score_predictions(predictions, references, language, direction)`` scores one prediction set once
 per metric and returns::

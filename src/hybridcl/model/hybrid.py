@@ -1,6 +1,6 @@
 """The hybrid model: a frozen T5 base + named LoRA adapters + extra full encoder layers.
 
-Components (DESIGN.md section 1):
+Components (docs/design.md section 1):
 
 - *LoRA adapters*, through PEFT, one per name (a task key such as "python", or "joint"): `LoraConfig`
   from `LoraSettings`, on the base's `q`/`v` only. The extra layers' `q`/`v` are never wrapped: the
