@@ -66,7 +66,10 @@ def main(mode: str, out: str, *args: str) -> None:
         forbid_writes_under(Path(out))
     if mode == "evaluate":
         cfg = load_config(SMOKE, list(args))
-        evaluate_seeded(cfg, Path(out), make_accelerator(cfg.train))
+        accelerator = make_accelerator(cfg.train)
+        evaluate_seeded(cfg, Path(out), accelerator)
+        accelerator.wait_for_everyone()  # rank 1 must not exit while rank 0 still scores (SIGABRT)
+        accelerator.end_training()
     else:
         from hybridcl.cli import main as cli
 

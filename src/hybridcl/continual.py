@@ -163,6 +163,10 @@ class ContinualRun:
         if self._main:
             write_report(results, self.out)
             _write_json(self.out / RESULTS_FILE, results)
+        # Every process waits for the report, then leaves the process group: a process that exits while
+        # another still talks to it aborts (SIGABRT), and torchrun then stops the rest mid-write.
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
         return results
 
     def _run_strategy(self, strategy: Strategy, seed: int) -> None:
