@@ -55,8 +55,9 @@ def generate(model, encoded: EncodedSet, tokenizer, settings: EvalConfig, device
     return _combine(shards, len(encoded))
 
 
-def _generate_shard(model, encoded, tokenizer, settings, device, desc, rank, processes):
-    """This process's batches: ((index, prediction) pairs, generated tokens, wall time, peak memory kind, peak)."""
+def _generate_shard(model, encoded, tokenizer, settings, device, desc, rank, processes
+                    ) -> tuple[list[tuple[int, str]], EvalStats]:
+    """This process's batches: (index, prediction) pairs and what generating them cost."""
     collate = Seq2SeqCollator(tokenizer.pad_token_id)
     batches = list(LengthGroupedBatchSampler(encoded.lengths, settings.batch_size, shuffle=False))
     pairs: list[tuple[int, str]] = []
@@ -70,18 +71,22 @@ def _generate_shard(model, encoded, tokenizer, settings, device, desc, rank, pro
         generated += int((output[:, 1:] != tokenizer.pad_token_id).sum())
         texts = tokenizer.batch_decode(output, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         pairs.extend(zip(indices, texts))
-    return pairs, generated, time.perf_counter() - start, *peak_memory(device)
+    return pairs, _stats(time.perf_counter() - start, generated, *peak_memory(device))
 
 
-def _combine(shards: list, size: int) -> tuple[list[str], EvalStats]:
+def _stats(wall: float, generated: int, kind: str, peak: int) -> EvalStats:
+    return EvalStats(wall, generated, generated / wall if wall else 0.0, peak, kind)
+
+
+def _combine(shards: list[tuple[list[tuple[int, str]], EvalStats]], size: int) -> tuple[list[str], EvalStats]:
+    """All processes' predictions in the set's order; the slowest wall time, all tokens, the highest peak."""
     predictions = [""] * size
-    for pairs, *_ in shards:
+    for pairs, _ in shards:
         for index, text in pairs:
             predictions[index] = text
-    generated = sum(shard[1] for shard in shards)
-    wall = max(shard[2] for shard in shards)
-    peak = max(shard[4] for shard in shards)
-    return predictions, EvalStats(wall, generated, generated / wall if wall else 0.0, peak, shards[0][3])
+    costs = [cost for _, cost in shards]
+    return predictions, _stats(max(c.wall_time_s for c in costs), sum(c.generated_tokens for c in costs),
+                               costs[0].peak_memory_kind, max(c.peak_memory_bytes for c in costs))
 
 
 def evaluate_task(model, records: list[Record], encoded: EncodedSet, tokenizer, *, language: str, direction: str,
