@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
-from hybridcl.report import ResultsError, load_results, write_report
+from hybridcl.report import ResultsError, console_summary, load_results, write_report
 
 METRICS = ["bleu", "meteor", "codebleu", "ast_similarity", "pass_rate", "exact_match"]
 BASE = 60_492_288
@@ -440,3 +440,17 @@ def test_one_seed_differences_are_untested(tmp_path):
     assert "**`task_specific`** is better" in line
     assert "one seed only, so there is no confidence interval and the difference is untested" in line
     assert "CIs overlap" not in line and "CIs do not overlap" not in line
+
+
+def test_console_summary_is_a_table_of_a_f_and_bwt_per_strategy():
+    results = json.loads(json.dumps(make_results(strategies=("task_specific", "shared_layer"))))
+    lines = console_summary(results).splitlines()
+    assert lines[0].startswith("BLEU (mean ± std over 2 seeds;")
+    assert lines[1].split() == ["strategy", "A", "F", "BWT"]
+    for line, name in zip(lines[2:], ("task_specific", "shared_layer")):
+        cells = line.split()
+        average = results["strategies"][name]["cl"]["bleu"]["average"]
+        assert cells[0] == name and cells[1:4] == [f"{average['mean']:.3g}", "±", f"{average['std']:.1g}"]
+    one_seed = json.loads(json.dumps(make_results(strategies=("lora_only",), seeds=(0,))))
+    assert console_summary(one_seed).splitlines()[0].startswith("BLEU (1 seed;")
+    assert console_summary({"strategies": {}}) == "no results yet"
