@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml scripts/install-wordnet.sh
 	bash scripts/install-wordnet.sh $(VENV)
 	touch $@
 
-# First use mines data/corpus and pre-trains data/stand-in-base (configs/local.yaml: offline.build).
+# First use mines data/corpus (configs/local.yaml: offline.build); the base ships in models/stand-in-base.
 demo: install
 	$(VENV)/bin/hybridcl run configs/local.yaml
 

@@ -1,8 +1,13 @@
 """The base model (load_base, CODET5_SMALL) and the offline stand-in base (tokenizer, span corruption, build)."""
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -236,7 +241,9 @@ def test_span_corruption_is_seeded():
 def test_build_stand_in_base_end_to_end(built):
     out, info = built
     assert info["loss_end"] < info["loss_start"] - 0.5, info["loss_curve"]
-    assert info["corpus"]["train_records"] == {"javascript": 200, "python": 200}
+    assert info["corpus"]["records"] == {"javascript": 200, "python": 200}
+    assert info["settings"] == pretrain.build_settings("micro", steps=40, seed=0)
+    assert info["command"].endswith("--size micro --steps 40 --seed 0")
     assert json.loads((out / "build_info.json").read_text())["loss_end"] == info["loss_end"]
     assert (out / "model.safetensors").is_file()
 
@@ -262,3 +269,73 @@ def test_build_is_deterministic_and_guards_its_output(corpus, tmp_path):
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
     with pytest.raises(DataError, match="no <language>/pretrain"):
         pretrain.build_stand_in_base(tmp_path / "other", tmp_path / "b", size="micro", steps=1, progress=False)
+
+
+# --------------------------------------------------------------------------------- data stream
+
+
+def test_stream_gives_every_objective_in_the_experiments_format(corpus, tokenizer):
+    from hybridcl.data.batching import encode_pairs
+
+    records = pretrain._pretraining_records(corpus, 400, Counter())
+    settings = pretrain.build_settings("micro")
+    stream = pretrain.PretrainingStream(records, tokenizer, settings, seed=1)
+    epoch = [stream.example(g) for g in range(len(stream))]
+    first = records[0]
+    generate = encode_pairs([f"generate {first.language}: {first.docstring}"], [first.code], tokenizer, 32, 64)
+    summarize = encode_pairs([f"summarize {first.language}: {first.code}"], [first.docstring], tokenizer, 64, 32)
+    assert (generate[0][0], generate[1][0]) in epoch and (summarize[0][0], summarize[1][0]) in epoch
+    sentinel = pretrain.sentinel_ids(tokenizer)[0]
+    spans = [(i, t) for i, t in epoch if t[0] == sentinel]
+    assert len(spans) == len(records) and len(epoch) == 3 * len(records)
+    assert all(len(i) <= 64 and len(t) <= 64 for i, t in epoch)
+    again = pretrain.PretrainingStream(records, tokenizer, settings, seed=1)
+    assert [again.example(g) for g in (5, 2 * len(stream) + 3)] == [stream.example(5), stream.example(2 * len(stream) + 3)]
+    assert [stream.example(len(stream) + g) for g in range(4)] != epoch[:4]  # each epoch is reshuffled
+
+
+# ------------------------------------------------------------------------------- resumable build
+
+
+def _build_in_subprocess(corpus, out, steps, seed=0, kill_at=None):
+    code = ("import sys; from hybridcl.model import pretrain; pretrain.SAVE_EVERY_S = 0; "
+            f"pretrain.build_stand_in_base({str(corpus)!r}, {str(out)!r}, size='micro', steps={steps}, seed={seed}, "
+            "progress=False)")
+    env = dict(os.environ, HYBRIDCL_KILL_AT=kill_at or "")
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_a_killed_build_continues_where_it_stopped_and_ends_with_the_same_weights(corpus, tmp_path):
+    assert _build_in_subprocess(corpus, tmp_path / "whole", 8).returncode == 0  # the same threads as the others
+    for kill_at in ("pretrain step#4", "pretrain step#2"):  # killed twice, each time after saving its state
+        assert _build_in_subprocess(corpus, tmp_path / "resumed", 8, kill_at=kill_at).returncode == -signal.SIGKILL
+        assert (tmp_path / ".resumed.build" / "state.safetensors").is_file() and not (tmp_path / "resumed").exists()
+    assert _build_in_subprocess(corpus, tmp_path / "resumed", 8).returncode == 0
+    whole, resumed = (json.loads((tmp_path / name / "build_info.json").read_text()) for name in ("whole", "resumed"))
+    assert resumed["resumed"] == [4, 6] and resumed["steps"] == 8 and whole["resumed"] == []
+    assert resumed["files"] == whole["files"]  # weights and tokenizer byte for byte
+    assert resumed["loss_curve"] == whole["loss_curve"]
+    assert not (tmp_path / ".resumed.build").exists()
+
+
+def test_an_unfinished_build_is_not_continued_with_other_settings(corpus, tmp_path):
+    assert _build_in_subprocess(corpus, tmp_path / "base", 6, kill_at="pretrain step#2").returncode == -signal.SIGKILL
+    with pytest.raises(DataError, match=r"other settings \(seed: 0 -> 1\).*delete .*\.base\.build"):
+        pretrain.build_stand_in_base(corpus, tmp_path / "base", size="micro", steps=6, seed=1, progress=False)
+    longer = pretrain.build_stand_in_base(corpus, tmp_path / "base", size="micro", steps=8, progress=False)
+    assert longer["resumed"] == [2] and longer["steps"] == 8  # more steps continue the same build
+
+
+def test_snapshots_are_the_bases_of_shorter_builds(corpus, tmp_path):
+    pretrain.build_stand_in_base(corpus, tmp_path / "long", size="micro", steps=5, snapshots=[3], progress=False)
+    short = pretrain.build_stand_in_base(corpus, tmp_path / "short", size="micro", steps=3, progress=False)
+    snapshot = json.loads((tmp_path / "long-step3" / "build_info.json").read_text())
+    assert snapshot["settings"] == short["settings"] and snapshot["loss_curve"] == short["loss_curve"]
+    a, b = _weights(tmp_path / "long-step3"), _weights(tmp_path / "short")
+    assert all(torch.equal(a[k], b[k]) for k in a)

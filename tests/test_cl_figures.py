@@ -1,11 +1,13 @@
 """The continual-learning formulas (docs/design.md section 3) on small matrices worked out by hand."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 
 from hybridcl.cl_figures import (
+    SCORE_FLOOR,
     average,
     bwt,
     cl_figures,
@@ -102,14 +104,36 @@ def test_none_cells():
     assert average([[0.1, 0.2], [0.5, 0.3], [0.4, float("nan")]]) is None
 
 
-def test_forgetting_rate_skips_zero_diagonal():
-    # R[1][1] == 0 -> task 1 is skipped; it is the only j < N, so the rate is None. F and BWT still exist.
+def test_forgetting_rate_is_none_below_the_score_floor():
+    # R[1][1] == 0: no rate. F and BWT (differences, not ratios) still exist.
     R = [[0.0, 0.0], [0.0, 0.1], [0.0, 0.3]]
     assert forgetting_rate(R) is None
     assert forgetting(R) == pytest.approx(0.0)
-    # N = 3 with task 1 at zero: only task 2 counts: (0.5 - 0.25) / 0.5 = 0.5
-    R = [[0, 0, 0], [0.0, 0.1, 0.1], [0.1, 0.5, 0.2], [0.2, 0.25, 0.6]]
-    assert forgetting_rate(R) == pytest.approx(0.5)
+    # A tiny model's own-stage BLEU 0.0004 -> 0.0024 after stage 2 would read as a rate of -5 (-500%).
+    tiny = [[0.0, 0.0], [0.0004, 0.001], [0.0024, 0.003]]
+    assert forgetting_rate(tiny) is None and bwt(tiny) == pytest.approx(0.002)
+    # One task below the floor withholds the rate of all: a mean over the others would be another figure.
+    R = [[0, 0, 0], [0.005, 0.1, 0.1], [0.1, 0.5, 0.2], [0.2, 0.25, 0.6]]
+    assert forgetting_rate(R) is None
+    # At the floor and above, the ratio is reported: ((0.01 - 0.008) / 0.01 + (0.5 - 0.25) / 0.5) / 2
+    R = [[0, 0, 0], [SCORE_FLOOR, 0.1, 0.1], [0.1, 0.5, 0.2], [0.008, 0.25, 0.6]]
+    assert forgetting_rate(R) == pytest.approx((0.2 + 0.5) / 2)
+
+
+def test_summarize_cl_says_why_the_forgetting_rate_is_null():
+    healthy = [[0.1, 0.2], [0.5, 0.3], [0.4, 0.6]]
+    tiny = [[0.0, 0.0], [0.0004, 0.001], [0.0024, 0.003]]
+    assert summarize_cl([healthy])["notes"] == {}
+    assert summarize_cl([healthy])["forgetting_rate"]["mean"] == pytest.approx(0.2)
+    one_seed = summarize_cl([tiny])
+    assert one_seed["forgetting_rate"] is None
+    assert one_seed["notes"] == {"forgetting_rate": "own-stage score 0.0004 is below the floor 0.01"}
+    assert one_seed["bwt"]["mean"] == pytest.approx(0.002)  # not a ratio: kept
+    # One seed of three below the floor: the rate is null for the run, and the note says in how many seeds.
+    three = summarize_cl([healthy, tiny, healthy])
+    assert three["forgetting_rate"] is None
+    assert three["notes"]["forgetting_rate"] == "own-stage score 0.0004 is below the floor 0.01 in 1 of 3 seeds"
+    assert json.loads(json.dumps(three)) == three  # goes into the results JSON as it is
 
 
 def test_unfinished_sequential_run_gives_none_for_transfer_figures():

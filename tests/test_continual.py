@@ -38,7 +38,8 @@ def test_outputs_of_design_section_4_exist_and_parse(smoke_run):
         entry = saved["strategies"][name]
         assert entry["results_dir"] == folder
         assert len(entry["matrices"]["bleu"]) == 3 and all(len(row) == 2 for row in entry["matrices"]["bleu"])
-        assert set(entry["cl"]["bleu"]) == {"average", "forgetting", "forgetting_rate", "bwt", "fwt"}
+        assert set(entry["cl"]["bleu"]) == {"average", "forgetting", "forgetting_rate", "bwt", "fwt", "notes"}
+        assert set(entry["outputs"]) == {"distinct_share", "repetition_rate", "length_ratio"}
         assert entry["cost"]["stages"][1]["train"]["wall_time_s"]["mean"] > 0
         assert (out / folder / "seed0" / "stage1" / "predictions" / "python.jsonl").is_file()
     adapter = out / "experiment_1_results" / "seed0" / "stage2" / "lora" / "javascript"
@@ -152,5 +153,7 @@ def test_the_data_summary_counts_each_split_and_warns_above_a_fifth_skipped():
     assert lines[1].split() == ["python", "train", "100", "->", "55", "->", "24", "skipped", "31:", "bad_json", "30,",
                                 "duplicate", "1"]
     assert lines[2].split()[:9] == ["python", "valid", "12", "->", "7", "->", "6", "skipped", "1:"]
-    assert lines[3:] == ["warning: python train: 56% of 55 records looked at were skipped (bad_json 30, duplicate 1); "
+    assert lines[3:] == ["warning: python train: 56% of 55 records looked at were unusable (bad_json 30, duplicate 1); "
                          "check the data"]
+    chosen = TaskData("python", [], [], {"train": Counter(code_too_long=30, duplicate=1), "valid": Counter()}, counts)
+    assert "warning" not in data_summary({"python": chosen})  # data.max_code_chars skips by choice

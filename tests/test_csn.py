@@ -396,3 +396,17 @@ def test_a_hub_split_without_usable_rows_names_its_folder(tmp_path):
     with pytest.raises(DataError, match=rf"python train split has no usable records \({tmp_path}/python/train: "
                                         r"1 read, all skipped: empty_docstring 1\)"):
         csn.load_task_data(cfg, "python")
+
+
+def test_max_code_chars_keeps_functions_that_fit_judged_without_the_python_docstring():
+    long_doc = '    """Add one.\n\n    ' + "Detail. " * 40 + '\n    """\n'
+    rows = [
+        {"language": "python", "docstring": "Add one.", "code": "def short(x):\n" + long_doc + "    return x + 1\n",
+         "func_name": "short"},
+        {"language": "python", "docstring": "Add many.", "code": "def long(x):\n    return x" + " + 1" * 40 + "\n",
+         "func_name": "long"},
+    ]
+    sample = csn.sample_split(rows, Counter(), 10, 0, "python", 20_000, max_code_chars=60)
+    assert [r.func_name for r in sample.records] == ["short"]  # 300+ characters stored, 31 once stripped
+    assert sample.skips == Counter({"code_too_long": 1})
+    assert len(csn.sample_split(rows, Counter(), 10, 0, "python", 20_000).records) == 2  # 0: no limit

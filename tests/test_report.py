@@ -5,6 +5,9 @@ strategy (score right after a task's own stage, forgetting of task 1, zero-shot 
 and every figure of the results (matrices, summaries, CL figures, efficiency) is derived from those
 matrices the way the runner derives them. Tests then turn the knobs and check that the generated
 sentences follow the numbers.
+
+Verdicts ("is better", "holds", "supported", a named leader) need 3 seeds and separate 95% intervals,
+so the tests of verdicts use `three_seed_report`; the 2-seed `full_report` has none.
 """
 
 import copy
@@ -48,10 +51,20 @@ PARAMS = {  # trainable per stage, stored for all tasks, stored_what
 METRIC_SCALE = {"bleu": 1.0, "meteor": 1.4, "codebleu": 1.2, "ast_similarity": 1.6, "pass_rate": 2.5, "exact_match": 0.2}
 
 
+HEALTHY_OUTPUTS = {"distinct_share": 0.97, "repetition_rate": 0.04, "length_ratio": 0.92}
+COLLAPSED_OUTPUTS = {"distinct_share": 0.01, "repetition_rate": 0.96, "length_ratio": 3.1}  # "def _def _def ..."
+# Every evaluation of make_results(collapsed=COLLAPSED_CELL) is healthy but this one.
+COLLAPSED_CELL = ("shared_layer", 2, 0)  # after stage 2 (javascript), on python
+VERDICT_WORDS = re.compile(r"\*\*`|\b(?:holds|does not hold|supported|is better|better on|forgets (?:less|more)|"
+                           r"Forgets least|Best (?:backward|average)|Most forward|Most efficient|"
+                           r"super-additive|sub-additive)\b")  # "**`" is a strategy named as the winner
+
+
 def seed_matrix(name, knobs, tasks, metric, noise):
     """One seed's accuracy matrix of one metric (rows: stages 0..S; columns: tasks)."""
     k = METRIC_SCALE[metric]
     n = len(tasks)
+    noise *= knobs.get("spread", 1.0)
     base = [BASE_ROW[j % 2] * k + noise for j in range(n)]
     diag = [knobs["diag"][j % 2] * k + noise for j in range(n)]
     if name == "joint":
@@ -63,9 +76,20 @@ def seed_matrix(name, knobs, tasks, metric, noise):
     return rows
 
 
+def output_stats(name, rows, n_tasks, seeds, collapsed):
+    """The runner's `outputs`: per statistic, a (stage x task) matrix of summaries over seeds."""
+    def value(stat, s, j):
+        return (COLLAPSED_OUTPUTS if (name, s, j) == collapsed else HEALTHY_OUTPUTS)[stat]
+
+    return {stat: summarize_matrices([[[value(stat, s, j) for j in range(n_tasks)] for s in range(rows)]
+                                      for _ in seeds])[1] for stat in HEALTHY_OUTPUTS}  # fmt: skip
+
+
 def make_results(strategies=("task_specific", "shared_layer", "lora_only", "layer_only"), seeds=(0, 1),
-                 tasks=("python", "javascript"), knobs=None, noise=0.001, null_metrics=()):  # fmt: skip
-    """A results dict of schema version 1. Seed k gets +noise or -noise on every cell (a 2-seed spread)."""
+                 tasks=("python", "javascript"), knobs=None, noise=0.001, null_metrics=(), collapsed=None):  # fmt: skip
+    """A results dict of schema version 1. Seeds get +noise, -noise, 0, +noise, ... on every cell (the
+    mean stays the knobs' value; a knob `spread` scales a strategy's noise). `collapsed`: (strategy, stage,
+    task column) whose outputs collapsed; every other evaluation's outputs are healthy."""
     knobs = copy.deepcopy(knobs or KNOBS)
     tasks = list(tasks)
     out = {
@@ -94,7 +118,7 @@ def make_results(strategies=("task_specific", "shared_layer", "lora_only", "laye
                      "skips": {"duplicate": 12, "too_long": 3}} for t in tasks},  # fmt: skip
         "strategies": {},
     }
-    noises = [noise * (1 if i % 2 == 0 else -1) for i in range(len(seeds))]
+    noises = [noise * (1, -1, 0)[i % 3] for i in range(len(seeds))]
     for name in strategies:
         per_stage, stored, what = PARAMS[name]
         per_stage = per_stage[: 1 if name == "joint" else len(tasks)]
@@ -135,6 +159,7 @@ def make_results(strategies=("task_specific", "shared_layer", "lora_only", "laye
             "stages": len(per_stage),
             "matrices": matrices,
             "matrices_summary": summaries,
+            "outputs": output_stats(name, len(per_stage) + 1, len(tasks), seeds, collapsed),
             "cl": cl,
             "params": {"base": BASE, "per_stage": stages, "stored": stored, "stored_pct_of_base": 100 * stored / BASE,
                        "stored_what": what},  # fmt: skip
@@ -167,12 +192,45 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+def verdicts(text):
+    """Verdict words in the research-question sections, and strategies named in a leader column."""
+    found = []
+    for heading in ("RQ1", "RQ2", "RQ3", "RQ4"):
+        body = section(text, heading)
+        found += VERDICT_WORDS.findall(re.sub(r"(?:higher|lower) is better", "", body))
+        found += [cell for cell in leader_cells(body) if "`" in cell]
+    return found
+
+
+def leader_cells(body):
+    """The cells of every table column whose header says 'leader'."""
+    cells, columns = [], None
+    for line in body.splitlines():
+        if not line.startswith("|"):
+            columns = None
+            continue
+        row = [c.strip() for c in line.strip("|").split("|")]
+        if columns is None:
+            columns = [i for i, c in enumerate(row) if "leader" in c]
+        elif not set(line) <= set("|-: "):  # not the separator row
+            cells += [row[i] for i in columns]
+    return cells
+
+
 @pytest.fixture(scope="module")
 def full_report(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     results = make_results()
     paths = write_report(results, run)
     return run, paths, (run / "analysis.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def three_seed_report(tmp_path_factory):
+    """Three seeds, spread 0.001 per cell: every difference of the knobs is resolved."""
+    run = tmp_path_factory.mktemp("three")
+    write_report(make_results(seeds=(0, 1, 2)), run, plots=False)
+    return (run / "analysis.md").read_text()
 
 
 def test_files_written(full_report):
@@ -217,15 +275,15 @@ def test_matrix_and_cl_tables_hold_the_numbers(full_report):
     assert "0.0400 ± 0.0000" in row
 
 
-def test_rq1_winner_and_ci(full_report):
-    _, _, text = full_report
-    rq1 = section(text, "RQ1")
+def test_rq1_winner_and_ci(three_seed_report):
+    rq1 = section(three_seed_report, "RQ1")
     # task_specific A = (0.30 + 0.28) / 2 = 0.29; lora_only A = (0.24 + 0.22) / 2 = 0.23; difference 0.06
-    line = line_with(rq1, "`lora_only`", "is better")
-    assert "**`task_specific`** is better, 0.2900 vs 0.2300" in line and "difference 0.0600" in line
-    # spread 0.001 per seed: half-width 12.706 * 0.001 = 0.0127 << 0.06 / 2
-    assert "CIs do not overlap: the difference is resolved by these seeds" in line
-    assert "above both single components" in rq1
+    line = line_with(rq1, "`lora_only`", "** is better")
+    # std 0.001 over 3 seeds: half-width 4.303 * 0.001 / sqrt(3) = 0.0025 << 0.06 / 2
+    assert "**`task_specific`** is better, 0.2900 [0.2875, 0.2925] vs 0.2300 [0.2275, 0.2325]" in line
+    assert "difference 0.0600, 26.1% of the lower value" in line
+    assert "resolved: 95% CIs separate over 3 seeds" in line
+    assert "hypothesis that the combined approach outperforms either method alone holds on BLEU" in rq1
     # interaction: gains over base (A_base = 0.045): lora 0.185, layer 0.165, both 0.245 -> contrast -0.105
     assert "Interaction contrast" in rq1 and "-0.1050" in rq1 and "sub-additive" in rq1
 
@@ -233,12 +291,16 @@ def test_rq1_winner_and_ci(full_report):
 def test_rq1_flips_and_ci_overlap(tmp_path):
     knobs = copy.deepcopy(KNOBS)
     knobs["lora_only"]["diag"] = [0.31, 0.29]  # A = 0.30 > task_specific's 0.29
-    write_report(make_results(knobs=knobs, noise=0.02), tmp_path, plots=False)  # half-width 12.706 * 0.02 = 0.25
+    # 3 seeds, std 0.015: half-width 4.303 * 0.015 / sqrt(3) = 0.0373 > 0.01 / 2, but < 0.08 / 2 (layer_only)
+    write_report(make_results(knobs=knobs, seeds=(0, 1, 2), noise=0.015), tmp_path, plots=False)
     rq1 = section((tmp_path / "analysis.md").read_text(), "RQ1")
-    line = line_with(rq1, "`lora_only`", "is better")
-    assert "**`lora_only`** is better, 0.3000 vs 0.2900" in line
-    assert "CIs overlap: the difference is not resolved by these seeds" in line
-    assert "between the two (above `layer_only` only)" in rq1
+    line = line_with(rq1, "- **A**", "`lora_only` 0.3000")
+    assert "`task_specific` 0.2900 [0.2527, 0.3273] vs `lora_only` 0.3000 [0.2627, 0.3373]" in line
+    assert "difference (`task_specific` − `lora_only`) -0.0100" in line and "untested: 95% CIs overlap" in line
+    assert "is better" not in line.replace("higher is better", "")
+    assert "**`task_specific`** is better" in line_with(rq1, "- **A**", "`layer_only`")
+    # One difference resolved for the combination, one untested: the hypothesis is untested, not refuted.
+    assert "outperforms either method alone is untested on BLEU (vs `lora_only`: 95% CIs overlap)" in rq1
 
 
 def test_forgetting_winner_follows_the_numbers(tmp_path):
@@ -247,45 +309,50 @@ def test_forgetting_winner_follows_the_numbers(tmp_path):
         knobs[name]["forget"] = 0.09
     knobs["task_specific"]["forget"] = 0.05
     knobs["shared_layer"]["forget"] = 0.01  # shared_layer forgets less
-    write_report(make_results(knobs=knobs), tmp_path / "a", plots=False)
+    write_report(make_results(knobs=knobs, seeds=(0, 1, 2)), tmp_path / "a", plots=False)
     text = (tmp_path / "a" / "analysis.md").read_text()
     assert "**`shared_layer`** is better" in line_with(section(text, "RQ2"), "**F**")
     assert "**`shared_layer`**" in line_with(section(text, "RQ4"), "Forgets least")
-    assert "next `task_specific` (0.0500, difference 0.0400)" in line_with(section(text, "RQ4"), "Forgets least")
+    forgets_least = line_with(section(text, "RQ4"), "Forgets least")
+    assert "next `task_specific` (0.0500 [0.0500, 0.0500]), difference 0.0400" in forgets_least
     # BWT = -F, so the best BWT is shared_layer's too.
     assert "**`shared_layer`**" in line_with(section(text, "RQ4"), "Best backward transfer")
     # The design check notices that task_specific forgets although it should not.
     assert "Check: `task_specific` should not forget by design" in text
 
     knobs["task_specific"]["forget"], knobs["shared_layer"]["forget"] = 0.01, 0.05  # flipped
-    write_report(make_results(knobs=knobs), tmp_path / "b", plots=False)
+    write_report(make_results(knobs=knobs, seeds=(0, 1, 2)), tmp_path / "b", plots=False)
     text = (tmp_path / "b" / "analysis.md").read_text()
     assert "**`task_specific`** is better" in line_with(section(text, "RQ2"), "**F**")
     assert "**`task_specific`**" in line_with(section(text, "RQ4"), "Forgets least")
     assert "**`shared_layer`**" not in line_with(section(text, "RQ4"), "Forgets least")
 
 
-def test_rq2_and_rq4_defaults(full_report):
-    _, _, text = full_report
-    rq2 = section(text, "RQ2")
+def test_rq2_and_rq4_defaults(three_seed_report):
+    rq2 = section(three_seed_report, "RQ2")
     # task_specific A 0.29 vs shared_layer A (0.26 + 0.27) / 2 = 0.265; F 0 vs 0.04; FWT equal (same stage 1)
-    assert "**`task_specific`** is better, 0.2900 vs 0.2650" in line_with(rq2, "**A**")
-    assert "**`task_specific`** is better, 0.0000 vs 0.0400" in line_with(rq2, "**F**")
+    a, f = line_with(rq2, "**A**"), line_with(rq2, "**F**")
+    assert "**`task_specific`** is better, 0.2900 [0.2875, 0.2925] vs 0.2650 [0.2625, 0.2675]" in a
+    assert "**`task_specific`** is better, 0.0000 [0.0000, 0.0000] vs 0.0400 [0.0400, 0.0400]" in f
     assert "are equal (0.0200)" in line_with(rq2, "**FWT**")  # 0.06 - 0.04 for both
     assert "add `shared_layer_frozen`" in rq2
-    assert "Tally on BLEU over these 4 figures: `task_specific` better on 3, `shared_layer` better on 0, equal on 1." in rq2
-    rq4 = section(text, "RQ4")
+    assert ("Tally on BLEU over these 4 figures: resolved: `task_specific` better on 3, `shared_layer` better on 0; "
+            "untested on 0, equal on 1.") in rq2  # fmt: skip
+    # diagonal: 0.29 vs (0.30 + 0.27) / 2 = 0.285, both +-0.0025: resolved
+    assert "The hypothesis is supported." in line_with(rq2, "individual task performance")
+    # BWT: task_specific ahead (resolved); FWT equal (untested): shared transfer is not better on either
+    assert "The hypothesis is not supported on BWT; untested on FWT." in line_with(rq2, "cross-task transfer")
+    rq4 = section(three_seed_report, "RQ4")
     assert "`task_specific`: F = BWT = 0, as designed" in rq4
     assert "add `full_finetune`" in rq4 and "add `joint`" in rq4
     # Three strategies tie at F = 0 (task_specific, lora_only, layer_only).
     assert "tie between **`task_specific`** and **`lora_only`** and **`layer_only`**" in line_with(rq4, "Forgets least")
 
 
-def test_rq3_numbers(full_report):
-    _, _, text = full_report
-    rq3 = section(text, "RQ3")
+def test_rq3_numbers(three_seed_report):
+    rq3 = section(three_seed_report, "RQ3")
     # efficiency: lora_only 0.23 / 0.589824 M = 0.3899 per M, the highest
-    assert "Highest A per million trainable parameters: `lora_only`" in rq3
+    assert "Most efficient (highest A per million trainable parameters, BLEU): **`lora_only`**" in rq3
     assert "| `lora_only` | 589,824 | 0.98% |" in rq3
     # adding a layer to LoRA adds 3,146,752 trainable per stage and changes A by +0.06
     assert "adds 3,146,752 trainable parameters per stage" in rq3 and "+0.0600" in rq3
@@ -366,9 +433,10 @@ def test_all_seven_strategies(tmp_path):
     rq4 = section(text, "RQ4")
     # full_finetune F = 0.15; task_specific F = 0 -> forgets 0.15 less
     assert "`task_specific` forgets 0.1500 less than the `full_finetune` baseline" in rq4
-    # joint A = (0.31 + 0.29) / 2 = 0.30; sequential A: task_specific (0.30 + 0.28) / 2 = 0.29 is the best
+    # joint A = (0.31 + 0.29) / 2 = 0.30; sequential A: task_specific (0.30 + 0.28) / 2 = 0.29 is the highest
     # (full_finetune: (0.35 - 0.15 + 0.33) / 2 = 0.265) -> gap 0.30 - 0.29 = +0.01
-    assert "the best sequential strategy `task_specific`" in rq4 and "gap (joint − best) +0.0100" in rq4
+    assert "the sequential strategy with the highest mean A, `task_specific`" in rq4
+    assert "gap (joint − it) +0.0100; resolved" in rq4
     assert "`shared_layer_frozen` (the ablation" in section(text, "RQ2")
     assert "| `joint` |" in section(text, "Results at a glance")
     assert len(paths) == 1 + len(METRICS) + 3
@@ -408,8 +476,11 @@ def test_three_tasks_and_empty_results(tmp_path):
     paths = write_report(results, tmp_path / "three")
     text = (tmp_path / "three" / "analysis.md").read_text()
     assert "javascript → go → python" in text
-    # shared_layer, N = 3: F_1 = F_2 = 0.02 (each earlier task drops 0.02 once), so F = 0.02; BWT = -0.02
-    assert "**`task_specific`** is better, 0.0000 vs 0.0200" in line_with(section(text, "RQ2"), "**F**")
+    # shared_layer, N = 3: F_1 = F_2 = 0.02 (each earlier task drops 0.02 once), so F = 0.02; BWT = -0.02.
+    # Two seeds: the intervals (zero width) separate, but two seeds carry no verdict.
+    line = line_with(section(text, "RQ2"), "**F**")
+    assert "`task_specific` 0.0000 [0.0000, 0.0000] vs `shared_layer` 0.0200 [0.0200, 0.0200]" in line
+    assert "difference (`task_specific` − `shared_layer`) -0.0200; untested: 2 seeds" in line
     assert "| 3: python |" in text
     assert len(paths) == 1 + len(METRICS) + 3
     # Nothing trained yet: the report still renders and says so.
@@ -437,9 +508,135 @@ def test_number_formatting():
 def test_one_seed_differences_are_untested(tmp_path):
     write_report(make_results(strategies=("task_specific", "shared_layer"), seeds=(0,)), tmp_path, plots=False)
     line = line_with(section((tmp_path / "analysis.md").read_text(), "RQ2"), "**A**")
-    assert "**`task_specific`** is better" in line
-    assert "one seed only, so there is no confidence interval and the difference is untested" in line
-    assert "CIs overlap" not in line and "CIs do not overlap" not in line
+    # Both means, the difference and why it is untested; no winner (this line once said "is better").
+    assert ("`task_specific` 0.2910 vs `shared_layer` 0.2660, difference (`task_specific` − `shared_layer`) +0.0250, "
+            "9.4% of the lower value; untested: 1 seed.") in line  # fmt: skip
+    assert "**`" not in line and "CIs" not in line
+
+
+# --- verdicts only where the numbers carry them ----------------------------------------------
+
+
+ALL_STRATEGIES = ("task_specific", "shared_layer", "shared_layer_frozen", "lora_only", "layer_only", "full_finetune",
+                  "joint")  # fmt: skip
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1)])
+def test_fewer_than_three_seeds_give_no_verdict(tmp_path, seeds):
+    # Two seeds with these knobs have zero-width F intervals that separate: still no verdict.
+    write_report(make_results(strategies=ALL_STRATEGIES, seeds=seeds), tmp_path, plots=False)
+    text = (tmp_path / "analysis.md").read_text()
+    assert verdicts(text) == []
+    assert f"untested: {len(seeds)} seed" in section(text, "RQ1")
+    assert "outperforms either method alone is untested on BLEU" in section(text, "RQ1")
+    assert "its sign is untested" in section(text, "RQ1")  # the interaction contrast
+
+
+def test_three_seeds_with_overlapping_intervals_give_no_verdict(tmp_path):
+    knobs = copy.deepcopy(KNOBS)
+    for name in knobs:  # F, BWT and FWT equal everywhere; A and the diagonal differ, under a wide spread
+        knobs[name].update(forget=0.0, zero_shot=0.06)
+    knobs["layer_only"]["spread"] = 0.5  # so that the interaction contrast varies across seeds too
+    results = make_results(strategies=ALL_STRATEGIES, seeds=(0, 1, 2), knobs=knobs, noise=0.1)
+    write_report(results, tmp_path, plots=False)
+    text = (tmp_path / "analysis.md").read_text()
+    assert verdicts(text) == []
+    assert "untested: 95% CIs overlap" in line_with(section(text, "RQ1"), "- **A**", "`lora_only`")
+    assert "its sign is untested: its 95% CI includes 0" in section(text, "RQ1")
+
+
+def test_three_seeds_with_separate_intervals_give_verdicts(three_seed_report):
+    found = verdicts(three_seed_report)
+    for word in ("holds", "supported", "is better", "Forgets least", "**`"):
+        assert word in found, word
+    assert "`task_specific`" in leader_cells(section(three_seed_report, "RQ1"))
+
+
+def test_a_verdict_needs_three_seeds_and_separate_intervals():
+    from hybridcl.report import MIN_SEEDS_FOR_VERDICT, _untested_reason
+
+    assert MIN_SEEDS_FOR_VERDICT == 3
+    apart = [summarize([0.30, 0.31, 0.32]), summarize([0.10, 0.11, 0.12])]
+    assert _untested_reason(*apart) is None
+    assert _untested_reason(summarize([0.30, 0.31]), summarize([0.10, 0.11])) == "2 seeds"
+    assert _untested_reason(summarize([0.30]), summarize([0.10, 0.11, 0.12])) == "1 seed"
+    assert _untested_reason(summarize([0.1, 0.2, 0.3]), summarize([0.15, 0.25, 0.35])) == "95% CIs overlap"
+    assert _untested_reason(summarize([0.2] * 3), summarize([0.2] * 3)) == "95% CIs overlap"  # a tie
+
+
+# --- relative figures below the score floor --------------------------------------------------
+
+
+def test_forgetting_rate_and_percentages_below_the_floor_are_na_with_the_reason(tmp_path):
+    knobs = copy.deepcopy(KNOBS)
+    # A tiny model: BLEU of 0.0004 right after its own stage (scaled by 0.2 for exact match, etc.).
+    knobs["lora_only"].update(diag=[0.0004, 0.0003], forget=-0.002, zero_shot=0.0001)
+    results = make_results(seeds=(0,), knobs=knobs, noise=0.0)
+    rate = results["strategies"]["lora_only"]["cl"]["bleu"]
+    assert rate["forgetting_rate"] is None
+    assert rate["notes"]["forgetting_rate"] == "own-stage score 0.0004 is below the floor 0.01"
+    assert results["strategies"]["task_specific"]["cl"]["bleu"]["forgetting_rate"]["mean"] == 0.0  # above the floor
+    write_report(results, tmp_path, plots=False)
+    text = (tmp_path / "analysis.md").read_text()
+    glance = section(text, "Results at a glance")
+    cells = line_with(glance, "| `lora_only` |").split("|")
+    assert cells[4].strip() == "n/a (own-stage score 0.0004 is below the floor 0.01)"  # forgetting rate column
+    assert cells[5].strip() == "0.002"  # BWT is a difference, not a ratio: reported
+    # A of lora_only (0.0024 + 0.0003) / 2 = 0.00135 is the lower value of the comparison: no percentage of it.
+    line = line_with(section(text, "RQ1"), "- **A**", "`lora_only`")
+    assert "relative difference n/a (the lower value" in line and "is below the floor 0.01)" in line
+    assert "% of the lower value" not in line
+    assert "% of the lower value" in line_with(section(text, "RQ1"), "- **A**", "`layer_only`")
+
+
+# --- collapsed outputs -----------------------------------------------------------------------
+
+
+def test_a_collapsed_evaluation_is_flagged_everywhere_it_is_read(tmp_path):
+    write_report(make_results(seeds=(0, 1, 2), collapsed=COLLAPSED_CELL), tmp_path, plots=False)
+    text = (tmp_path / "analysis.md").read_text()
+    # At the top, before any figure: which evaluation, its three statistics.
+    assert text.index("## Collapsed outputs") < text.index("## Results at a glance")
+    warning = section(text, "Collapsed outputs")
+    assert "**Warning**: in 1 evaluation(s) the model's outputs collapsed" in warning
+    assert ("- `shared_layer`, after stage 2: javascript, on python: distinct share 0.0100 ± 0.0000, "
+            "repetition rate 0.9600 ± 0.0000, length ratio 3.1000 ± 0.0000 (collapsed in 3 of 3 seeds)") in warning
+    # Per strategy: the outputs table flags the cell, the accuracy matrices mark it.
+    sl = section(text, "Per strategy")[section(text, "Per strategy").index("### `shared_layer`") :]
+    assert ("| 2: javascript | python | 0.0100 ± 0.0000 | 0.9600 ± 0.0000 | 3.1000 ± 0.0000 | "
+            "**collapsed** ⚠ (3 of 3 seeds) |") in sl
+    assert "| 2: javascript | javascript | 0.9700 ± 0.0000 | 0.0400 ± 0.0000 | 0.9200 ± 0.0000 | no |" in sl
+    assert "| 2: javascript | 0.2600 ± 0.0010 ⚠ | 0.2700 ± 0.0010 |" in sl
+    # Figures that read R[2][python] are marked; FWT (rows 0 and 1) is not; other strategies are not.
+    row = line_with(section(text, "Results at a glance"), "| `shared_layer` |").split("|")
+    assert all("⚠" in row[i] for i in (2, 3, 4, 5)) and "⚠" not in row[6]
+    assert "⚠" not in line_with(section(text, "Results at a glance"), "| `task_specific` |")
+    # Sentences that rest on it carry the warning; those that do not, do not.
+    rq2 = section(text, "RQ2")
+    warning = "⚠ Rests on collapsed outputs of `shared_layer` (after stage 2: javascript, on python)"
+    assert warning in line_with(rq2, "- **A**")
+    assert "⚠" not in line_with(rq2, "- **FWT**")
+    assert "⚠" not in line_with(section(text, "RQ1"), "- **A**", "`lora_only`")
+
+
+def test_healthy_outputs_and_results_without_output_statistics(tmp_path):
+    results = make_results(strategies=("task_specific", "shared_layer"))
+    write_report(results, tmp_path / "healthy", plots=False)
+    text = (tmp_path / "healthy" / "analysis.md").read_text()
+    assert "No evaluation's outputs collapsed (collapsed = distinct share < 0.5 or repetition rate > 0.5" in text
+    assert "⚠" not in text.replace("⚠ = collapsed", "").replace("(⚠ marks", "")
+    # The statistics are not metrics: no matrix, no CL figure, not the primary metric.
+    assert "Primary metric for the sentences: **BLEU**" in text
+    assert "distinct share" not in section(text, "Results at a glance")
+    assert "distinct" not in line_with(section(text, "Per strategy"), "| metric | A ↑ |")
+    # Stages scored before the statistics existed: null cells, or no `outputs` at all. Not "no collapse".
+    for stat, cells in results["strategies"]["task_specific"]["outputs"].items():
+        results["strategies"]["task_specific"]["outputs"][stat] = [[None] * len(row) for row in cells]
+    del results["strategies"]["shared_layer"]["outputs"]
+    write_report(results, tmp_path / "old", plots=False)
+    old = (tmp_path / "old" / "analysis.md").read_text()
+    assert "The results hold no output statistics" in section(old, "Collapsed")
+    assert "**Outputs**" not in old
 
 
 def test_console_summary_is_a_table_of_a_f_and_bwt_per_strategy():
@@ -454,3 +651,12 @@ def test_console_summary_is_a_table_of_a_f_and_bwt_per_strategy():
     one_seed = json.loads(json.dumps(make_results(strategies=("lora_only",), seeds=(0,))))
     assert console_summary(one_seed).splitlines()[0].startswith("BLEU (1 seed;")
     assert console_summary({"strategies": {}}) == "no results yet"
+
+
+def test_a_task_restricted_to_short_functions_says_so(tmp_path):
+    results = make_results(seeds=(0,))
+    results["config"].setdefault("data", {})["max_code_chars"] = 300
+    write_report(results, tmp_path, plots=False)
+    assert "at most 300 characters (`data.max_code_chars`" in section((tmp_path / "analysis.md").read_text(), "Setup")
+    write_report(make_results(seeds=(0,)), tmp_path, plots=False)
+    assert "max_code_chars" not in (tmp_path / "analysis.md").read_text()

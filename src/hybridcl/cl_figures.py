@@ -6,7 +6,7 @@ j = 1..N in the formulas, so task j is column j - 1 and "R[s][j]" below is ``R[s
 
 - average performance  A    = mean_j R[S][j]                 (S = last stage)
 - forgetting           F    = mean_{j<N} max_{s in j..N-1} R[s][j] - R[N][j]      (Chaudhry et al. 2018)
-- forgetting rate           = mean_{j<N} (R[j][j] - R[N][j]) / R[j][j]; tasks with R[j][j] == 0 skipped
+- forgetting rate           = mean_{j<N} (R[j][j] - R[N][j]) / R[j][j]; None when an R[j][j] < SCORE_FLOOR
 - backward transfer    BWT  = mean_{j<N} R[N][j] - R[j][j]     (Lopez-Paz & Ranzato 2017)
 - forward transfer     FWT  = mean_{j>1} R[j-1][j] - R[0][j]
 
@@ -16,6 +16,10 @@ missing) they are None, as they are with a single task (there is no j < N, and n
 
 A cell that is None (or NaN) means "not applicable" (e.g. CodeBLEU on natural-language targets) or
 "not computed yet": a figure that needs such a cell is None. Figures are plain Python floats.
+
+A relative figure (the forgetting rate) divides by a score; below SCORE_FLOOR that score is noise and
+the ratio meaningless (a "forgetting rate" of -5.12 came from dividing by a near-zero own-stage BLEU),
+so the figure is None, and ``summarize_cl`` says why in its ``notes``.
 
 Across seeds (``summarize``): mean, sample standard deviation (n - 1) and the Student-t 95%
 confidence interval of the mean, mean +- t_{0.975, n-1} * std / sqrt(n), with the exact quantile from
@@ -29,6 +33,11 @@ from collections.abc import Sequence
 from typing import Any
 
 FIGURES = ("average", "forgetting", "forgetting_rate", "bwt", "fwt")
+
+# The smallest score a relative figure may divide by. Scores are on a 0-1 scale; 0.01 is one BLEU
+# point, about what chance n-gram overlap gives an untrained model. Over a denominator of at least
+# 0.01, an absolute wobble of 0.001 moves a ratio by at most 0.1; over 0.0004 it moves it by 2.5.
+SCORE_FLOOR = 0.01
 
 Matrix = Sequence[Sequence[Any]]
 
@@ -108,13 +117,23 @@ def _learned_and_final(R: Matrix) -> list[tuple[float, float]] | None:
     return None if any(x is None for pair in pairs for x in pair) else pairs
 
 
-def forgetting_rate(R: Matrix) -> float | None:
-    """mean_{j<N} (R[j][j] - R[N][j]) / R[j][j], skipping tasks with R[j][j] == 0 (None if none left)."""
+def floor_reason(denominator: float, what: str = "denominator") -> str | None:
+    """Why a ratio over `denominator` is not reported (it is below SCORE_FLOOR), or None when it may be."""
+    return None if denominator >= SCORE_FLOOR else f"{what} {denominator:.2g} is below the floor {SCORE_FLOOR}"
+
+
+def _lowest_own_stage_score(R: Matrix) -> float | None:
+    """min_{j<N} R[j][j], the forgetting rate's denominators; None when the rate is undefined anyway."""
     pairs = _learned_and_final(R)
-    if pairs is None:
+    return None if pairs is None else min(learned for learned, _ in pairs)
+
+
+def forgetting_rate(R: Matrix) -> float | None:
+    """mean_{j<N} (R[j][j] - R[N][j]) / R[j][j]; None when an R[j][j] is below SCORE_FLOOR."""
+    pairs = _learned_and_final(R)
+    if pairs is None or floor_reason(min(learned for learned, _ in pairs)):
         return None
-    per_task = [(learned - final) / learned for learned, final in pairs if learned != 0]
-    return _mean(per_task) if per_task else None
+    return _mean([(learned - final) / learned for learned, final in pairs])
 
 
 def bwt(R: Matrix) -> float | None:
@@ -198,12 +217,29 @@ def summarize_matrices(per_seed: Sequence[Matrix]) -> tuple[list[list[float | No
     return mean_matrix, summary_matrix
 
 
-def summarize_cl(per_seed: Sequence[Matrix]) -> dict[str, dict[str, Any] | None]:
-    """The five figures computed on each seed's matrix, then summarised across seeds.
+def _forgetting_rate_note(per_seed: Sequence[Matrix]) -> str | None:
+    """Why the forgetting rate is None: an own-stage score below the floor in some seed, or None."""
+    low = [x for R in per_seed if (x := _lowest_own_stage_score(R)) is not None and floor_reason(x)]
+    if not low:
+        return None
+    where = f" in {len(low)} of {len(per_seed)} seeds" if len(per_seed) > 1 else ""
+    return floor_reason(min(low), "own-stage score") + where
+
+
+def summarize_cl(per_seed: Sequence[Matrix]) -> dict[str, Any]:
+    """The five figures computed on each seed's matrix, then summarised across seeds, plus
+    ``notes``: {figure: why it is None} for a figure withheld on purpose (below SCORE_FLOOR).
 
     Figures are computed per seed and then averaged (not computed on the mean matrix), so the
     interval reflects the seed-to-seed spread of the figure itself. Note that for F (a max) the mean
-    over seeds can differ from F of the mean matrix.
+    over seeds can differ from F of the mean matrix. A forgetting rate that is below the floor in
+    one seed is None for all: a mean over the other seeds would leave out exactly the weakest ones.
     """
     per_seed_figures = [cl_figures(R) for R in per_seed]
-    return {name: summarize([figs[name] for figs in per_seed_figures]) for name in FIGURES}
+    summary: dict[str, Any] = {name: summarize([figs[name] for figs in per_seed_figures]) for name in FIGURES}
+    summary["notes"] = {}
+    rate_note = _forgetting_rate_note(per_seed)
+    if rate_note:
+        summary["forgetting_rate"] = None
+        summary["notes"]["forgetting_rate"] = rate_note
+    return summary

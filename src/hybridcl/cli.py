@@ -59,8 +59,19 @@ def _corpus_replica(args: argparse.Namespace) -> int:
 def _base_build(args: argparse.Namespace) -> int:
     from hybridcl.model.pretrain import build_stand_in_base
 
-    build_stand_in_base(args.corpus, args.out, size=args.size, steps=args.steps, seed=args.seed)
+    build_stand_in_base(args.corpus, args.out, size=args.size, steps=args.steps, seed=args.seed,
+                        snapshots=args.snapshots)
     return 0
+
+
+def _step_list(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        steps = ()
+    if not steps or min(steps) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive step counts separated by commas, got {text!r}")
+    return steps
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -148,12 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     base = commands.add_parser("base", help="the offline stand-in base model")
     base_commands = base.add_subparsers(dest="base_command", required=True)
     base_build = base_commands.add_parser(
-        "build", help="train a BPE tokenizer and pre-train a small T5 (span corruption) on a mined corpus")
+        "build", help="train a BPE tokenizer and pre-train a small T5 (span corruption + docstring<->code generation) on a mined corpus; killed and started again, it continues")
     base_build.add_argument("--corpus", required=True, help="a corpus written by `hybridcl corpus build`")
     base_build.add_argument("--out", required=True, help="output directory (save_pretrained layout)")
     base_build.add_argument("--size", choices=BASE_SIZES, default="tiny", help="model size (default: tiny)")
     base_build.add_argument("--steps", type=int, default=None, help="pre-training steps (default: the size's)")
     base_build.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the data order")
+    base_build.add_argument("--snapshots", type=_step_list, default=(), metavar="N,N,...",
+                            help="also save the base as it is after these steps, to OUT-step<N> (budget curves)")
     base_build.set_defaults(run=_base_build)
 
     params = commands.add_parser("params", help="trainable and stored parameters per strategy and stage (no download)")

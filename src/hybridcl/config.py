@@ -80,13 +80,16 @@ class DataConfig:
     max_source_tokens: int = 256
     max_target_tokens: int = 256
     max_record_chars: int = 20_000  # records whose code or docstring is longer are skipped as too_long
+    # 0: no limit. Else records whose code (Python's without its docstring) is longer are skipped as
+    # code_too_long: a task restricted to functions that fit the generation budget (see configs/local.yaml).
+    max_code_chars: int = 0
     cache_dir: str = ".cache/hybridcl"
 
     RULES: ClassVar[dict[str, Rule]] = {
         "source": TEXT, "hub_id": TEXT, "hub_revision": TEXT, "hub_root": STRING, "cache_dir": TEXT,
         "languages": distinct(one_of(LANGUAGES)), "direction": one_of(DIRECTIONS), "sample_seed": NON_NEGATIVE,
         "n_train": POSITIVE, "n_valid": POSITIVE, "max_source_tokens": POSITIVE, "max_target_tokens": POSITIVE,
-        "max_record_chars": POSITIVE,
+        "max_record_chars": POSITIVE, "max_code_chars": NON_NEGATIVE,
     }
 
 

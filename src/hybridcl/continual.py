@@ -47,7 +47,7 @@ from hybridcl.data.batching import EncodedSet, concat_encoded, encode_records
 from hybridcl.data.csn import TaskData, format_skips, load_task_data
 from hybridcl.evaluate import evaluate_task
 from hybridcl.faults import kill_point
-from hybridcl.metrics import METRICS, require_wordnet
+from hybridcl.metrics import METRICS, OUTPUT_STATS, require_wordnet
 from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel, check_target_modules
 from hybridcl.params import count_params
@@ -60,7 +60,8 @@ EXPERIMENT_DIRS = {"task_specific": "experiment_1_results", "shared_layer": "exp
 # Settings that change no figure of a finished stage: a run folder may be continued with other values.
 # `seeds` and `strategies` add (or leave out) whole runs of one strategy and seed.
 UNLOCKED_KEYS = ("name", "seeds", "strategies", "data.cache_dir", "eval.batch_size", "offline.build")
-SKIP_WARNING_SHARE = 0.2  # a split that skips more than this share of the records it looks at gets a warning
+SKIP_WARNING_SHARE = 0.2  # a split that finds more than this share of the records it looks at unusable gets a warning
+CHOSEN_SKIP = "code_too_long"
 
 
 def results_dir_name(strategy: str) -> str:
@@ -355,11 +356,11 @@ class ContinualRun:
         n_stages = strategy.num_stages(self.tasks_order)
         stages = {(seed, s): self._read_stage(strategy, seed, s) for seed in seeds for s in range(n_stages + 1)}
         per_seed = {metric: [[[_score(stages[seed, s], key, metric) for key in self.tasks_order]
-                              for s in range(n_stages + 1)] for seed in seeds] for metric in METRICS}
+                              for s in range(n_stages + 1)] for seed in seeds] for metric in METRICS + OUTPUT_STATS}
         matrices, matrices_summary, cl = {}, {}, {}
-        for metric, seed_matrices in per_seed.items():
-            matrices[metric], matrices_summary[metric] = summarize_matrices(seed_matrices)
-            cl[metric] = summarize_cl(seed_matrices)
+        for metric in METRICS:
+            matrices[metric], matrices_summary[metric] = summarize_matrices(per_seed[metric])
+            cl[metric] = summarize_cl(per_seed[metric])
         params = self.params[strategy.name]
         trainable = max(stage["trainable"] for stage in params["per_stage"])
         return {
@@ -371,6 +372,7 @@ class ContinualRun:
             "cl": cl,
             "params": params,
             "efficiency": {metric: _per_million(cl[metric]["average"], trainable) for metric in METRICS},
+            "outputs": {stat: summarize_matrices(per_seed[stat])[1] for stat in OUTPUT_STATS},
             "cost": _cost(stages, seeds, n_stages),
             "loss_curves": {str(s): (stages[seeds[0], s] or {}).get("train", {}).get("losses", [])
                             for s in range(1, n_stages + 1) if stages[seeds[0], s]},
@@ -404,8 +406,9 @@ def build_offline_assets(cfg: Config) -> None:
     if not (base / "config.json").is_file():
         from hybridcl.model.pretrain import build_stand_in_base
 
-        say(f"first use: pre-training the {cfg.offline.base_size} stand-in base into {base} (one time; "
-             "about 5 minutes on 2 CPU cores for the tiny size)")
+        say(f"no base at {base}: pre-training the {cfg.offline.base_size} stand-in base there (one time; about "
+             "an hour on 2 CPU cores for the tiny size, which the repository ships as models/stand-in-base; "
+             "killed, it continues where it stopped)")
         build_stand_in_base(corpus, base, size=cfg.offline.base_size)
 
 
@@ -496,9 +499,10 @@ def data_summary(tasks: dict[str, TaskData]) -> str:
             skipped = sum(skips.values())
             lines.append(f"  {key:<11} {split:<5} {read:>9,} -> {examined:>9,} -> {used:>7,}   "
                          f"skipped {skipped:,}{format_skips(skips, ': ')}")
-            if skipped > SKIP_WARNING_SHARE * (skipped + used):
-                warnings.append(f"warning: {key} {split}: {skipped / (skipped + used):.0%} of {skipped + used:,} "
-                                f"records looked at were skipped ({format_skips(skips)}); check the data")
+            bad = skipped - skips[CHOSEN_SKIP]  # code_too_long is data.max_code_chars at work, not bad data
+            if bad > SKIP_WARNING_SHARE * (bad + used):
+                warnings.append(f"warning: {key} {split}: {bad / (bad + used):.0%} of {bad + used:,} "
+                                f"records looked at were unusable ({format_skips(skips)}); check the data")
     return "\n".join(lines + warnings)
 
 

@@ -10,10 +10,14 @@ and names the figure it rests on; nothing is canned. The research questions are 
 4. Continual learning: which strategy forgets least (F, BWT) and transfers most (FWT), with
    `full_finetune` (forgetting baseline) and `joint` (multitask upper bound) as references.
 
-A difference between two strategies is called "resolved by these seeds" when the two 95% confidence
-intervals (Student t, across seeds) do not overlap, and "not resolved" when they do. With one seed
-there is no interval and the report says the difference is untested. Sentences use the primary
-metric (BLEU when the run has it); compact tables give every metric.
+A verdict (a strategy called better, a hypothesis said to hold or not, a strategy named as leader)
+is written only when the run has MIN_SEEDS_FOR_VERDICT seeds and the two 95% confidence intervals
+(Student t, across seeds) do not overlap. Otherwise the sentence gives both means and their
+difference and says why the difference is untested (too few seeds, or overlapping intervals).
+Percentages of a score are n/a below cl_figures.SCORE_FLOOR, with the reason. Evaluations whose
+outputs collapsed (metrics/collapse.py) are listed at the top, marked in the tables, and named next
+to every statement that rests on them. Sentences use the primary metric (BLEU when the run has it);
+compact tables give every metric.
 
 Plots use matplotlib's object API on the Agg canvas (no pyplot, no global backend switch). Files are
 written atomically: a temporary file in the same folder, then `os.replace`.
@@ -30,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from hybridcl.atomic import atomic_path
-from hybridcl.cl_figures import summarize
+from hybridcl.cl_figures import SCORE_FLOOR, floor_reason, summarize
 from hybridcl.errors import UserError
+from hybridcl.metrics.collapse import MAX_REPETITION_RATE, MIN_DISTINCT_SHARE, OUTPUT_STATS, is_collapsed
 
 RESULTS_FILE = "hybrid_experiment_results.json"
 ANALYSIS_FILE = "analysis.md"
@@ -78,6 +83,14 @@ FIGURE_LONG = {
 }
 HIGHER_IS_BETTER = {"average": True, "forgetting": False, "forgetting_rate": False, "bwt": True, "fwt": True}
 TIE = 1e-12
+# Two seeds estimate the spread from a single difference (one degree of freedom): two seeds that happen
+# to agree give intervals that separate on nothing. Three is the fewest seeds a verdict may rest on.
+MIN_SEEDS_FOR_VERDICT = 3
+LEADER_NOTE = (f"the strategy ahead on the mean, named only when resolved against the next one "
+               f"(at least {MIN_SEEDS_FOR_VERDICT} seeds, separate 95% CIs)")  # fmt: skip
+COLLAPSE_MARK = "⚠"
+OUTPUT_STAT_NAMES = {"distinct_share": "distinct share", "repetition_rate": "repetition rate",
+                     "length_ratio": "length ratio"}  # fmt: skip
 
 
 class ResultsError(UserError, ValueError):
@@ -334,6 +347,13 @@ def _ci_text(summary: dict[str, Any] | None, fmt: Callable[[float], str] = _f) -
     return f"[{fmt(lo)}, {fmt(hi)}]"
 
 
+def _mean_ci(summary: dict[str, Any] | None) -> str:
+    """'mean [95% CI]' (several seeds) or 'mean' (one seed), for a sentence."""
+    if not _usable(summary):
+        return NA
+    return _f(summary["mean"]) + (f" {_ci_text(summary)}" if _n(summary) > 1 else "")
+
+
 def _ms_ci(summary: dict[str, Any] | None, fmt: Callable[[float], str] = _f) -> str:
     if not _usable(summary):
         return NA
@@ -379,61 +399,186 @@ def _code(name: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# collapsed outputs
+
+
+def _output_summaries(results: dict[str, Any], name: str, stat: str) -> list[list[dict | None]]:
+    """One output statistic of a strategy's evaluations: a matrix (stage x task) of summaries, or []."""
+    m = _get(results, f"strategies.{name}.outputs.{stat}")
+    return m if isinstance(m, list) and m and isinstance(m[0], list) else []
+
+
+def _has_output_stats(results: dict[str, Any], name: str) -> bool:
+    """Whether any evaluation of the strategy has its output statistics (runs before them have none)."""
+    return any(_usable(c) for row in _output_summaries(results, name, "distinct_share") for c in row)
+
+
+def _at(matrix: list[list[Any]], stage: int, task: int) -> Any:
+    return matrix[stage][task] if stage < len(matrix) and task < len(matrix[stage]) else None
+
+
+def _seed_values(summary: dict[str, Any] | None) -> list[float | None]:
+    if not _usable(summary):
+        return []
+    return _per_seed(summary) or [_mean(summary)]
+
+
+def _collapsed_cells(results: dict[str, Any], name: str) -> dict[tuple[int, int], tuple[int, int]]:
+    """(stage, task column) -> (seeds whose outputs collapsed there, seeds evaluated), for every cell
+    that collapsed in at least one seed."""
+    distinct = _output_summaries(results, name, "distinct_share")
+    repetition = _output_summaries(results, name, "repetition_rate")
+    collapsed = {}
+    for s, row in enumerate(distinct):
+        for j, cell in enumerate(row):
+            distinct_values = _seed_values(cell)
+            repetition_values = _seed_values(_at(repetition, s, j)) or [None] * len(distinct_values)
+            flags = [is_collapsed({"distinct_share": d, "repetition_rate": r})
+                     for d, r in zip(distinct_values, repetition_values)]  # fmt: skip
+            if any(flags):
+                collapsed[s, j] = (sum(flags), len(flags))
+    return collapsed
+
+
+def _figure_cells(figure: str, rows: int, tasks: int) -> set[tuple[int, int]]:
+    """The cells (stage, task column) of R that a figure reads (cl_figures' formulas); 'diagonal' is R[j][j]."""
+    last, earlier = rows - 1, range(tasks - 1)
+    if figure == "average":
+        return {(last, j) for j in range(tasks)}
+    if figure == "forgetting":
+        return {(s, j) for j in earlier for s in range(j + 1, rows)}
+    if figure in ("forgetting_rate", "bwt"):
+        return {(s, j) for j in earlier for s in (j + 1, last)}
+    if figure == "fwt":
+        return {(s, j) for j in range(1, tasks) for s in (0, j)}
+    return {(j + 1, j) for j in range(tasks)}
+
+
+def _collapsed_in(results: dict[str, Any], name: str, *figures: str) -> list[tuple[int, int]]:
+    """The collapsed cells of a strategy that any of `figures` reads."""
+    distinct = _output_summaries(results, name, "distinct_share")
+    if not distinct:
+        return []
+    used = set().union(*(_figure_cells(figure, len(distinct), len(distinct[0])) for figure in figures))
+    return sorted(cell for cell in _collapsed_cells(results, name) if cell in used)
+
+
+def _task_name(results: dict[str, Any], column: int) -> str:
+    tasks = list(results.get("tasks") or [])
+    return tasks[column] if column < len(tasks) else str(column + 1)
+
+
+def _cell_label(results: dict[str, Any], name: str, cell: tuple[int, int]) -> str:
+    stage, task = cell
+    return f"after stage {_stage_label(results, name, stage)}, on {_task_name(results, task)}"
+
+
+def _collapse_warning(results: dict[str, Any], names: Iterable[str], *figures: str) -> str:
+    """A warning naming the collapsed cells that `figures` read for these strategies, or ''."""
+    hits = []
+    for name in names:
+        cells = _collapsed_in(results, name, *figures)
+        if cells:
+            hits.append(f"{_code(name)} ({'; '.join(_cell_label(results, name, c) for c in cells)})")
+    if not hits:
+        return ""
+    return (f" {COLLAPSE_MARK} Rests on collapsed outputs of {', '.join(hits)}: there the metric measures the "
+            "collapse, not skill (see Collapsed outputs).")  # fmt: skip
+
+
+def _collapse_rule() -> str:
+    return (f"collapsed = distinct share < {MIN_DISTINCT_SHARE} or repetition rate > {MAX_REPETITION_RATE} "
+            "in a seed")  # fmt: skip
+
+
+def _figure_text(results: dict[str, Any], name: str, metric: str, figure: str,
+                 show: Callable[[dict[str, Any] | None], str] = _ms) -> str:  # fmt: skip
+    """A CL figure in a table cell: n/a with the reason the results give for withholding it, and
+    the collapse mark when it rests on collapsed outputs."""
+    summary = _cl(results, name, metric, figure)
+    if summary is None:
+        note = _get(results, f"strategies.{name}.cl.{metric}.notes.{figure}")
+        return f"{NA} ({note})" if note else NA
+    return show(summary) + (f" {COLLAPSE_MARK}" if _collapsed_in(results, name, figure) else "")
+
+
+# --------------------------------------------------------------------------------------------------
 # comparisons: every sentence is built here from two summaries
 
 
-def _ci_status(a: dict[str, Any], b: dict[str, Any]) -> str:
-    """'overlap', 'separate' or 'untested' (a side with one seed has no interval)."""
-    if _n(a) < 2 or _n(b) < 2:
-        return "untested"
-    alo, ahi = _ci(a)
-    blo, bhi = _ci(b)
-    return "overlap" if alo <= bhi and blo <= ahi else "separate"
+def _seeds(n: int) -> str:
+    return f"{n} seed{'' if n == 1 else 's'}"
 
 
-CI_CLAUSE = {
-    "overlap": "95% CIs overlap: the difference is not resolved by these seeds",
-    "separate": "95% CIs do not overlap: the difference is resolved by these seeds",
-    "untested": "one seed only, so there is no confidence interval and the difference is untested (run more seeds)",
-}
-CI_SHORT = {"overlap": "CIs overlap", "separate": "CIs separate", "untested": "1 seed"}
+def _too_few_seeds(n: int) -> str | None:
+    return _seeds(n) if n < MIN_SEEDS_FOR_VERDICT else None
+
+
+def _untested_reason(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    """Why the difference of two summaries carries no verdict ('1 seed', '95% CIs overlap'), or None when
+    it does: MIN_SEEDS_FOR_VERDICT seeds on both sides and 95% CIs that do not overlap (equal means overlap)."""
+    few = _too_few_seeds(min(_n(a), _n(b)))
+    if few:
+        return few
+    (alo, ahi), (blo, bhi) = _ci(a), _ci(b)
+    return "95% CIs overlap" if alo <= bhi and blo <= ahi else None
+
+
+def _status(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """'resolved: ...' or 'untested: <why>', to end a sentence or fill a table cell."""
+    reason = _untested_reason(a, b)
+    return f"untested: {reason}" if reason else f"resolved: 95% CIs separate over {_seeds(min(_n(a), _n(b)))}"
 
 
 def _compare(
     a: str, sa: dict[str, Any] | None, b: str, sb: dict[str, Any] | None, higher_better: bool
 ) -> dict[str, Any] | None:
-    """Winner, loser, values, absolute difference and CI status of two strategies on one figure."""
+    """Two strategies on one figure: means, difference a − b, the one ahead on the mean (None on a tie)
+    and whether that may be called a verdict (`decided`)."""
     if not (_usable(sa) and _usable(sb)):
         return None
-    va, vb = float(sa["mean"]), float(sb["mean"])
-    status = _ci_status(sa, sb)
-    if abs(va - vb) <= TIE:
-        return {"tie": True, "a": a, "b": b, "value": va, "status": status, "diff": 0.0}
-    a_better = (va > vb) == higher_better
-    w, wv, l, lv = (a, va, b, vb) if a_better else (b, vb, a, va)
-    return {"tie": False, "winner": w, "winner_value": wv, "loser": l, "loser_value": lv,
-            "diff": abs(va - vb), "status": status, "a": a, "b": b}  # fmt: skip
+    va, vb = _mean(sa), _mean(sb)
+    tie = abs(va - vb) <= TIE
+    ahead, behind = (a, b) if (va > vb) == higher_better else (b, a)
+    reason = _untested_reason(sa, sb)
+    return {"a": a, "b": b, "sa": sa, "sb": sb, "a_value": va, "b_value": vb, "delta": va - vb, "tie": tie,
+            "winner": None if tie else ahead, "loser": None if tie else behind,
+            "untested": reason, "decided": reason is None, "status": _status(sa, sb)}  # fmt: skip
+
+
+def _difference_text(c: dict[str, Any]) -> str:
+    """Both means (with intervals from 2 seeds on) and the signed difference, for an untested comparison."""
+    return (f"{_code(c['a'])} {_mean_ci(c['sa'])} vs {_code(c['b'])} {_mean_ci(c['sb'])}, "
+            f"difference ({_code(c['a'])} − {_code(c['b'])}) {_signed(c['delta'])}")  # fmt: skip
+
+
+def _relative_text(diff: float, lower: float) -> str:
+    """', x% of the lower value', or n/a with the reason when that value is below the score floor."""
+    reason = floor_reason(lower, "the lower value")
+    return f", relative difference {NA} ({reason})" if reason else f", {100 * diff / lower:.1f}% of the lower value"
 
 
 def _verdict(metric: str, figure: str, a: str, b: str, results: dict[str, Any]) -> tuple[str, dict | None]:
-    """One bullet: which of strategies a and b is better on `figure` of `metric`, by how much, resolved or not."""
+    """One bullet comparing strategies a and b on `figure` of `metric`: a verdict when it is decided,
+    else the means and their difference, untested."""
     sa, sb = _cl(results, a, metric, figure), _cl(results, b, metric, figure)
     hb = HIGHER_IS_BETTER[figure]
     head = f"**{FIGURE_SHORT[figure]}** ({_metric_name(metric)}, {'higher' if hb else 'lower'} is better)"
     source = f"_Rests on `cl.{metric}.{figure}` of {_code(a)} and {_code(b)}._"
+    source += _collapse_warning(results, [a, b], figure)
     c = _compare(a, sa, b, sb, hb)
     if c is None:
         missing = [n for n, s in ((a, sa), (b, sb)) if not _usable(s)]
         return f"- {head}: {NA} for {', '.join(_code(n) for n in missing)}, so no comparison. {source}", None
     if c["tie"]:
-        return f"- {head}: {_code(a)} and {_code(b)} are equal ({_f(c['value'])}). {source}", c
-    rel = ""
-    if figure == "average" and c["loser_value"] != 0:
-        rel = f", {100 * c['diff'] / abs(c['loser_value']):.1f}% of {_code(c['loser'])}'s value"
-    text = (
-        f"- {head}: **{_code(c['winner'])}** is better, {_f(c['winner_value'])} vs {_f(c['loser_value'])} for "
-        f"{_code(c['loser'])} (difference {_f(c['diff'])}{rel}); {CI_CLAUSE[c['status']]}. {source}"
-    )
+        return f"- {head}: {_code(a)} and {_code(b)} are equal ({_f(c['a_value'])}). {source}", c
+    diff = abs(c["delta"])
+    rel = _relative_text(diff, min(c["a_value"], c["b_value"])) if figure == "average" else ""
+    if not c["decided"]:
+        return f"- {head}: {_difference_text(c)}{rel}; {c['status']}. {source}", c
+    sw, sl = (sa, sb) if c["winner"] == a else (sb, sa)
+    text = (f"- {head}: **{_code(c['winner'])}** is better, {_mean_ci(sw)} vs {_mean_ci(sl)} for {_code(c['loser'])} "
+            f"(difference {_f(diff)}{rel}); {c['status']}. {source}")  # fmt: skip
     return text, c
 
 
@@ -458,11 +603,12 @@ def _section_header(results: dict[str, Any], names: list[str], primary: str | No
         lines.append(
             f"Primary metric for the sentences: **{_metric_name(primary)}**; compact tables give every metric. "
             + ("Figures across seeds are mean ± sample standard deviation, with the Student-t 95% confidence "
-               "interval of the mean in brackets. Two strategies' difference is *resolved by these seeds* when "
-               "their 95% CIs do not overlap."
+               "interval of the mean in brackets. "
                if len(results.get("seeds") or []) > 1 else
-               "This run has one seed: figures are single values, without spread or confidence interval, so no "
-               "difference between strategies is tested; run more seeds to resolve them.")
+               "This run has one seed: figures are single values, without spread or confidence interval. ")
+            + f"A difference between strategies is *resolved*, and a verdict (better, holds, supported) written, "
+              f"only with at least {MIN_SEEDS_FOR_VERDICT} seeds and 95% CIs that do not overlap; otherwise the "
+              "sentence gives the means and their difference and says why it is *untested*."
         )  # fmt: skip
         lines.append("")
     lines += _section_status(results, names)
@@ -495,6 +641,29 @@ def _section_status(results: dict[str, Any], names: list[str]) -> list[str]:
         lines.append(f"Finished: all stages of {len(names)} strateg{'y' if len(names) == 1 else 'ies'} have results.")
     lines.append("")
     return lines
+
+
+def _section_collapse(results: dict[str, Any], names: list[str]) -> list[str]:
+    if not names:
+        return []
+    lines = ["## Collapsed outputs", ""]
+    if not any(_has_output_stats(results, n) for n in names):
+        return lines + ["The results hold no output statistics (distinct share, repetition rate, length ratio), "
+                        "so collapsed outputs (one string for every input, loops) are not detected here: a "
+                        "metric below may measure a collapse rather than skill.", ""]  # fmt: skip
+    hits = [(n, cell, seeds) for n in names for cell, seeds in sorted(_collapsed_cells(results, n).items())]
+    if not hits:
+        return lines + [f"No evaluation's outputs collapsed ({_collapse_rule()}; each strategy's table is "
+                        "under Per strategy).", ""]  # fmt: skip
+    lines += [f"**Warning**: in {len(hits)} evaluation(s) the model's outputs collapsed ({_collapse_rule()}): "
+              "it emits one string for most inputs, or loops. Their metric values, and every figure marked "
+              f"{COLLAPSE_MARK} below, measure the collapse, not skill:", ""]  # fmt: skip
+    for name, cell, (collapsed, seeds) in hits:
+        stats = ", ".join(f"{OUTPUT_STAT_NAMES[stat]} {_ms(_at(_output_summaries(results, name, stat), *cell))}"
+                          for stat in OUTPUT_STATS)  # fmt: skip
+        where = f" (collapsed in {collapsed} of {seeds} seeds)" if seeds > 1 else ""
+        lines.append(f"- {_code(name)}, {_cell_label(results, name, cell)}: {stats}{where}")
+    return lines + [""]
 
 
 def _component_sizes(results: dict[str, Any]) -> dict[str, int | None]:
@@ -538,6 +707,10 @@ def _section_setup(results: dict[str, Any], names: list[str]) -> list[str]:
     src = _get(cfg, "data.source")
     if src:
         lines.append(f"- **Data source**: `{src}`" + (f" (`{_get(cfg, 'data.hub_id')}`)" if src == "hub" else ""))
+    if _get(cfg, "data.max_code_chars"):
+        lines.append(f"- **Restricted** to functions whose code has at most {_get(cfg, 'data.max_code_chars')} "
+                     "characters (`data.max_code_chars`; the others are skipped as `code_too_long`): they fit the "
+                     "generation budget, so BLEU's brevity penalty does not measure truncation")  # fmt: skip
     lines.append(f"- **Seeds**: {', '.join(map(str, seeds)) or NA} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
     tr = cfg.get("train") or {}
     if tr:
@@ -599,12 +772,12 @@ def _section_overview(results: dict[str, Any], names: list[str], metrics: list[s
     lines = ["## Results at a glance", ""]
     lines.append(f"Continual-learning figures on **{_metric_name(primary)}** ({_spread(results, ci=True)}):")
     lines.append("")
-    rows = [[_code(n)] + [_ms_ci(_cl(results, n, primary, fig)) for fig in FIGURES] for n in names]
+    rows = [[_code(n)] + [_figure_text(results, n, primary, fig, _ms_ci) for fig in FIGURES] for n in names]
     lines += _table(["strategy", "A ↑", "F ↓", "forgetting rate ↓", "BWT ↑", "FWT ↑"], rows)
     for fig in ("average", "forgetting"):
         lines.append(f"{FIGURE_LONG[fig]}, every metric ({_spread(results)}):")
         lines.append("")
-        rows = [[_code(n)] + [_ms(_cl(results, n, m, fig)) for m in metrics] for n in names]
+        rows = [[_code(n)] + [_figure_text(results, n, m, fig) for m in metrics] for n in names]
         lines += _table(["strategy"] + [_metric_name(m) for m in metrics], rows)
     return lines
 
@@ -618,8 +791,10 @@ def _section_strategy(results: dict[str, Any], name: str, metrics: list[str]) ->
     lines.append("")
     n_seeds = max(1, len(results.get("seeds") or []))
     lines.append(f"**Accuracy matrices** (row = after stage, column = task evaluated; "
-                 f"{'mean ± std over ' + str(n_seeds) + ' seeds' if n_seeds > 1 else 'one seed'}):")  # fmt: skip
+                 f"{'mean ± std over ' + str(n_seeds) + ' seeds' if n_seeds > 1 else 'one seed'}; "
+                 f"{COLLAPSE_MARK} = collapsed outputs):")  # fmt: skip
     lines.append("")
+    collapsed = _collapsed_cells(results, name)
     for metric in metrics:
         cells = _cell_summaries(results, name, metric)
         if cells is None:
@@ -629,11 +804,14 @@ def _section_strategy(results: dict[str, Any], name: str, metrics: list[str]) ->
             lines += [f"*{_metric_name(metric)}*: {NA} in every cell (not applicable to this run's targets)", ""]
             continue
         lines += [f"*{_metric_name(metric)}*", ""]
-        rows = [[_stage_label(results, name, s)] + [_ms(c) for c in row] for s, row in enumerate(cells)]
+        rows = [[_stage_label(results, name, s)]
+                + [_ms(c) + (f" {COLLAPSE_MARK}" if (s, j) in collapsed else "") for j, c in enumerate(row)]
+                for s, row in enumerate(cells)]  # fmt: skip
         lines += _table(["stage"] + (tasks or [str(j + 1) for j in range(len(cells[0]))]), rows)
 
+    lines += _outputs_table(results, name, collapsed)
     lines += [f"**Continual-learning figures** ({_spread(results, ci=True)}):", ""]
-    rows = [[_metric_name(m)] + [_ms_ci(_cl(results, name, m, fig)) for fig in FIGURES] for m in metrics]
+    rows = [[_metric_name(m)] + [_figure_text(results, name, m, fig, _ms_ci) for fig in FIGURES] for m in metrics]
     lines += _table(["metric", "A ↑", "F ↓", "forgetting rate ↓", "BWT ↑", "FWT ↑"], rows)
 
     params = strat.get("params") or {}
@@ -676,6 +854,30 @@ def _section_strategy(results: dict[str, Any], name: str, metrics: list[str]) ->
     return lines
 
 
+def _collapse_flag(seeds: tuple[int, int] | None) -> str:
+    """'no', or the flag with (collapsed seeds, evaluated seeds) when there are several."""
+    if not seeds:
+        return "no"
+    return f"**collapsed** {COLLAPSE_MARK}" + (f" ({seeds[0]} of {seeds[1]} seeds)" if seeds[1] > 1 else "")
+
+
+def _outputs_table(results: dict[str, Any], name: str, collapsed: dict[tuple[int, int], tuple[int, int]]
+                   ) -> list[str]:  # fmt: skip
+    """Distinct share, repetition rate and length ratio of every evaluation, with the collapse flag."""
+    if not _has_output_stats(results, name):
+        return []
+    stats = {stat: _output_summaries(results, name, stat) for stat in OUTPUT_STATS}
+    rows = []
+    for s, row in enumerate(stats["distinct_share"]):
+        for j in range(len(row)):
+            rows.append([_stage_label(results, name, s), _task_name(results, j)]
+                        + [_ms(_at(stats[stat], s, j)) for stat in OUTPUT_STATS]
+                        + [_collapse_flag(collapsed.get((s, j)))])  # fmt: skip
+    header = ["stage", "task"] + [OUTPUT_STAT_NAMES[stat] for stat in OUTPUT_STATS] + ["collapsed"]
+    intro = f"**Outputs** per evaluation ({_spread(results)}; {_collapse_rule()}; definitions at the end):"
+    return [intro, ""] + _table(header, rows, ["l", "l", "r", "r", "r", "l"])
+
+
 def _section_rq1(results: dict[str, Any], names: list[str], metrics: list[str], primary: str) -> list[str]:
     lines = ["## RQ1: Component interaction (LoRA + full layer vs either alone)", ""]
     lines.append(
@@ -695,60 +897,63 @@ def _section_rq1(results: dict[str, Any], names: list[str], metrics: list[str], 
         verdicts[single] = c
     lines.append("")
     if len(singles) == 2 and all(verdicts.values()):
-        wins = [s for s, c in verdicts.items() if not c["tie"] and c["winner"] == combo]
-        resolved = [s for s in wins if verdicts[s]["status"] == "separate"]
-        if len(wins) == 2:
-            where = "above both single components"
-            hyp = ("holds on the means, and both differences are resolved by these seeds" if len(resolved) == 2
-                   else "holds on the means, but not every difference is resolved by these seeds")  # fmt: skip
-        elif len(wins) == 1:
-            where = f"between the two (above {_code(wins[0])} only)"
-            hyp = "does not hold: the combination does not beat both"
-        else:
-            where = "not above either single component"
-            hyp = "does not hold"
-        lines.append(
-            f"On {_metric_name(primary)}, the combination's A is {where}. The seed's hypothesis that the combined "
-            f"approach outperforms either method alone {hyp}. _Rests on `cl.{primary}.average`._"
-        )
-        lines.append("")
+        warning = _collapse_warning(results, [combo, *singles], "average")
+        lines += [_rq1_hypothesis(verdicts, combo, primary) + warning, ""]
         lines += _interaction(results, primary)
     elif missing:
         lines += [_missing_advice(missing), ""]
 
     shown = ", ".join(_code(n) for n in [combo] + singles)
-    lines.append(f"A on every metric ({shown}; difference = `task_specific` − other):")
+    lines.append(f"A on every metric ({shown}; difference = `task_specific` − other; leader = {LEADER_NOTE}):")
     lines.append("")
-    header = ["metric", _code(combo)] + [_code(s) for s in singles] + [f"− {_code(s)}" for s in singles] + ["highest"]
+    header = ["metric", _code(combo)] + [_code(s) for s in singles] + [f"− {_code(s)}" for s in singles] + ["leader"]
     rows = []
     for m in metrics:
         sc = _cl(results, combo, m, "average")
-        row = [_metric_name(m), _ms(sc)] + [_ms(_cl(results, s, m, "average")) for s in singles]
+        row = [_metric_name(m)] + [_figure_text(results, n, m, "average") for n in [combo] + singles]
         for s in singles:
             ss = _cl(results, s, m, "average")
-            if _usable(sc) and _usable(ss):
-                row.append(f"{_signed(_mean(sc) - _mean(ss))} ({CI_SHORT[_ci_status(sc, ss)]})")
-            else:
-                row.append(NA)
-        row.append(_best([combo] + singles, lambda n, m=m: _cl(results, n, m, "average"), True, table=True))
+            row.append(f"{_signed(_mean(sc) - _mean(ss))} ({_status(sc, ss)})" if _usable(sc) and _usable(ss) else NA)
+        row.append(_leader_cell([combo] + singles, lambda n, m=m: _cl(results, n, m, "average"), True))
         rows.append(row)
     lines += _table(header, rows)
     return lines
 
 
-def _best(names: Sequence[str], get: Callable[[str], dict | None], higher_better: bool, table: bool = False) -> str:
-    """The best of `names` on a figure (ties joined by '='). In a table cell (`table`), n/a unless at
-    least two strategies have a value; in a sentence, the strategies without a value are named."""
-    scored = [(n, _mean(get(n))) for n in names if _usable(get(n))]
-    if not scored or (table and len(scored) < 2 <= len(names)):
+def _rq1_hypothesis(verdicts: dict[str, dict[str, Any]], combo: str, metric: str) -> str:
+    """The seed's RQ1 hypothesis: holds only when both differences are decided in the combination's favour."""
+    claim = "The seed's hypothesis that the combined approach outperforms either method alone"
+    diffs = ", ".join(f"{_code(combo)} − {_code(s)} = {_signed(c['delta'])}" for s, c in verdicts.items())
+    source = f"_Rests on `cl.{metric}.average`._"
+    beaten_by = [s for s, c in verdicts.items() if c["decided"] and c["winner"] == s]
+    if beaten_by:
+        return (f"{claim} does not hold on {_metric_name(metric)}: {' and '.join(map(_code, beaten_by))} "
+                f"{'has' if len(beaten_by) == 1 else 'have'} a higher A, resolved by these seeds (differences in A: "
+                f"{diffs}). {source}")  # fmt: skip
+    if all(c["decided"] for c in verdicts.values()):
+        return (f"{claim} holds on {_metric_name(metric)}: A is above both single components and both "
+                f"differences are resolved by these seeds (differences in A: {diffs}). {source}")  # fmt: skip
+    why = "; ".join(f"vs {_code(s)}: {c['untested']}" for s, c in verdicts.items() if not c["decided"])
+    return f"{claim} is untested on {_metric_name(metric)} ({why}). Differences in A: {diffs}. {source}"
+
+
+def _ranked(names: Sequence[str], get: Callable[[str], dict | None], higher_better: bool
+            ) -> tuple[list[tuple[str, dict]], int]:  # fmt: skip
+    """The strategies with a value, ahead first, and how many are tied ahead."""
+    scored = sorted(((n, get(n)) for n in names if _usable(get(n))), key=lambda t: _mean(t[1]), reverse=higher_better)
+    top = _mean(scored[0][1]) if scored else None
+    return scored, sum(1 for _, s in scored if abs(_mean(s) - top) <= TIE)
+
+
+def _leader_cell(names: Sequence[str], get: Callable[[str], dict | None], higher_better: bool) -> str:
+    """A table cell: the strategy (or tied strategies) ahead, when resolved against the next; else why not."""
+    scored, tied = _ranked(names, get, higher_better)
+    if len(scored) < 2:
         return NA
-    best = max(v for _, v in scored) if higher_better else min(v for _, v in scored)
-    winners = [n for n, v in scored if abs(v - best) <= TIE]
-    text = " = ".join(_code(n) for n in winners)
-    missing = [n for n in names if not _usable(get(n))]
-    if missing:
-        text += f" ({NA}: {', '.join(_code(n) for n in missing)})"
-    return text
+    if tied == len(scored):
+        return "all equal"
+    reason = _untested_reason(scored[0][1], scored[tied][1])
+    return " = ".join(_code(n) for n, _ in scored[:tied]) if reason is None else f"untested: {reason}"
 
 
 def _per_seed(summary: dict[str, Any] | None) -> list[float | None] | None:
@@ -797,22 +1002,36 @@ def _interaction(results: dict[str, Any], metric: str) -> list[str]:
         for both, lora, layer, b in zip(*series):
             per_seed.append(None if None in (both, lora, layer, b) else both - lora - layer + b)
         summary = summarize(per_seed)
-    kind = ("super-additive: together they gain more than the sum of their separate gains" if contrast > TIE
-            else "sub-additive: their gains overlap, together they gain less than the sum" if contrast < -TIE
-            else "additive")  # fmt: skip
-    lines = [
+    kind = ("super-additive: together they gain more than the sum of their separate gains" if contrast > 0
+            else "sub-additive: their gains overlap, together they gain less than the sum")  # fmt: skip
+    text = (
         f"Gains in A over the base model (stage 0, A = {_f(base)}) on {_metric_name(metric)}: LoRA alone "
         f"{_signed(g_lora)}, layer alone {_signed(g_layer)}, both {_signed(g_both)} (sum of the separate gains "
         f"{_signed(g_lora + g_layer)}). Interaction contrast A(both) − A(LoRA) − A(layer) + A(base) = "
-        f"{_signed(contrast)}: {kind}."
-    ]
+        f"{_signed(contrast)}"
+    )
     if summary is not None and summary["n"] > 1:
         lo, hi = _ci(summary)
-        resolved = ("excludes 0: the interaction is resolved" if lo > 0 or hi < 0
-                    else "includes 0: the interaction is not resolved by these seeds")  # fmt: skip
-        lines[-1] += f" Per seed: {_ms(summary)}, 95% CI [{_f(lo)}, {_f(hi)}], which {resolved}."
-    lines[-1] += f" _Rests on `cl.{metric}.average` of the three strategies and stage 0 of `matrices_summary.{metric}`._"
-    return lines + [""]
+        text += f" (per seed {_ms(summary)}, 95% CI [{_f(lo)}, {_f(hi)}])"
+    reason = _untested_vs_zero(summary)
+    if reason is None:
+        text += f": {kind}; resolved: the 95% CI excludes 0 over {_seeds(summary['n'])}."
+    else:
+        text += f"; its sign is untested: {reason}."
+    text += (f" _Rests on `cl.{metric}.average` of the three strategies and stage 0 of `matrices_summary.{metric}`._"
+             + _collapse_warning(results, ("task_specific", "lora_only", "layer_only"), "average"))  # fmt: skip
+    return [text, ""]
+
+
+def _untested_vs_zero(summary: dict[str, Any] | None) -> str | None:
+    """Why a per-seed contrast's sign carries no verdict, or None when its 95% CI excludes 0 over enough seeds."""
+    if summary is None:
+        return "no per-seed values"
+    few = _too_few_seeds(summary["n"])
+    if few:
+        return few
+    lo, hi = _ci(summary)
+    return "its 95% CI includes 0" if lo <= 0 <= hi else None
 
 
 def _diagonal_mean(results: dict[str, Any], name: str, metric: str) -> dict[str, Any] | None:
@@ -846,59 +1065,25 @@ def _section_rq2(results: dict[str, Any], names: list[str], metrics: list[str], 
     if a not in names or b not in names:
         return lines + [_missing_advice([n for n in (a, b) if n not in names]), ""]
     figs = ("average", "forgetting", "bwt", "fwt")
-    tally = {a: 0, b: 0, "tie": 0}
+    comparisons = []
     n_tasks = len(results.get("tasks") or [])
     for fig in figs:
         text, c = _verdict(primary, fig, a, b, results)
         lines.append(text)
         if c is not None:
-            if c["tie"]:
-                tally["tie"] += 1
-                if fig == "fwt" and n_tasks == 2:
-                    lines.append(
-                        "  (With two tasks FWT only involves stage 1, which both strategies train identically, "
-                        "so equal FWT is expected.)"
-                    )
-            else:
-                tally[c["winner"]] += 1
-    lines.append("")
-    lines.append(
-        f"Tally on {_metric_name(primary)} over these {len(figs)} figures: {_code(a)} better on {tally[a]}, "
-        f"{_code(b)} better on {tally[b]}, equal on {tally['tie']}."
-    )
-    lines.append("")
+            comparisons.append(c)
+        if c is not None and c["tie"] and fig == "fwt" and n_tasks == 2:
+            lines.append("  (With two tasks FWT only involves stage 1, which both strategies train identically, "
+                         "so equal FWT is expected.)")  # fmt: skip
+    lines += ["", _tally(comparisons, a, b, primary, len(figs)), ""]
     # The seed's two hypotheses, each checked against its figure.
-    da, db = _diagonal_mean(results, a, primary), _diagonal_mean(results, b, primary)
-    c = _compare(a, da, b, db, True)
+    c = _compare(a, _diagonal_mean(results, a, primary), b, _diagonal_mean(results, b, primary), True)
     if c is not None:
-        if c["tie"]:
-            res = f"equal ({_f(c['value'])})"
-        else:
-            res = (f"**{_code(c['winner'])}** is higher, {_f(c['winner_value'])} vs {_f(c['loser_value'])} "
-                   f"(difference {_f(c['diff'])}); {CI_CLAUSE[c['status']]}")  # fmt: skip
-        supported = "supported" if not c["tie"] and c["winner"] == a else "not supported"
-        lines.append(
-            f"- Hypothesis 'task-specific components give better individual task performance': each task right "
-            f"after its own stage (mean of the diagonal R[j][j], {_metric_name(primary)}): {res}. "
-            f"On the means the hypothesis is {supported}. _Rests on the diagonal of `matrices_summary.{primary}`._"
-        )
-    transfer, parts = [], []
-    for fig in ("fwt", "bwt"):
-        c = _compare(a, _cl(results, a, primary, fig), b, _cl(results, b, primary, fig), True)
-        if c is None:
-            parts.append(f"{FIGURE_SHORT[fig]}: {NA}")
-            continue
-        transfer.append((fig, c))
-        who = "equal" if c["tie"] else f"{_code(c['winner'])} higher ({CI_SHORT[c['status']]})"
-        parts.append(f"{FIGURE_SHORT[fig]}: {who}")
-    if transfer:
-        better = [fig for fig, c in transfer if not c["tie"] and c["winner"] == b]
-        verdict = ("supported on " + " and ".join(FIGURE_SHORT[f] for f in better) if better
-                   else "not supported")  # fmt: skip
-        lines.append(
-            f"- Hypothesis 'a shared full layer enables better cross-task transfer': {'; '.join(parts)}. "
-            f"On the means the hypothesis is {verdict}. _Rests on `cl.{primary}.fwt` and `cl.{primary}.bwt`._"
-        )
+        lines.append(_diagonal_hypothesis(c, primary) + _collapse_warning(results, (a, b), "diagonal"))
+    transfer = {fig: _compare(a, _cl(results, a, primary, fig), b, _cl(results, b, primary, fig), True)
+                for fig in ("fwt", "bwt")}  # fmt: skip
+    if any(transfer.values()):
+        lines.append(_transfer_hypothesis(transfer, primary) + _collapse_warning(results, (a, b), "fwt", "bwt"))
     lines.append("")
     if "shared_layer_frozen" in names:
         lines.append("`shared_layer_frozen` (the ablation: the shared layer stops training after stage 1):")
@@ -912,17 +1097,61 @@ def _section_rq2(results: dict[str, Any], names: list[str], metrics: list[str], 
         lines.append("To separate 'shared' from 'keeps training', add `shared_layer_frozen` to the config's `strategies`.")
         lines.append("")
     compared = [n for n in (a, b, "shared_layer_frozen") if n in names]
-    lines.append(f"Every metric ({_spread(results)}; higher is better for A, BWT, FWT, lower for F):")
+    lines.append(f"Every metric ({_spread(results)}; higher is better for A, BWT, FWT, lower for F; "
+                 f"leader = {LEADER_NOTE}):")  # fmt: skip
     lines.append("")
     rows = []
     for m in metrics:
         for fig in figs:
-            row = [_metric_name(m), FIGURE_SHORT[fig]] + [_ms(_cl(results, n, m, fig)) for n in compared]
-            best = _best(compared, lambda n, m=m, fig=fig: _cl(results, n, m, fig), HIGHER_IS_BETTER[fig], table=True)
-            rows.append(row + [best])
-    header = ["metric", "figure"] + [_code(n) for n in compared] + ["best"]
-    lines += _table(header, rows, ["l", "l"] + ["r"] * (len(compared) + 1))
+            row = [_metric_name(m), FIGURE_SHORT[fig]] + [_figure_text(results, n, m, fig) for n in compared]
+            leader = _leader_cell(compared, lambda n, m=m, fig=fig: _cl(results, n, m, fig), HIGHER_IS_BETTER[fig])
+            rows.append(row + [leader])
+    header = ["metric", "figure"] + [_code(n) for n in compared] + ["leader"]
+    lines += _table(header, rows, ["l", "l"] + ["r"] * len(compared) + ["l"])
     return lines
+
+
+def _tally(compared: list[dict[str, Any]], a: str, b: str, metric: str, figures: int) -> str:
+    """How many of the figures each strategy wins, counting only the decided ones."""
+    head = f"Tally on {_metric_name(metric)} over these {figures} figures: "
+    untested = sum(not c["decided"] and not c["tie"] for c in compared)
+    ties = sum(c["tie"] for c in compared)
+    rest = f"untested on {untested}, equal on {ties}"
+    if len(compared) < figures:
+        rest += f", {NA} on {figures - len(compared)}"
+    decided = [c for c in compared if c["decided"]]
+    if not decided:
+        return head + f"none resolved by these seeds ({rest})."
+    wins = {n: sum(c["winner"] == n for c in decided) for n in (a, b)}
+    return head + f"resolved: {_code(a)} better on {wins[a]}, {_code(b)} better on {wins[b]}; {rest}."
+
+
+def _diagonal_hypothesis(c: dict[str, Any], metric: str) -> str:
+    """'Task-specific components give better individual task performance', on the mean diagonal R[j][j]."""
+    head = (f"- Hypothesis 'task-specific components give better individual task performance': each task right "
+            f"after its own stage (mean of the diagonal R[j][j], {_metric_name(metric)}): {_difference_text(c)}; "
+            f"{c['status']}.")  # fmt: skip
+    source = f" _Rests on the diagonal of `matrices_summary.{metric}`._"
+    if not c["decided"]:
+        return head + " The hypothesis is untested." + source
+    return head + f" The hypothesis is {'supported' if c['winner'] == c['a'] else 'not supported'}." + source
+
+
+def _transfer_hypothesis(transfer: dict[str, dict[str, Any] | None], metric: str) -> str:
+    """'A shared full layer enables better cross-task transfer': supported on a figure only where shared_layer
+    is ahead and the difference is decided."""
+    parts, verdicts = [], {"supported": [], "not supported": [], "untested": []}
+    for fig, c in transfer.items():
+        if c is None:
+            parts.append(f"{FIGURE_SHORT[fig]}: {NA}")
+            continue
+        values = f"equal ({_f(c['a_value'])})" if c["tie"] else _difference_text(c)
+        parts.append(f"{FIGURE_SHORT[fig]}: {values} ({c['status']})")
+        verdict = "untested" if not c["decided"] else "supported" if c["winner"] == c["b"] else "not supported"
+        verdicts[verdict].append(FIGURE_SHORT[fig])
+    outcome = "; ".join(f"{v} on {' and '.join(figs)}" for v, figs in verdicts.items() if figs)
+    return (f"- Hypothesis 'a shared full layer enables better cross-task transfer': {'; '.join(parts)}. "
+            f"The hypothesis is {outcome}. _Rests on `cl.{metric}.fwt` and `cl.{metric}.bwt`._")
 
 
 def _efficiency(results: dict[str, Any], name: str, metric: str) -> dict[str, Any] | None:
@@ -954,7 +1183,8 @@ def _section_rq3(results: dict[str, Any], names: list[str], metrics: list[str], 
         per_stored = _f(_mean(a) * 1e6 / stored) if _usable(a) and stored else NA
         rows.append([_code(n), _count(train), _pct(100 * train / base) if train and base else NA, _count(stored),
                      _pct(_get(results, f"strategies.{n}.params.stored_pct_of_base")),
-                     _get(results, f"strategies.{n}.params.stored_what") or NA, _ms(a), _ms(eff), per_stored])  # fmt: skip
+                     _get(results, f"strategies.{n}.params.stored_what") or NA,
+                     _figure_text(results, n, primary, "average"), _ms(eff), per_stored])  # fmt: skip
         if train:
             have.append(n)
     header = ["strategy", "trainable / stage", "% of base", "stored", "% of base", "stored what",
@@ -963,25 +1193,18 @@ def _section_rq3(results: dict[str, Any], names: list[str], metrics: list[str], 
     if not have:
         return lines + [f"No parameter counts in the results ({NA}).", ""]
 
-    best_a = _best(names, lambda n: _cl(results, n, primary, "average"), True)
-    best_eff = _best(have, lambda n: _efficiency(results, n, primary), True)
+    lines.append(_ranking_line(results, names, lambda n: _cl(results, n, primary, "average"), True, metric=primary,
+                               label="A", claim="Best average performance", source=f"`cl.{primary}.average`",
+                               figure="average"))  # fmt: skip
+    lines.append(_ranking_line(results, have, lambda n: _efficiency(results, n, primary), True, metric=primary,
+                               label="A per million trainable parameters", claim="Most efficient",
+                               source=f"`efficiency.{primary}`", figure="average")
+                 + " A ratio like this favours small components; read it together with A.")  # fmt: skip
     stored = [(_stored(results, n), n) for n in names if _stored(results, n)]
-    fewest = min(stored) if stored else None
-    lines.append(f"- Highest A: {best_a}. _Rests on `cl.{primary}.average`._")
-    lines.append(f"- Highest A per million trainable parameters: {best_eff}. _Rests on `efficiency.{primary}`._")
-    if fewest:
+    if stored:
+        fewest = min(stored)
         lines.append(f"- Fewest parameters stored for all tasks: {_code(fewest[1])} ({_count(fewest[0])}). "
                      "_Rests on `params.stored`._")  # fmt: skip
-    effs = {n: _efficiency(results, n, primary) for n in have}
-    ranked = sorted(((_mean(e), n) for n, e in effs.items() if _usable(e)), reverse=True)
-    if len(ranked) >= 2:
-        (_, first), (_, second) = ranked[0], ranked[1]
-        e1, e2 = _efficiency(results, first, primary), _efficiency(results, second, primary)
-        lines.append(
-            f"- Efficiency: {_code(first)} {_f(_mean(e1))} vs runner-up {_code(second)} {_f(_mean(e2))} per million "
-            f"trainable parameters; {CI_CLAUSE[_ci_status(e1, e2)]}. A ratio like this favours small components; "
-            "read it together with A."
-        )
     # Marginal value of each added component.
     pairs = [("task_specific", "lora_only", "adding a full layer per task to LoRA"),
              ("task_specific", "layer_only", "adding a LoRA adapter per task to the full layer"),
@@ -997,8 +1220,9 @@ def _section_rq3(results: dict[str, Any], names: list[str], metrics: list[str], 
             d = _mean(sa) - _mean(ss)
             lines.append(
                 f"- {what[0].upper() + what[1:]} stores {_count(ps - pb)} fewer parameters "
-                f"({_count(pb)} vs {_count(ps)}) and changes A by {_signed(d)} ({CI_SHORT[_ci_status(sa, ss)]}). "
+                f"({_count(pb)} vs {_count(ps)}) and changes A by {_signed(d)} ({_status(sa, ss)}). "
                 f"_Rests on `params.stored` and `cl.{primary}.average`._"
+                + _collapse_warning(results, (big, small), "average")
             )
             continue
         pb, ps = _trainable_max(results, big), _trainable_max(results, small)
@@ -1007,8 +1231,9 @@ def _section_rq3(results: dict[str, Any], names: list[str], metrics: list[str], 
         d = _mean(sa) - _mean(ss)
         lines.append(
             f"- {what[0].upper() + what[1:]} ({_code(small)} → {_code(big)}) adds {_count(pb - ps)} trainable parameters "
-            f"per stage (×{pb / ps:.2f}) and changes A by {_signed(d)} ({CI_SHORT[_ci_status(sa, ss)]}): "
+            f"per stage (×{pb / ps:.2f}) and changes A by {_signed(d)} ({_status(sa, ss)}): "
             f"{_signed(d * 1e6 / (pb - ps))} per added million. _Rests on `params.per_stage` and `cl.{primary}.average`._"
+            + _collapse_warning(results, (big, small), "average")
         )
     sizes = _component_sizes(results)
     if sizes["lora"] and sizes["layer"]:
@@ -1029,36 +1254,35 @@ def _section_rq3(results: dict[str, Any], names: list[str], metrics: list[str], 
     return lines
 
 
-def _ranking_line(results: dict[str, Any], names: list[str], metric: str, figure: str, what: str) -> str:
-    hb = HIGHER_IS_BETTER[figure]
-    scored = [(n, _cl(results, n, metric, figure)) for n in names if _usable(_cl(results, n, metric, figure))]
-    src = f"_Rests on `cl.{metric}.{figure}`._"
+def _ranking_line(results: dict[str, Any], names: Sequence[str], get: Callable[[str], dict | None], higher_better: bool,
+                  *, metric: str, label: str, claim: str, source: str, figure: str) -> str:  # fmt: skip
+    """One bullet on which strategy is ahead on a figure (`label`, e.g. 'F'). `claim` ('Forgets least') heads
+    it only when the leader is resolved against the next strategy; otherwise it gives the means and the
+    difference, untested."""
+    scored, tied = _ranked(names, get, higher_better)
+    src = f"_Rests on {source}._"
+    side = "highest" if higher_better else "lowest"
+    claim = f"{claim} ({side} {label}, {_metric_name(metric)})"
+    label = f"{label} ({_metric_name(metric)}, {'higher' if higher_better else 'lower'} is better)"
     if not scored:
-        return f"- {what}: {NA} for every strategy. {src}"
-    scored.sort(key=lambda t: _mean(t[1]), reverse=hb)
-    best_v = _mean(scored[0][1])
-    tied = [n for n, s in scored if abs(_mean(s) - best_v) <= TIE]
-    sign = "highest" if hb else "lowest"
-    head = f"- {what} ({sign} {FIGURE_SHORT[figure]}, {_metric_name(metric)}): "
-    missing = [n for n in names if n not in {t[0] for t in scored}]
-    if len(scored) == 1 and missing:
-        return (head + f"only {_code(scored[0][0])} has a value ({FIGURE_SHORT[figure]} = {_ms_ci(scored[0][1])}); "
-                f"{NA} for {', '.join(_code(n) for n in missing)}, so no comparison. {src}")  # fmt: skip
-    if len(tied) == len(scored) and len(scored) > 1:
-        return head + f"all {len(scored)} strategies are equal ({_f(best_v)}). {src}"
-    if len(tied) > 1:
-        head += "tie between " + " and ".join(f"**{_code(n)}**" for n in tied) + f" ({_f(best_v)})"
-    else:
-        head += f"**{_code(tied[0])}** ({FIGURE_SHORT[figure]} = {_ms_ci(scored[0][1])})"
-    rest = [t for t in scored if t[0] not in tied]
-    if missing:
-        head += f" ({NA} for {', '.join(_code(n) for n in missing)})"
-    if rest:
-        nn, ns = rest[0]
-        status = _ci_status(scored[0][1], ns)
-        head += (f"; next {_code(nn)} ({_f(_mean(ns))}, difference {_f(abs(best_v - _mean(ns)))}); "
-                 f"{CI_CLAUSE[status]}")  # fmt: skip
-    return head + f". {src}"
+        return f"- {label}: {NA} for every strategy. {src}"
+    missing = [n for n in names if not _usable(get(n))]
+    na = f" ({NA} for {', '.join(_code(n) for n in missing)})" if missing else ""
+    warning = _collapse_warning(results, [n for n, _ in scored[: tied + 1]], figure)
+    (first, top), value = scored[0], _mean(scored[0][1])
+    if len(scored) == 1:
+        return f"- {label}: only {_code(first)} has a value ({_mean_ci(top)}){na}, so no comparison. {src}{warning}"
+    if tied == len(scored):
+        return f"- {label}: all {len(scored)} strategies are equal ({_f(value)}){na}. {src}{warning}"
+    leaders = [n for n, _ in scored[:tied]]
+    next_name, next_summary = scored[tied]
+    after = (f"next {_code(next_name)} ({_mean_ci(next_summary)}), difference {_f(abs(value - _mean(next_summary)))}; "
+             f"{_status(top, next_summary)}")  # fmt: skip
+    if _untested_reason(top, next_summary) is None:
+        lead = (f"tie between {' and '.join(f'**{_code(n)}**' for n in leaders)} ({_f(value)})" if tied > 1
+                else f"**{_code(first)}** ({_mean_ci(top)})")  # fmt: skip
+        return f"- {claim}: {lead}{na}; {after}. {src}{warning}"
+    return f"- {label}: {side} mean {' and '.join(map(_code, leaders))} ({_mean_ci(top)}){na}, {after}. {src}{warning}"
 
 
 def _section_rq4(results: dict[str, Any], names: list[str], metrics: list[str], primary: str) -> list[str]:
@@ -1076,9 +1300,11 @@ def _section_rq4(results: dict[str, Any], names: list[str], metrics: list[str], 
         lines.append(f"With a single task there is no forgetting or transfer to measure: F, BWT and FWT are {NA}. "
                      "Add a second language to `data.languages`.")  # fmt: skip
         lines.append("")
-    lines.append(_ranking_line(results, seq, primary, "forgetting", "Forgets least"))
-    lines.append(_ranking_line(results, seq, primary, "bwt", "Best backward transfer"))
-    lines.append(_ranking_line(results, seq, primary, "fwt", "Most forward transfer"))
+    for figure, claim in (("forgetting", "Forgets least"), ("bwt", "Best backward transfer"),
+                          ("fwt", "Most forward transfer")):  # fmt: skip
+        lines.append(_ranking_line(results, seq, lambda n, f=figure: _cl(results, n, primary, f),
+                                   HIGHER_IS_BETTER[figure], metric=primary, label=FIGURE_SHORT[figure], claim=claim,
+                                   source=f"`cl.{primary}.{figure}`", figure=figure))  # fmt: skip
     lines.append("")
     # Design check: components of earlier tasks never change in these strategies, so F should be 0.
     for n in (s for s in SEQUENTIAL_FREEZE if s in seq):
@@ -1099,16 +1325,8 @@ def _section_rq4(results: dict[str, Any], names: list[str], metrics: list[str], 
         if _usable(ff) and others:
             for n in others:
                 c = _compare(n, _cl(results, n, primary, "forgetting"), "full_finetune", ff, False)
-                if c is None:
-                    continue
-                if c["tie"]:
-                    lines.append(f"- {_code(n)} forgets as much as the `full_finetune` baseline (F = {_f(c['value'])}).")
-                else:
-                    more_less = "less" if c["winner"] == n else "more"
-                    lines.append(
-                        f"- {_code(n)} forgets {_f(c['diff'])} {more_less} than the `full_finetune` baseline "
-                        f"(F {_f(_mean(_cl(results, n, primary, 'forgetting')))} vs {_f(_mean(ff))}); {CI_CLAUSE[c['status']]}."
-                    )
+                if c is not None:
+                    lines.append(_baseline_line(c) + _collapse_warning(results, (n, "full_finetune"), "forgetting"))
         elif not _usable(ff):
             lines.append(f"- `full_finetune` (forgetting baseline): F is {NA}.")
     else:
@@ -1117,28 +1335,40 @@ def _section_rq4(results: dict[str, Any], names: list[str], metrics: list[str], 
         sj = _cl(results, "joint", primary, "average")
         scored = [(n, _cl(results, n, primary, "average")) for n in seq if _usable(_cl(results, n, primary, "average"))]
         if _usable(sj) and scored:
-            best_n, best_s = max(scored, key=lambda t: _mean(t[1]))
-            gap = _mean(sj) - _mean(best_s)
+            top_name, top = max(scored, key=lambda t: _mean(t[1]))
             lines.append(
-                f"- Multitask upper bound `joint`: A = {_ms(sj)}; the best sequential strategy {_code(best_n)} has "
-                f"A = {_ms(best_s)}, gap (joint − best) {_signed(gap)}; {CI_CLAUSE[_ci_status(sj, best_s)]}. "
-                f"_Rests on `cl.{primary}.average`._"
+                f"- Multitask upper bound `joint`: A = {_mean_ci(sj)}; the sequential strategy with the highest mean "
+                f"A, {_code(top_name)}, has A = {_mean_ci(top)}: gap (joint − it) {_signed(_mean(sj) - _mean(top))}; "
+                f"{_status(sj, top)}. _Rests on `cl.{primary}.average`._"
+                + _collapse_warning(results, ("joint", top_name), "average")
             )
         else:
             lines.append(f"- Multitask upper bound `joint`: A is {NA}.")
     else:
         lines.append("- No multitask upper bound in this run: add `joint` to the config's `strategies`.")
     lines.append("")
-    lines.append("Best strategy on each metric (sequential strategies; mean):")
+    lines.append(f"Leader on each metric among the sequential strategies (leader = {LEADER_NOTE}):")
     lines.append("")
     rows = []
     for m in metrics:
         rows.append([_metric_name(m)] + [
-            _best(seq, lambda n, m=m, fig=fig: _cl(results, n, m, fig), HIGHER_IS_BETTER[fig], table=True)
+            _leader_cell(seq, lambda n, m=m, fig=fig: _cl(results, n, m, fig), HIGHER_IS_BETTER[fig])
             for fig in ("forgetting", "bwt", "fwt", "average")
         ])  # fmt: skip
-    lines += _table(["metric", "least F", "highest BWT", "highest FWT", "highest A"], rows, ["l", "l", "l", "l", "l"])
+    lines += _table(["metric", "F ↓ leader", "BWT ↑ leader", "FWT ↑ leader", "A ↑ leader"], rows, ["l"] * 5)
     return lines
+
+
+def _baseline_line(c: dict[str, Any]) -> str:
+    """A strategy's F against the `full_finetune` baseline (c compares them, the strategy first)."""
+    name = _code(c["a"])
+    if c["tie"]:
+        return f"- {name} has the same F as the `full_finetune` baseline (F = {_f(c['a_value'])})."
+    if not c["decided"]:
+        return f"- F against the `full_finetune` baseline: {_difference_text(c)}; {c['status']}."
+    more_less = "less" if c["winner"] == c["a"] else "more"
+    return (f"- {name} forgets {_f(abs(c['delta']))} {more_less} than the `full_finetune` baseline "
+            f"(F {_mean_ci(c['sa'])} vs {_mean_ci(c['sb'])}); {c['status']}.")  # fmt: skip
 
 
 def _section_plots(plots: list[Path], notes: list[str], run_dir: Path) -> list[str]:
@@ -1162,12 +1392,25 @@ def _section_definitions() -> list[str]:
         "",
         "- A = mean_j R[S][j] (S = last stage)",
         "- F = mean_{j<N} max_{s in j..N-1} R[s][j] − R[N][j] (Chaudhry et al. 2018), lower is better",
-        "- forgetting rate = mean_{j<N} (R[j][j] − R[N][j]) / R[j][j], lower is better",
+        "- forgetting rate = mean_{j<N} (R[j][j] − R[N][j]) / R[j][j], lower is better; "
+        f"{NA} when an R[j][j] is below {SCORE_FLOOR} in some seed (a ratio over a noise-level score is noise; "
+        "the same floor holds for any percentage of a score below)",
         "- BWT = mean_{j<N} R[N][j] − R[j][j] (Lopez-Paz & Ranzato 2017), higher is better",
         "- FWT = mean_{j>1} R[j-1][j] − R[0][j], higher is better",
         "- F, forgetting rate, BWT and FWT need one stage per task and at least two tasks; otherwise "
         f"(`joint`, a single task, an unfinished run) they are {NA}.",
         "- Figures are computed per seed, then summarised: mean, sample std, Student-t 95% CI of the mean.",
+        f"- A verdict (better, holds, supported, a named leader) needs at least {MIN_SEEDS_FOR_VERDICT} seeds and "
+        "95% CIs that do not overlap; any other difference is given with both means and called untested.",
+        "",
+        "Outputs of one evaluation (tokens: words/identifiers and single punctuation characters):",
+        "",
+        "- distinct share = distinct predictions / predictions",
+        "- repetition rate = mean over predictions of the share of its tokens that end a trigram already seen "
+        "earlier in the same prediction",
+        "- length ratio = prediction tokens / reference tokens, over the whole set",
+        f"- {_collapse_rule()}; the metrics of a collapsed evaluation measure the collapse, not skill "
+        f"({COLLAPSE_MARK} marks them and every figure that reads them).",
         "",
     ]
 
@@ -1494,6 +1737,7 @@ def write_report(results: dict[str, Any], run_dir: str | Path, *, plots: bool = 
     written, notes = _write_plots(results, names, metrics, primary, run_dir) if plots else ([], [])
 
     lines = _section_header(results, names, primary)
+    lines += _section_collapse(results, names)
     lines += _section_setup(results, names)
     if not names or primary is None:
         lines += ["## Results", "", f"No strategy has results yet ({NA}).", ""]

@@ -8,7 +8,7 @@ fresh full encoder layer trained on the first language, with the seed's hyper-pa
 batch 8, lr 5e-4, source/target capped at 256 tokens) unless overridden with --set. Both sides start
 from bit-identical models. Shapes:
 
-- tiny: the offline stand-in base (data/stand-in-base, built on first use), pre-trained weights;
+- tiny: the offline stand-in base (models/stand-in-base, shipped), pre-trained weights;
 - codet5-small: Salesforce/codet5-small's architecture with random weights and the stand-in's
   tokenizer, so it runs offline (`--set model.tokenizer=Salesforce/codet5-small` for the real one).
 
@@ -47,7 +47,7 @@ from hybridcl.strategies import get_strategy
 from hybridcl.train import (
     make_accelerator, peak_memory, prepare_stage, reset_peak_memory, resolve_mixed_precision, stage_loader, train_stage)
 
-STAND_IN = "data/stand-in-base"
+STAND_IN = "models/stand-in-base"
 SHAPES = {
     "tiny": [f"model.name={STAND_IN}"],
     "codet5-small": ["model.name=Salesforce/codet5-small", "model.random_init=true", f"model.tokenizer={STAND_IN}"],

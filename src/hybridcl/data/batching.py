@@ -103,9 +103,7 @@ def encode_records(
         path = Path(cache_dir) / "encoded" / f"{key}.safetensors"
         if path.is_file():
             return _load(path)
-    source_rows = _tokenize(tokenizer, sources, max_source_tokens)
-    target_rows = _tokenize(tokenizer, targets, max_target_tokens)
-    target_rows = _end_with_eos(target_rows, tokenizer.eos_token_id, max_target_tokens)
+    source_rows, target_rows = encode_pairs(sources, targets, tokenizer, max_source_tokens, max_target_tokens)
     encoded = EncodedSet(RaggedIds.from_lists(source_rows), RaggedIds.from_lists(target_rows))
     if path is not None:
         _save(encoded, path)
@@ -118,6 +116,15 @@ def source_target_texts(records: Sequence[Record], direction: str) -> tuple[list
     docstrings = [record.docstring for record in records]
     codes = [record.code for record in records]
     return (docstrings, codes) if direction == "generate" else (codes, docstrings)
+
+
+def encode_pairs(sources: list[str], targets: list[str], tokenizer, max_source_tokens: int,
+                 max_target_tokens: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Token ids of (source, target) texts as the experiments feed them: the tokenizer's own special
+    tokens, truncated to the caps, every target ending in EOS."""
+    source_rows = _tokenize(tokenizer, sources, max_source_tokens)
+    target_rows = _tokenize(tokenizer, targets, max_target_tokens)
+    return source_rows, _end_with_eos(target_rows, tokenizer.eos_token_id, max_target_tokens)
 
 
 def _tokenize(tokenizer, texts: list[str], max_tokens: int) -> list[list[int]]:

@@ -25,7 +25,8 @@ from hybridcl.data.schema import HUB_COLUMNS, SPLITS, DataError, Record, check_c
 from hybridcl.data.text import clean_docstring, strip_python_docstring
 
 SKIP_REASONS = (
-    "bad_json", "missing_field", "empty_code", "empty_docstring", "non_utf8", "wrong_language", "too_long", "duplicate",
+    "bad_json", "missing_field", "empty_code", "empty_docstring", "non_utf8", "wrong_language", "too_long",
+    "code_too_long", "duplicate",
 )
 SPLIT_NAMES = {"pretrain": "pretrain", "train": "train", "valid": "valid", "validation": "valid", "test": "test"}
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
@@ -207,12 +208,14 @@ class SplitSample:
 
 
 def sample_split(rows: list[dict], unreadable: Counter, n: int, seed: int, language: str, max_record_chars: int,
-                 exclude: set[str] = frozenset()) -> SplitSample:
+                 exclude: set[str] = frozenset(), max_code_chars: int = 0) -> SplitSample:
     """Up to `n` valid, distinct records: rows are ranked by a hash of their content and the seed (the
     same order on every machine, whatever the files' order) and validated in that order until `n` pass.
 
     Only the examined rows are validated, so a 412K-row split costs a hash per row and about `n`
-    validations. Records whose dedup key is in `exclude` (valid: the train sample's) count as duplicates.
+    validations. Records whose dedup key is in `exclude` (valid: the train sample's) count as duplicates;
+    with `max_code_chars`, records whose code (as used: Python's without its docstring) is longer are
+    skipped as code_too_long.
     """
     order = sorted(range(len(rows)), key=lambda i: _row_key(rows[i], seed))
     skips, seen, records, examined = Counter(unreadable), set(exclude), [], 0
@@ -221,6 +224,8 @@ def sample_split(rows: list[dict], unreadable: Counter, n: int, seed: int, langu
             break
         examined += 1
         result = to_record(rows[i], language, max_record_chars)
+        if not isinstance(result, str) and max_code_chars and len(result.code) > max_code_chars:
+            result = "code_too_long"
         key = None if isinstance(result, str) else dedup_key(result)
         if key is None or key in seen:
             skips[result if key is None else "duplicate"] += 1
@@ -275,7 +280,7 @@ SAMPLE_CACHE_VERSION = 1
 def _cached_sample(cfg: DataConfig, language: str, split: str, n: int, exclude: set[str]) -> SplitSample:
     source = hub.hub_root(cfg) if cfg.source == "hub" else _local_fingerprint(cfg.source, language, split)
     identity = json.dumps([SAMPLE_CACHE_VERSION, source, language, split, n, cfg.sample_seed, cfg.max_record_chars,
-                           hashlib.sha1("\n".join(sorted(exclude)).encode()).hexdigest()])
+                           cfg.max_code_chars, hashlib.sha1("\n".join(sorted(exclude)).encode()).hexdigest()])
     path = Path(cfg.cache_dir, "samples", hashlib.sha1(identity.encode()).hexdigest() + ".json.gz")
     if path.is_file():
         with gzip.open(path, "rt", encoding="utf-8") as file:
@@ -283,7 +288,8 @@ def _cached_sample(cfg: DataConfig, language: str, split: str, n: int, exclude: 
         return SplitSample([Record(**fields) for fields in saved["records"]], saved["read"], saved["examined"],
                            Counter(saved["skips"]))
     rows, unreadable = read_split(cfg, language, split)
-    sample = sample_split(rows, unreadable, n, cfg.sample_seed, language, cfg.max_record_chars, exclude)
+    sample = sample_split(rows, unreadable, n, cfg.sample_seed, language, cfg.max_record_chars, exclude,
+                          cfg.max_code_chars)
     saved = {"records": [asdict(r) for r in sample.records], "read": sample.read, "examined": sample.examined,
              "skips": dict(sample.skips)}
     with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as file:

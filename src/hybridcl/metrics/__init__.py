@@ -5,13 +5,18 @@ per metric and returns::
 
     {
       "n": 2000, "language": "python", "direction": "generate",
-      "corpus": {                         # the six figures that go into the accuracy matrices (0-1)
+      "corpus": {                         # the six METRICS, which go into the accuracy matrices (0-1)
         "bleu":           sacrebleu.corpus_bleu(preds, [refs]).score / 100,
         "meteor":         mean of nltk meteor_score([tok(ref)], tok(pred))        (see meteor.py),
         "codebleu":       calc_codebleu(refs, preds, lang)["codebleu"]            | None,
         "ast_similarity": calc_codebleu(...)["syntax_match_score"]                | None,
         "pass_rate":      share of predictions tree-sitter parses without error   | None  (syntax.py),
         "exact_match":    share equal to the reference after " ".join(s.split()),
+        # then the three OUTPUT_STATS (collapse.py), which describe the outputs and are not accuracy
+        # metrics: they never enter the accuracy matrices or the continual-learning figures
+        "distinct_share": distinct predictions / predictions,
+        "repetition_rate": mean share of a prediction's tokens repeating one of its earlier trigrams,
+        "length_ratio":   prediction tokens / reference tokens                    | None,
       },
       "codebleu_components": calc_codebleu's five figures | None,
       "reference_pass_rate": share of references that parse (the pass rate's ceiling) | None,
@@ -29,6 +34,9 @@ corpus call); per-example BLEU is sacrebleu's sentence BLEU.
 
 The runner calls :func:`require_wordnet` before training, so a missing WordNet stops a run at
 start-up instead of after hours of training.
+
+An evaluation whose outputs collapsed (:func:`is_collapsed`: few distinct predictions or heavy
+repetition) scores what the collapse scores, not skill; the report flags it.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import time
 
 from hybridcl.config import DIRECTIONS, LANGUAGES
 from hybridcl.metrics import bleu, codebleu, meteor, syntax
+from hybridcl.metrics.collapse import OUTPUT_STATS, is_collapsed, output_stats
 from hybridcl.metrics.meteor import WordNetMissingError, require_wordnet
 
 METRICS = ("bleu", "meteor", "codebleu", "ast_similarity", "pass_rate", "exact_match")
@@ -45,8 +54,10 @@ CODE_ONLY_METRICS = ("codebleu", "ast_similarity", "pass_rate")
 __all__ = [
     "CODE_ONLY_METRICS",
     "METRICS",
+    "OUTPUT_STATS",
     "WordNetMissingError",
     "exact_matches",
+    "is_collapsed",
     "normalize_whitespace",
     "require_wordnet",
     "score_predictions",
@@ -101,6 +112,7 @@ def score_predictions(
     sentence_bleu = timed("bleu_per_example", bleu.sentence_bleus, predictions, references)
     meteors = timed("meteor", meteor.sentence_meteors, predictions, references)
     exact = timed("exact_match", exact_matches, predictions, references)
+    outputs = timed("output_stats", output_stats, predictions, references)
 
     codebleu_components = None
     per_codebleu = None
@@ -152,6 +164,7 @@ def score_predictions(
             "ast_similarity": None if codebleu_components is None else codebleu_components["syntax_match_score"],
             "pass_rate": pass_rate,
             "exact_match": sum(exact) / n,
+            **outputs,
         },
         "codebleu_components": codebleu_components,
         "reference_pass_rate": reference_pass_rate,
