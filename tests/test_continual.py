@@ -11,9 +11,10 @@ import pytest
 
 import hybridcl.continual as continual
 from hybridcl.config import ConfigError
-from hybridcl.continual import RESULTS_FILE, ContinualRun, data_summary
+from hybridcl.continual import ContinualRun, data_summary
 from hybridcl.data.csn import TaskData
 from hybridcl.data.schema import DataError
+from hybridcl.run_files import RESULTS_FILE
 from smoke import smoke_config
 
 
@@ -92,6 +93,37 @@ def test_a_run_killed_after_stage_1_continues_without_retraining(smoke_assets, s
     _, uninterrupted = smoke_run
     for name in ("task_specific", "shared_layer"):
         assert resumed["strategies"][name]["matrices"] == uninterrupted["strategies"][name]["matrices"]
+
+
+def keys(tree):
+    """Every key of every object in a JSON tree."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield key
+            yield from keys(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from keys(value)
+
+
+def test_results_written_mid_run_hold_no_private_keys(smoke_assets, smoke_run, tmp_path, monkeypatch):
+    """`task_specific` unfinished (its stage 2 removed), then `shared_layer` finished: the results file
+    written on the way has the schema's keys only, in the finished strategy too."""
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    shutil.rmtree(out / "experiment_1_results" / "seed0" / "stage2")
+
+    def interrupted(model, loader, train, accelerator, desc=""):
+        raise Interrupted(desc)
+
+    monkeypatch.setattr(continual, "train_stage", interrupted)
+    with pytest.raises(Interrupted, match="task_specific s2"):
+        ContinualRun(smoke_config(smoke_assets), out).run()
+    saved = json.loads((out / RESULTS_FILE).read_text())
+    assert saved["finished"] is False
+    assert saved["strategies"]["task_specific"]["matrices"]["bleu"][2] == [None, None]
+    assert None not in saved["strategies"]["shared_layer"]["matrices"]["bleu"][2]
+    assert [key for key in keys(saved) if key.startswith("_")] == []
 
 
 def test_a_result_changing_setting_on_a_finished_folder_is_refused_naming_both_values(smoke_assets, smoke_run):

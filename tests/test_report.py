@@ -20,6 +20,7 @@ import pytest
 
 from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
 from hybridcl.report import ResultsError, console_summary, load_results, write_report
+from hybridcl.run_files import RESULTS_FILE, SCHEMA_VERSION
 
 METRICS = ["bleu", "meteor", "codebleu", "ast_similarity", "pass_rate", "exact_match"]
 BASE = 60_492_288
@@ -93,7 +94,7 @@ def make_results(strategies=("task_specific", "shared_layer", "lora_only", "laye
     knobs = copy.deepcopy(knobs or KNOBS)
     tasks = list(tasks)
     out = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "name": "synthetic",
         "created": "2026-11-24T19:30:00+00:00",
         "finished": True,
@@ -442,18 +443,36 @@ def test_all_seven_strategies(tmp_path):
     assert len(paths) == 1 + len(METRICS) + 3
 
 
+def test_the_design_check_covers_each_strategy_that_freezes_finished_tasks(tmp_path):
+    """RQ4 expects F = BWT = 0 of the strategies whose registry entry never trains what evaluates a finished
+    task: `shared_layer_frozen` too (its layer trains at stage 1 only), not `shared_layer` or `full_finetune`."""
+    knobs = copy.deepcopy(KNOBS)
+    knobs["shared_layer_frozen"]["forget"] = 0.0
+    write_report(make_results(strategies=tuple(KNOBS), knobs=knobs), tmp_path / "a", plots=False)
+    rq4 = section((tmp_path / "a" / "analysis.md").read_text(), "RQ4")
+    for name in ("task_specific", "shared_layer_frozen", "lora_only", "layer_only"):
+        assert f"- `{name}`: F = BWT = 0, as designed" in rq4
+    for name in ("shared_layer", "full_finetune", "joint"):
+        assert f"- `{name}`: F = BWT" not in rq4 and f"Check: `{name}`" not in rq4
+
+    knobs["shared_layer_frozen"]["forget"] = 0.01
+    write_report(make_results(strategies=tuple(KNOBS), knobs=knobs), tmp_path / "b", plots=False)
+    rq4 = section((tmp_path / "b" / "analysis.md").read_text(), "RQ4")
+    assert "Check: `shared_layer_frozen` should not forget by design" in rq4
+
+
 def test_load_results(tmp_path):
     results = make_results(strategies=("task_specific",), seeds=(0,))
-    (tmp_path / "hybrid_experiment_results.json").write_text(json.dumps(results))
+    (tmp_path / RESULTS_FILE).write_text(json.dumps(results))
     assert load_results(tmp_path) == json.loads(json.dumps(results))
-    assert load_results(tmp_path / "hybrid_experiment_results.json")["name"] == "synthetic"
+    assert load_results(tmp_path / RESULTS_FILE)["name"] == "synthetic"
     with pytest.raises(ResultsError, match="no results file"):
         load_results(tmp_path / "nowhere")
-    results["schema_version"] = 2
-    (tmp_path / "hybrid_experiment_results.json").write_text(json.dumps(results))
+    results["schema_version"] = SCHEMA_VERSION + 1
+    (tmp_path / RESULTS_FILE).write_text(json.dumps(results))
     with pytest.raises(ResultsError, match="schema_version"):
         load_results(tmp_path)
-    (tmp_path / "hybrid_experiment_results.json").write_text('{"half": ')
+    (tmp_path / RESULTS_FILE).write_text('{"half": ')
     with pytest.raises(ResultsError, match="not a JSON results file"):
         load_results(tmp_path)
 
@@ -484,7 +503,7 @@ def test_three_tasks_and_empty_results(tmp_path):
     assert "| 3: python |" in text
     assert len(paths) == 1 + len(METRICS) + 3
     # Nothing trained yet: the report still renders and says so.
-    empty = {"schema_version": 1, "name": "empty", "finished": False, "tasks": ["python"], "metrics": ["bleu"],
+    empty = {"schema_version": SCHEMA_VERSION, "name": "empty", "finished": False, "tasks": ["python"], "metrics": ["bleu"],
              "seeds": [0], "strategies": {}, "config": {"strategies": ["task_specific"]}}  # fmt: skip
     write_report(empty, tmp_path / "empty")
     text = (tmp_path / "empty" / "analysis.md").read_text()

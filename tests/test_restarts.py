@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from scipy.stats import t
 
-from hybridcl.continual import RESULTS_FILE
+from hybridcl.run_files import RESULTS_FILE
 from smoke import SMOKE
 
 SEEDS = 2
@@ -27,11 +27,11 @@ CHAIN = [
     ("train step#2", ["stage0/seed0"]),  # during task_specific stage 1 training
     ("evaluated#1", ["stage0/seed0"]),  # between that stage's two evaluations
     ("write stage.json#1", ["stage0/seed0"]),  # its stage.json complete in a temp file, not yet renamed
-    ("write hybrid_experiment_results.json#2", ["stage0/seed0", "experiment_1_results/seed0/stage1"]),
+    (f"write {RESULTS_FILE}#2", ["stage0/seed0", "experiment_1_results/seed0/stage1"]),
     ("seed done#1", ["experiment_2_results/seed0/stage2"]),  # between seed 0 and seed 1
     ("write analysis.md#1", ["experiment_2_results/seed1/stage2"]),  # every stage done, the report not
     ("write accuracy_matrix_bleu.png#1", ["experiment_2_results/seed1/stage2"]),
-    ("write hybrid_experiment_results.json#2", ["experiment_2_results/seed1/stage2"]),  # the final results file
+    (f"write {RESULTS_FILE}#2", ["experiment_2_results/seed1/stage2"]),  # the final results file
 ]
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from hybridcl.cli import main
 from hybridcl.model.replica import corpus_texts, write_codet5_small_replica
+from hybridcl.run_files import RESULTS_FILE
 
 SEED = Path(__file__).parents[1] / "configs" / "seed.yaml"
 SMOKE_SIZES = ["data.n_train=24", "data.n_valid=6", "data.max_source_tokens=48", "data.max_target_tokens=48",
@@ -47,7 +48,7 @@ def test_seed_config_runs_on_both_replicas_and_writes_its_report(smoke_assets, h
                  f"data.cache_dir={tmp_path / 'cache'}", *SMOKE_SIZES]
     status = main(["run", str(SEED), "--out", str(out), *[arg for o in overrides for arg in ("--set", o)]])
     assert status == 0, capsys.readouterr().err
-    results = json.loads((out / "hybrid_experiment_results.json").read_text())
+    results = json.loads((out / RESULTS_FILE).read_text())
     assert results["finished"] is True and results["config"]["data"]["source"] == "hub"
     assert results["data"]["python"]["counts"] == {"train_read": 60, "train_examined": 24, "train": 24,
                                                    "valid_read": 12, "valid_examined": 6, "valid": 6}

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hybridcl.continual import RESULTS_FILE
+from hybridcl.run_files import RESULTS_FILE
 from smoke import SMOKE
 
 WORKER = Path(__file__).with_name("eval_worker.py")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hybridcl.strategies import STRATEGIES, Components, Use, get_strategy, shared_prefix
+from hybridcl.strategies import STRATEGIES, Components, Sequential, Use, get_strategy, shared_prefix
 
 PY, JS, JAVA = "python", "javascript", "java"
 TWO = (PY, JS)
@@ -175,6 +175,17 @@ def test_stage_data(tasks):
         else:
             assert [s.tasks for s in stages] == [(t,) for t in tasks]
         assert [s.index for s in stages] == list(range(1, len(stages) + 1))
+
+
+@pytest.mark.parametrize("tasks", [TWO, THREE])
+def test_which_strategies_freeze_finished_tasks(tasks):
+    """No later stage trains what evaluates a finished task: LoRA and layers per task, a shared layer
+    trained at stage 1 only, and `joint` (nothing after its one stage); a shared layer trained at every
+    stage and a trained base do not."""
+    frozen = {name for name, strategy in STRATEGIES.items() if strategy.freezes_finished_tasks(tasks)}
+    assert frozen == {"task_specific", "shared_layer_frozen", "lora_only", "layer_only", "joint"}
+    assert not Sequential("until_2", layer="shared", train_layer_until=2).freezes_finished_tasks(tasks)
+    assert get_strategy("task_specific").freezes_finished_tasks((PY,))  # one task: nothing comes after it
 
 
 def test_task_order_is_respected():

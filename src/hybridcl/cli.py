@@ -9,6 +9,7 @@ import sys
 from hybridcl import __version__
 from hybridcl.config import BASE_SIZES, LANGUAGES
 from hybridcl.errors import UserError
+from hybridcl.run_files import ANALYSIS_FILE, PLOTS_DIR, RESULTS_FILE
 
 # Read from the environment when the libraries load, so set (unless the user set them) before any is:
 # - library progress bars off (transformers' "Loading weights", "Writing model shards", datasets', the hub's);
@@ -97,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{cfg.name}"
     results = ContinualRun(cfg, out).run()
     say(console_summary(results))
-    say(f"report: {out}/analysis.md (results: {out}/hybrid_experiment_results.json, plots: {out}/plots/)")
+    say(f"report: {out}/{ANALYSIS_FILE} (results: {out}/{RESULTS_FILE}, plots: {out}/{PLOTS_DIR}/)")
     return 0
 
 
@@ -182,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="number of seeds (overrides `seeds`); on a finished run it adds the missing seeds")
     run.set_defaults(run=_run)
 
-    report = commands.add_parser("report", help="regenerate analysis.md and plots/ from a run's results JSON")
-    report.add_argument("run_dir", help="a run folder (holding hybrid_experiment_results.json)")
+    report = commands.add_parser("report", help=f"regenerate {ANALYSIS_FILE} and {PLOTS_DIR}/ from a run's results JSON")
+    report.add_argument("run_dir", help=f"a run folder (holding {RESULTS_FILE})")
     report.set_defaults(run=_report)
 
     bench = commands.add_parser("bench", add_help=False,

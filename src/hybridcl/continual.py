@@ -51,11 +51,10 @@ from hybridcl.metrics import METRICS, OUTPUT_STATS, require_wordnet
 from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel, check_target_modules
 from hybridcl.params import count_params
+from hybridcl.run_files import RESULTS_FILE, SCHEMA_VERSION
 from hybridcl.strategies import Strategy, Use, get_strategy, shared_prefix
 from hybridcl.train import make_accelerator, prepare_stage, resolve_mixed_precision, stage_loader, train_stage
 
-RESULTS_FILE = "hybrid_experiment_results.json"
-SCHEMA_VERSION = 1
 EXPERIMENT_DIRS = {"task_specific": "experiment_1_results", "shared_layer": "experiment_2_results"}
 # Settings that change no figure of a finished stage: a run folder may be continued with other values.
 # `seeds` and `strategies` add (or leave out) whole runs of one strategy and seed.

@@ -20,7 +20,7 @@ to every statement that rests on them. Sentences use the primary metric (BLEU wh
 compact tables give every metric.
 
 Plots use matplotlib's object API on the Agg canvas (no pyplot, no global backend switch). Files are
-written atomically: a temporary file in the same folder, then `os.replace`.
+written atomically (`hybridcl.atomic`): a temporary file in the same folder, then `os.replace`.
 """
 
 from __future__ import annotations
@@ -33,16 +33,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hybridcl.atomic import atomic_path
-from hybridcl.cl_figures import SCORE_FLOOR, floor_reason, summarize
+from hybridcl.atomic import atomic_path, write_text
+from hybridcl.cl_figures import FIGURES, SCORE_FLOOR, floor_reason, summarize
 from hybridcl.errors import UserError
 from hybridcl.metrics.collapse import MAX_REPETITION_RATE, MIN_DISTINCT_SHARE, OUTPUT_STATS, is_collapsed
+from hybridcl.run_files import ANALYSIS_FILE, PLOTS_DIR, RESULTS_FILE, SCHEMA_VERSION
+from hybridcl.strategies import STRATEGIES
 
-RESULTS_FILE = "hybrid_experiment_results.json"
-ANALYSIS_FILE = "analysis.md"
-PLOTS_DIR = "plots"
 PLOT_PATTERNS = ("accuracy_matrix_*.png", "forgetting_*.png", "score_vs_params_*.png", "loss_curves.png")
-SCHEMA_VERSION = 1
 
 STRATEGY_ORDER = (
     "task_specific",
@@ -53,16 +51,6 @@ STRATEGY_ORDER = (
     "full_finetune",
     "joint",
 )
-DEFAULT_LABELS = {
-    "task_specific": "Experiment 1: a LoRA adapter and a full layer per task",
-    "shared_layer": "Experiment 2: a LoRA adapter per task, one shared full layer",
-    "shared_layer_frozen": "a LoRA adapter per task, one full layer trained at stage 1 then frozen",
-    "lora_only": "a LoRA adapter per task, no full layer",
-    "layer_only": "a full layer per task, no LoRA",
-    "full_finetune": "the whole base model fine-tuned sequentially",
-    "joint": "one LoRA + one layer trained on all tasks at once (multitask upper bound)",
-}
-SEQUENTIAL_FREEZE = ("task_specific", "lora_only", "layer_only")  # earlier tasks' components never change
 
 METRIC_NAMES = {
     "bleu": "BLEU",
@@ -72,7 +60,6 @@ METRIC_NAMES = {
     "pass_rate": "pass rate",
     "exact_match": "exact match",
 }
-FIGURES = ("average", "forgetting", "forgetting_rate", "bwt", "fwt")
 FIGURE_SHORT = {"average": "A", "forgetting": "F", "forgetting_rate": "forgetting rate", "bwt": "BWT", "fwt": "FWT"}
 FIGURE_LONG = {
     "average": "A (average performance after the last stage)",
@@ -124,21 +111,9 @@ def load_results(run_dir: str | Path) -> dict[str, Any]:
     return results
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    with atomic_path(path) as tmp:
-        write(str(tmp))
-
-
-def _write_text(path: Path, text: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    _atomic_write(path, write)
-
-
 def _save_figure(fig: Any, path: Path) -> None:
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,8 +265,15 @@ def _completed_stages(results: dict[str, Any], name: str) -> set[int]:
     return done
 
 
+def _freezes_finished_tasks(results: dict[str, Any], name: str) -> bool:
+    """Whether the registry's strategy `name`, on this run's tasks, never trains what evaluates a finished task."""
+    strategy, tasks = STRATEGIES.get(name), results.get("tasks")
+    return strategy is not None and bool(tasks) and strategy.freezes_finished_tasks(tasks)
+
+
 def _label(results: dict[str, Any], name: str) -> str:
-    return _get(results, f"strategies.{name}.label") or DEFAULT_LABELS.get(name, name)
+    registered = STRATEGIES.get(name)
+    return _get(results, f"strategies.{name}.label") or (registered.description if registered else name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1306,8 +1288,8 @@ def _section_rq4(results: dict[str, Any], names: list[str], metrics: list[str], 
                                    HIGHER_IS_BETTER[figure], metric=primary, label=FIGURE_SHORT[figure], claim=claim,
                                    source=f"`cl.{primary}.{figure}`", figure=figure))  # fmt: skip
     lines.append("")
-    # Design check: components of earlier tasks never change in these strategies, so F should be 0.
-    for n in (s for s in SEQUENTIAL_FREEZE if s in seq):
+    # Design check: these strategies never train what evaluates a finished task, so F should be 0.
+    for n in (s for s in seq if _freezes_finished_tasks(results, s)):
         f = _cl(results, n, primary, "forgetting")
         bw = _cl(results, n, primary, "bwt")
         if _usable(f) and _usable(bw):
@@ -1755,5 +1737,5 @@ def write_report(results: dict[str, Any], run_dir: str | Path, *, plots: bool = 
     lines += _section_definitions()
     analysis = run_dir / ANALYSIS_FILE
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))  # sections that skipped a part leave extra blank lines
-    _write_text(analysis, text.rstrip() + "\n")
+    write_text(analysis, text.rstrip() + "\n")
     return [analysis] + written

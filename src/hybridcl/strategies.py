@@ -14,10 +14,15 @@ A strategy is a small frozen dataclass that answers, for the ordered task keys (
 - `stage_signature(tasks, stage)`: what stages 1..stage do, with components named by role instead
   of by name, so that the runner can see that two strategies share a prefix (`shared_prefix`): e.g.
   `task_specific`, `shared_layer` and `shared_layer_frozen` all train a fresh LoRA + a fresh layer
-  on task 1 at stage 1. `roles(tasks)` maps those role ids back to each strategy's names.
+  on task 1 at stage 1. `roles(tasks)` maps those role ids back to each strategy's names;
+- `freezes_finished_tasks(tasks)`: whether no stage trains what evaluates a task finished before it
+  (then forgetting is 0 by design).
 
-The per-task part of every sequential strategy is `TaskComponents`: how the components of task k are
-named. A new strategy = one `Sequential(...)` (or a small subclass) + one line in `STRATEGIES`.
+All of these derive from two answers per task k: `use(tasks, k)`, the components of task k (trained and
+evaluated together), and `trains(tasks, k)`, what the stage of task k trains. `Sequential` gives both
+from a few options (a LoRA adapter or not; a per-task, shared or no layer; the stages a shared layer
+trains at; the whole base). A new strategy = one `Sequential(...)` (or a small subclass) + one line in
+`STRATEGIES`.
 """
 
 from __future__ import annotations
@@ -118,6 +123,18 @@ class Strategy:
         if stage == 0 or j < stage:
             return self.use(tasks, j)  # its own components (fresh at stage 0)
         return self.use(tasks, stage - 1)  # not trained yet: the latest task's components
+
+    def freezes_finished_tasks(self, tasks: Sequence[str]) -> bool:
+        """Whether no stage trains a component that evaluates a task finished before that stage: then a
+        finished task's scores never change (F = BWT = 0). `joint` qualifies: nothing trains after its stage."""
+        tasks = _tasks(tasks)
+        stages = self.stages(tasks)
+        for stage in stages[1:]:
+            done = stage.index - 1
+            finished = [key for earlier in stages[:done] for key in earlier.tasks]
+            if any(_trains_part_of(stage.trainable, self.evaluation(tasks, done, key)) for key in finished):
+                return False
+        return True
 
     def roles(self, tasks: Sequence[str]) -> dict[str, str]:
         """Role id -> component name: "lora:0" is the first LoRA adapter the strategy uses, etc."""
@@ -252,6 +269,11 @@ def _tasks(tasks: Sequence[str]) -> tuple[str, ...]:
     if reserved:
         raise ValueError(f"task keys {sorted(reserved)} are reserved for shared components")
     return tasks
+
+
+def _trains_part_of(trainable: Components, use: Use) -> bool:
+    """Whether `trainable` changes the forward pass of `use` (the base runs under every one)."""
+    return trainable.base or use.lora in trainable.loras or use.layer in trainable.layers
 
 
 def _unique(names) -> tuple[str, ...]:

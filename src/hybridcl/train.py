@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -100,11 +99,7 @@ def stage_loader(encoded: EncodedSet, pad_token_id: int, train: TrainConfig, acc
                        num_replicas=accelerator.num_processes, rank=accelerator.process_index, pin_memory=cuda)
 
 
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def train_stage(model: nn.Module, loader, train: TrainConfig, accelerator: Accelerator,
+def train_stage(model: HybridModel, loader, train: TrainConfig, accelerator: Accelerator,
                 desc: str = "train") -> StageStats:
     """Train `model`'s trainable parameters for `train.epochs` over `loader`; returns the stage's figures.
 
@@ -112,7 +107,7 @@ def train_stage(model: nn.Module, loader, train: TrainConfig, accelerator: Accel
     (its batch sampler takes num_replicas/rank), so it is not passed through `accelerator.prepare`.
     """
     set_seed(train.seed)
-    params = trainable_parameters(model)
+    params = model.trainable_parameters()
     if not params:
         raise ValueError("train_stage: the model has no trainable parameters for this stage")
     steps_per_epoch = math.ceil(len(loader) / train.grad_accum_steps)

@@ -133,7 +133,7 @@ def train_side(workload: Workload, side: str, encoded: EncodedSet, train: TrainC
     model = workload.fresh_model()
     counter = ExampleCounter(model)
     train = train or workload.cfg.train
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable = sum(p.numel() for p in model.trainable_parameters())
     reset_peak_memory(workload.device)
     if side == "hybridcl":
         start = time.perf_counter()  # set-up included, as on the trainer's side

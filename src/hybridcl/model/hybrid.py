@@ -233,10 +233,10 @@ class HybridModel(nn.Module):
 
     def activate(self, lora: str | None, layer: str | None) -> None:
         """Use adapter `lora` and layer `layer` in forward/generate; None = that component is not used."""
-        if lora is not None and lora not in self.lora_names:
-            raise KeyError(f"unknown LoRA adapter {lora!r}; known: {list(self.lora_names)}")
-        if layer is not None and layer not in self.layer_names:
-            raise KeyError(f"unknown layer {layer!r}; known: {list(self.layer_names)}")
+        if lora is not None:
+            _require("LoRA adapter", lora, self.lora_names)
+        if layer is not None:
+            _require("layer", layer, self.layer_names)
         if self.peft is not None:
             with self._keeping_state():
                 if lora is None:
@@ -255,11 +255,9 @@ class HybridModel(nn.Module):
         """
         loras, layers = tuple(loras), tuple(layers)
         for name in loras:
-            if name not in self.lora_names:
-                raise KeyError(f"unknown LoRA adapter {name!r}; known: {list(self.lora_names)}")
+            _require("LoRA adapter", name, self.lora_names)
         for name in layers:
-            if name not in self.layer_names:
-                raise KeyError(f"unknown layer {name!r}; known: {list(self.layer_names)}")
+            _require("layer", name, self.layer_names)
         self._trainable = (loras, layers, bool(base))
         self._apply_trainable()
 
@@ -329,8 +327,7 @@ class HybridModel(nn.Module):
         return [p for p in self.base.parameters() if p.requires_grad]
 
     def _layer(self, name: str) -> T5Block:
-        if name not in self.layer_names:
-            raise KeyError(f"unknown layer {name!r}; known: {list(self.layer_names)}")
+        _require("layer", name, self.layer_names)
         return self._extra.layers[name]
 
     # ------------------------------------------------------------------------------- running
@@ -372,8 +369,7 @@ class HybridModel(nn.Module):
         """Adapter `name`'s weights as PEFT saves them (keys without the adapter name), detached copies."""
         from peft import get_peft_model_state_dict
 
-        if name not in self.lora_names:
-            raise KeyError(f"unknown LoRA adapter {name!r}; known: {list(self.lora_names)}")
+        _require("LoRA adapter", name, self.lora_names)
         state = get_peft_model_state_dict(self.peft, adapter_name=name)
         return {key: value.detach().clone() for key, value in state.items()}
 
@@ -386,8 +382,7 @@ class HybridModel(nn.Module):
 
         The folder loads with plain `PeftModel.from_pretrained(stock_base, folder)`.
         """
-        if name not in self.lora_names:
-            raise KeyError(f"unknown LoRA adapter {name!r}; known: {list(self.lora_names)}")
+        _require("LoRA adapter", name, self.lora_names)
         final = Path(out_dir) / "lora" / name
         final.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=final.parent, prefix=f".{name}.tmp") as tmp:
@@ -477,6 +472,11 @@ def _check_name(name: str) -> None:
         raise ValueError(f"component name {name!r}: use letters, digits, '_' or '-'")
     if name in "lora_":  # PEFT warns that such adapter names may be re-initialised on loading
         raise ValueError(f"component name {name!r} is part of PEFT's parameter prefix 'lora_'; choose another")
+
+
+def _require(kind: str, name: str, known: tuple[str, ...]) -> None:
+    if name not in known:
+        raise KeyError(f"unknown {kind} {name!r}; known: {list(known)}")
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
