@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from hybridcl.cli import main as hybridcl
-from hybridcl.continual import RESULTS_FILE
+from hybridcl.run_files import RESULTS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 
