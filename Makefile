@@ -24,6 +24,8 @@ demo: install
 	$(VENV)/bin/hybridcl run configs/local.yaml
 
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -q
 
 clean:

@@ -15,5 +15,7 @@ def ensure_hybridcl() -> None:
         python = VENV / "bin" / "python"
         if python.is_file() and Path(sys.prefix).resolve() != VENV:
             os.execv(python, [str(python), *sys.argv])
-        sys.exit(f"{Path(sys.argv[0]).name}: hybridcl is not installed for {sys.executable}; run `make install` "
-                 "(it installs everything into .venv), then run this again")
+        sys.exit(
+            f"{Path(sys.argv[0]).name}: hybridcl is not installed for {sys.executable}; run `make install` "
+            "(it installs everything into .venv), then run this again"
+        )

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from _bootstrap import ensure_hybridcl
 
-OFFLINE_HINT = ("no hub? the offline default runs the same protocol on a mined corpus and a stand-in base: "
-                "`make demo` (or `hybridcl run configs/local.yaml`)")
+OFFLINE_HINT = (
+    "no hub? the offline default runs the same protocol on a mined corpus and a stand-in base: "
+    "`make demo` (or `hybridcl run configs/local.yaml`)"
+)
 
 if __name__ == "__main__":
     ensure_hybridcl()

@@ -29,20 +29,39 @@ def build_bases(corpus: str, size: str, budgets: list[int], work: Path) -> dict[
     bases = {n: work / f"{final.name}-step{n}" for n in budgets if n != max(budgets)} | {max(budgets): final}
     if not all((path / "config.json").is_file() for path in bases.values()):
         snapshots = ",".join(str(n) for n in sorted(budgets)[:-1])
-        hybridcl(["base", "build", "--corpus", corpus, "--out", str(final), "--size", size,
-                  "--steps", str(max(budgets))] + (["--snapshots", snapshots] if snapshots else []))
+        hybridcl(
+            ["base", "build", "--corpus", corpus, "--out", str(final), "--size", size, "--steps", str(max(budgets))]
+            + (["--snapshots", snapshots] if snapshots else [])
+        )
     return bases
 
 
 def fine_tuned_scores(base: Path, out: Path) -> dict:
-    hybridcl(["run", str(ROOT / "configs" / "local.yaml"), "--out", str(out), "--set", f"model.name={base}",
-              "--set", "strategies=[task_specific]"])
+    hybridcl(
+        [
+            "run",
+            str(ROOT / "configs" / "local.yaml"),
+            "--out",
+            str(out),
+            "--set",
+            f"model.name={base}",
+            "--set",
+            "strategies=[task_specific]",
+        ]
+    )
     results = json.loads((out / RESULTS_FILE).read_text())
     entry, tasks = results["strategies"]["task_specific"], results["tasks"]
     bleu, passed = entry["matrices"]["bleu"], entry["matrices"]["pass_rate"]
     distinct = entry["outputs"]["distinct_share"]
-    return {task: {"stage0_bleu": bleu[0][i], "own_stage_bleu": bleu[i + 1][i], "own_stage_pass_rate": passed[i + 1][i],
-                   "own_stage_distinct": distinct[i + 1][i]["mean"]} for i, task in enumerate(tasks)}
+    return {
+        task: {
+            "stage0_bleu": bleu[0][i],
+            "own_stage_bleu": bleu[i + 1][i],
+            "own_stage_pass_rate": passed[i + 1][i],
+            "own_stage_distinct": distinct[i + 1][i]["mean"],
+        }
+        for i, task in enumerate(tasks)
+    }
 
 
 def main() -> None:
@@ -58,14 +77,23 @@ def main() -> None:
     for steps, base in build_bases(args.corpus, args.size, budgets, work).items():
         info = json.loads((base / "build_info.json").read_text())
         scores = fine_tuned_scores(base, work / f"run-step{steps}")
-        rows.append({"steps": steps, "input_tokens": info["input_tokens"], "loss_end": info["loss_end"],
-                     "pretrain_s": info["time_s"]["pretrain"], "scores": scores})
+        rows.append(
+            {
+                "steps": steps,
+                "input_tokens": info["input_tokens"],
+                "loss_end": info["loss_end"],
+                "pretrain_s": info["time_s"]["pretrain"],
+                "scores": scores,
+            }
+        )
     print(f"{'steps':>6} {'tokens':>10} {'loss':>6} {'minutes':>7}  task        stage0 BLEU  own BLEU  pass  distinct")
     for row in rows:
         for task, s in row["scores"].items():
-            print(f"{row['steps']:>6} {row['input_tokens']:>10,} {row['loss_end']:>6.3f} {row['pretrain_s'] / 60:>7.1f}  "
-                  f"{task:<11} {s['stage0_bleu']:>11.4f} {s['own_stage_bleu']:>9.4f} {s['own_stage_pass_rate']:>5.2f} "
-                  f"{s['own_stage_distinct']:>9.2f}")
+            print(
+                f"{row['steps']:>6} {row['input_tokens']:>10,} {row['loss_end']:>6.3f} {row['pretrain_s'] / 60:>7.1f}  "
+                f"{task:<11} {s['stage0_bleu']:>11.4f} {s['own_stage_bleu']:>9.4f} {s['own_stage_pass_rate']:>5.2f} "
+                f"{s['own_stage_distinct']:>9.2f}"
+            )
     record = {"date": date.today().isoformat(), "machine": platform.machine(), "size": args.size, "rows": rows}
     path = ROOT / "benchmarks" / "results" / f"{date.today().isoformat()}-base-budget.json"
     path.write_text(json.dumps(record, indent=2) + "\n")

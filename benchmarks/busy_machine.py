@@ -34,8 +34,12 @@ def measure(steps: int) -> float:
 
     from hybridcl.bench.compare import bench_config, load_workload, train_side
 
-    cfg = bench_config("tiny", n_train=8 * steps, n_eval=8,
-                       overrides=["train.epochs=1", "data.max_source_tokens=64", "data.max_target_tokens=128"])
+    cfg = bench_config(
+        "tiny",
+        n_train=8 * steps,
+        n_eval=8,
+        overrides=["train.epochs=1", "data.max_source_tokens=64", "data.max_target_tokens=128"],
+    )
     workload = load_workload(cfg, torch.device("cpu"))
     train_side(workload, "hybridcl", workload.train_prefix(16))  # warm-up: thread pools, allocator
     figures, _ = train_side(workload, "hybridcl", workload.train_prefix(8 * steps))
@@ -54,8 +58,9 @@ def run(setting: dict, busy: bool, steps: int) -> float:
         competitor.start()
     try:
         env = {**os.environ, **setting}
-        out = subprocess.run([sys.executable, __file__, "--child", str(steps)], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(steps)], env=env, check=True, capture_output=True, text=True
+        ).stdout
         return float(out.strip().splitlines()[-1])
     finally:
         if competitor is not None:
@@ -73,8 +78,11 @@ def main() -> None:
     results = {}
     for name, setting in SETTINGS.items():
         quiet, busy = run(setting, False, args.steps), run(setting, True, args.steps)
-        results[name] = {"quiet_s_per_step": round(quiet, 4), "busy_s_per_step": round(busy, 4),
-                         "slowdown": round(busy / quiet, 2)}
+        results[name] = {
+            "quiet_s_per_step": round(quiet, 4),
+            "busy_s_per_step": round(busy, 4),
+            "slowdown": round(busy / quiet, 2),
+        }
         print(f"{name:<26} quiet {quiet:.3f} s/step   busy {busy:.3f} s/step   x{busy / quiet:.2f}", flush=True)
     print(json.dumps(results, indent=1))
 

@@ -30,8 +30,10 @@ def build_replica(corpus: Path, out: Path, rows: int, valid_rows: int) -> None:
         return
     for split, n, shards in (("train", rows, 8), ("valid", valid_rows, 1)):
         source = list(read_records(split_path(corpus, "python", split), "python"))
-        copies = [replace(record, code=f"{record.code}\n# copy {i // len(source)}")
-                  for i, record in enumerate(islice(cycle(source), n))]
+        copies = [
+            replace(record, code=f"{record.code}\n# copy {i // len(source)}")
+            for i, record in enumerate(islice(cycle(source), n))
+        ]
         write_replica({split: copies}, out, "python", shards=shards)
 
 
@@ -55,10 +57,18 @@ def main() -> None:
     cfg = DataConfig(source="hub", hub_root=str(replica), n_train=8000, n_valid=2000, cache_dir=str(work / "cache"))
     first, counts = timed_load(cfg)
     cached, _ = timed_load(cfg)
-    print(f"python train {counts['train_read']:,} rows, valid {counts['valid_read']:,}: "
-          f"first load {first:.1f} s, cached load {cached:.2f} s; {counts}")
-    result = {"machine": platform.processor() or platform.machine(), "rows": args.rows, "valid_rows": args.valid_rows,
-              "first_load_s": round(first, 2), "cached_load_s": round(cached, 3), "counts": counts}
+    print(
+        f"python train {counts['train_read']:,} rows, valid {counts['valid_read']:,}: "
+        f"first load {first:.1f} s, cached load {cached:.2f} s; {counts}"
+    )
+    result = {
+        "machine": platform.processor() or platform.machine(),
+        "rows": args.rows,
+        "valid_rows": args.valid_rows,
+        "first_load_s": round(first, 2),
+        "cached_load_s": round(cached, 3),
+        "counts": counts,
+    }
     out = Path(__file__).parent / "results" / f"{date.today()}-hub-load.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
 

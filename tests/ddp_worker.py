@@ -19,8 +19,9 @@ accelerator = make_accelerator(train)
 model = HybridModel(tiny_t5(), LoraSettings(r=4, alpha=8))
 prepare_stage(model, get_strategy("task_specific"), TASKS, 1, seed=0)
 before = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-stats = train_stage(model, loader(DATA["t1"], 4, accelerator.num_processes, accelerator.process_index),
-                    train, accelerator)
+stats = train_stage(
+    model, loader(DATA["t1"], 4, accelerator.num_processes, accelerator.process_index), train, accelerator
+)
 params = {name: p.detach().contiguous() for name, p in model.named_parameters() if name in before}
 changed = any(not torch.equal(before[name], params[name]) for name in params)
 metadata = {"world_size": str(accelerator.num_processes), "examples": str(stats.examples), "changed": str(changed)}

@@ -51,10 +51,24 @@ def evaluate_seeded(cfg, out: Path, accelerator) -> None:
     model.add_layer("extra", seed=7)
     model.activate(None, "extra")
     records = load_task_data(cfg.data, "python").valid
-    encoded = encode_records(records, tokenizer, direction=cfg.data.direction,
-                             max_source_tokens=cfg.data.max_source_tokens, max_target_tokens=cfg.data.max_target_tokens)
-    result = evaluate_task(model, records, encoded, tokenizer, language="python", direction=cfg.data.direction,
-                           settings=cfg.eval, device=accelerator.device, accelerator=accelerator)
+    encoded = encode_records(
+        records,
+        tokenizer,
+        direction=cfg.data.direction,
+        max_source_tokens=cfg.data.max_source_tokens,
+        max_target_tokens=cfg.data.max_target_tokens,
+    )
+    result = evaluate_task(
+        model,
+        records,
+        encoded,
+        tokenizer,
+        language="python",
+        direction=cfg.data.direction,
+        settings=cfg.eval,
+        device=accelerator.device,
+        accelerator=accelerator,
+    )
     if result is not None:
         scores, rows, _ = result
         write_text(out / "predictions.jsonl", "".join(json.dumps(row) + "\n" for row in rows))

@@ -14,23 +14,43 @@ NOUNS = ["items", "values", "names", "rows", "tokens", "paths", "words", "keys"]
 
 
 def python_record(verb: str, noun: str, i: int, split: str) -> Record:
-    code = f"def {verb}_{noun}_{i}({noun}, limit={i}):\n    result = [x for x in {noun} if x]\n    return result[:limit]\n"
-    return Record(f"pkg{i % 4}", f"mod{i}.py", f"{verb}_{noun}_{i}", "python", code,
-                  f"{verb.capitalize()} the {noun} up to a limit of {i}.", split)
+    code = (
+        f"def {verb}_{noun}_{i}({noun}, limit={i}):\n    result = [x for x in {noun} if x]\n    return result[:limit]\n"
+    )
+    return Record(
+        f"pkg{i % 4}",
+        f"mod{i}.py",
+        f"{verb}_{noun}_{i}",
+        "python",
+        code,
+        f"{verb.capitalize()} the {noun} up to a limit of {i}.",
+        split,
+    )
 
 
 def javascript_record(verb: str, noun: str, i: int, split: str) -> Record:
     code = f"function {verb}{noun.capitalize()}{i}({noun}) {{\n  return {noun}.slice(0, {i}).map(String);\n}}"
-    return Record(f"pkg{i % 4}", f"lib{i}.js", f"{verb}{noun}{i}", "javascript", code,
-                  f"{verb.capitalize()} the first {i} {noun} as strings.", split)
+    return Record(
+        f"pkg{i % 4}",
+        f"lib{i}.js",
+        f"{verb}{noun}{i}",
+        "javascript",
+        code,
+        f"{verb.capitalize()} the first {i} {noun} as strings.",
+        split,
+    )
 
 
 def build_smoke_assets(root: Path) -> dict[str, Path]:
     corpus = root / "corpus"
     for language, make in (("python", python_record), ("javascript", javascript_record)):
         pairs = [(verb, noun) for verb in VERBS for noun in NOUNS]
-        for split, chunk, first in (("pretrain", pairs[:60], 60), ("train", pairs[:60], 0), ("valid", pairs[60:72], 0),
-                                    ("test", pairs[72:], 0)):
+        for split, chunk, first in (
+            ("pretrain", pairs[:60], 60),
+            ("train", pairs[:60], 0),
+            ("valid", pairs[60:72], 0),
+            ("test", pairs[72:], 0),
+        ):
             records = [make(verb, noun, first + i, split) for i, (verb, noun) in enumerate(chunk)]
             write_jsonl_gz(records, corpus / language / f"{split}.jsonl.gz")
     build_stand_in_base(corpus, root / "base", size="micro", steps=20, progress=False)
@@ -38,5 +58,12 @@ def build_smoke_assets(root: Path) -> dict[str, Path]:
 
 
 def smoke_config(assets: dict[str, Path], *overrides: str):
-    return load_config(SMOKE, [f"data.source={assets['corpus']}", f"model.name={assets['base']}",
-                               f"data.cache_dir={assets['cache']}", *overrides])
+    return load_config(
+        SMOKE,
+        [
+            f"data.source={assets['corpus']}",
+            f"model.name={assets['base']}",
+            f"data.cache_dir={assets['cache']}",
+            *overrides,
+        ],
+    )

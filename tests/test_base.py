@@ -18,19 +18,45 @@ from hybridcl.data.schema import DataError, Record, write_jsonl_gz
 from hybridcl.model import pretrain
 from hybridcl.model.base import CODET5_SMALL, CODET5_SMALL_PARAMETERS, ModelError, count_parameters, load_base
 
-WORDS = ("value", "count", "items", "name", "path", "size", "total", "index", "result", "buffer", "node", "key",
-         "limit", "offset", "user", "token", "line", "text", "data", "score")
+WORDS = (
+    "value",
+    "count",
+    "items",
+    "name",
+    "path",
+    "size",
+    "total",
+    "index",
+    "result",
+    "buffer",
+    "node",
+    "key",
+    "limit",
+    "offset",
+    "user",
+    "token",
+    "line",
+    "text",
+    "data",
+    "score",
+)
 
 PY_TEMPLATES = (
     ("Return the sum of {a} and {b}.", "def add_{a}({a}, {b}):\n    return {a} + {b}\n"),
-    ("Return the largest {a} in {b}.", "def max_{a}({b}):\n    best = None\n    for {a} in {b}:\n        if best is None or {a} > best:\n            best = {a}\n    return best\n"),
+    (
+        "Return the largest {a} in {b}.",
+        "def max_{a}({b}):\n    best = None\n    for {a} in {b}:\n        if best is None or {a} > best:\n            best = {a}\n    return best\n",
+    ),
     ("Count how many {a} are in {b}.", "def count_{a}({b}, {a}):\n    return sum(1 for x in {b} if x == {a})\n"),
     ("Read the {a} file at {b}.", "def read_{a}({b}):\n    with open({b}) as handle:\n        return handle.read()\n"),
     ("Check whether {a} is empty.", "def is_empty_{a}({a}):\n    return len({a}) == 0\n"),
 )
 JS_TEMPLATES = (
     ("Returns the sum of {a} and {b}.", "function add{A}({a}, {b}) {{\n  return {a} + {b};\n}}"),
-    ("Finds the {a} in {b}.", "function find{A}({b}, {a}) {{\n  for (const x of {b}) {{\n    if (x === {a}) {{\n      return x;\n    }}\n  }}\n  return null;\n}}"),
+    (
+        "Finds the {a} in {b}.",
+        "function find{A}({b}, {a}) {{\n  for (const x of {b}) {{\n    if (x === {a}) {{\n      return x;\n    }}\n  }}\n  return null;\n}}",
+    ),
     ("Logs the {a} with the {b}.", "function log{A}({a}, {b}) {{\n  console.log({b}, {a});\n}}"),
     ("Checks whether {a} is empty.", "function isEmpty{A}({a}) {{\n  return {a}.length === 0;\n}}"),
 )
@@ -42,7 +68,9 @@ def _records(language: str, templates, n: int, rng: random.Random) -> list[Recor
         a, b = rng.sample(WORDS, 2)
         doc, code = rng.choice(templates)
         fields = {"a": a, "b": b, "A": a.capitalize()}
-        records.append(Record(f"repo{i % 7}", f"f{i}", f"fn{i}", language, code.format(**fields), doc.format(**fields), "train"))
+        records.append(
+            Record(f"repo{i % 7}", f"f{i}", f"fn{i}", language, code.format(**fields), doc.format(**fields), "train")
+        )
     return records
 
 
@@ -224,8 +252,11 @@ def test_span_corruption_sentinels_share_and_reconstruction():
             span_lengths.append(noise / len(used))
     assert abs(np.mean(shares) - 0.15) < 0.005
     assert 2.5 < np.mean(span_lengths) < 3.5
-    assert pretrain.corrupted_lengths(pretrain.raw_length_for(256))[0] <= 256 < pretrain.corrupted_lengths(
-        pretrain.raw_length_for(256) + 1)[0]
+    assert (
+        pretrain.corrupted_lengths(pretrain.raw_length_for(256))[0]
+        <= 256
+        < pretrain.corrupted_lengths(pretrain.raw_length_for(256) + 1)[0]
+    )
 
 
 def test_span_corruption_is_seeded():
@@ -290,7 +321,10 @@ def test_stream_gives_every_objective_in_the_experiments_format(corpus, tokenize
     assert len(spans) == len(records) and len(epoch) == 3 * len(records)
     assert all(len(i) <= 64 and len(t) <= 64 for i, t in epoch)
     again = pretrain.PretrainingStream(records, tokenizer, settings, seed=1)
-    assert [again.example(g) for g in (5, 2 * len(stream) + 3)] == [stream.example(5), stream.example(2 * len(stream) + 3)]
+    assert [again.example(g) for g in (5, 2 * len(stream) + 3)] == [
+        stream.example(5),
+        stream.example(2 * len(stream) + 3),
+    ]
     assert [stream.example(len(stream) + g) for g in range(4)] != epoch[:4]  # each epoch is reshuffled
 
 
@@ -298,9 +332,11 @@ def test_stream_gives_every_objective_in_the_experiments_format(corpus, tokenize
 
 
 def _build_in_subprocess(corpus, out, steps, seed=0, kill_at=None):
-    code = ("import sys; from hybridcl.model import pretrain; pretrain.SAVE_EVERY_S = 0; "
-            f"pretrain.build_stand_in_base({str(corpus)!r}, {str(out)!r}, size='micro', steps={steps}, seed={seed}, "
-            "progress=False)")
+    code = (
+        "import sys; from hybridcl.model import pretrain; pretrain.SAVE_EVERY_S = 0; "
+        f"pretrain.build_stand_in_base({str(corpus)!r}, {str(out)!r}, size='micro', steps={steps}, seed={seed}, "
+        "progress=False)"
+    )
     env = dict(os.environ, HYBRIDCL_KILL_AT=kill_at or "")
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
 

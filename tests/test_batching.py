@@ -68,7 +68,10 @@ class CountingTokenizer:
 def make_records(count: int = 6, verb: str = "Add") -> list[Record]:
     return [
         Record(
-            repo="r", path="p.py", func_name=f"f{i}", language="python",
+            repo="r",
+            path="p.py",
+            func_name=f"f{i}",
+            language="python",
             code=f"def f{i}(a, b):\n    return a + b" + " + a" * i,
             docstring=f"{verb} two numbers {i} times.",
         )
@@ -343,8 +346,14 @@ def test_cache_misses_when_an_input_changes(tmp_path: Path, change):
 
 
 def test_cache_files_are_safetensors_without_pickle(tmp_path: Path):
-    encode_records(make_records(4), build_tokenizer(), direction="generate",
-                   max_source_tokens=16, max_target_tokens=16, cache_dir=tmp_path)
+    encode_records(
+        make_records(4),
+        build_tokenizer(),
+        direction="generate",
+        max_source_tokens=16,
+        max_target_tokens=16,
+        cache_dir=tmp_path,
+    )
     files = list(tmp_path.rglob("*"))
     cache_files = [path for path in files if path.is_file()]
     assert len(cache_files) == 1 and cache_files[0].suffix == ".safetensors"  # no temp file left behind

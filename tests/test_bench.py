@@ -11,13 +11,24 @@ import torch
 from hybridcl.bench.compare import SIDES, bench_config, eval_side, load_workload, main, train_side
 from hybridcl.config import ConfigError
 
-SMALL = ["offline.build=false", "data.max_source_tokens=32", "data.max_target_tokens=32", "lora.r=4",
-         "eval.max_new_tokens=12", "eval.batch_size=4", "train.lr=1e-2"]
+SMALL = [
+    "offline.build=false",
+    "data.max_source_tokens=32",
+    "data.max_target_tokens=32",
+    "lora.r=4",
+    "eval.max_new_tokens=12",
+    "eval.batch_size=4",
+    "train.lr=1e-2",
+]
 
 
 def overrides(assets) -> list[str]:
-    return [f"model.name={assets['base']}", f"data.source={assets['corpus']}", f"data.cache_dir={assets['cache']}",
-            *SMALL]
+    return [
+        f"model.name={assets['base']}",
+        f"data.source={assets['corpus']}",
+        f"data.cache_dir={assets['cache']}",
+        *SMALL,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +57,9 @@ def test_both_sides_train_the_same_parameters_on_the_same_examples(workload):
 
 def test_both_evaluations_score_the_same_predictions(workload):
     _, model = train_side(workload, "hybridcl", workload.train_prefix(16))
-    (ours, our_predictions), (theirs, their_predictions) = (eval_side(workload, side, model)
-                                                            for side in ("hybridcl", "Seq2SeqTrainer"))
+    (ours, our_predictions), (theirs, their_predictions) = (
+        eval_side(workload, side, model) for side in ("hybridcl", "Seq2SeqTrainer")
+    )
     assert len(our_predictions) == len(workload.eval_records) == 6
     assert our_predictions == their_predictions
     assert ours["scores"] == theirs["scores"]

@@ -82,11 +82,19 @@ def test_numpy_input_and_negative_forgetting():
 
 def test_single_task_and_joint_give_none():
     one_task = [[0.1], [0.5]]  # N = 1, S = 1
-    assert cl_figures(one_task) == {"average": 0.5, "forgetting": None, "forgetting_rate": None, "bwt": None, "fwt": None}
+    assert cl_figures(one_task) == {
+        "average": 0.5,
+        "forgetting": None,
+        "forgetting_rate": None,
+        "bwt": None,
+        "fwt": None,
+    }
     joint = [[0.1, 0.2], [0.6, 0.7]]  # N = 2 tasks, one stage (S = 1): only A applies; A = (0.6 + 0.7) / 2
     figs = cl_figures(joint)
     assert figs["average"] == pytest.approx(0.65)
-    assert figs["forgetting"] is None and figs["forgetting_rate"] is None and figs["bwt"] is None and figs["fwt"] is None
+    assert (
+        figs["forgetting"] is None and figs["forgetting_rate"] is None and figs["bwt"] is None and figs["fwt"] is None
+    )
 
 
 def test_none_cells():

@@ -36,8 +36,18 @@ DATA_CASES = {
 
 
 def smoke_args(assets: dict, out: Path, corpus: Path | None = None) -> list[str]:
-    return ["run", str(SMOKE), "--out", str(out), "--set", f"data.source={corpus or assets['corpus']}",
-            "--set", f"model.name={assets['base']}", "--set", f"data.cache_dir={assets['cache']}"]
+    return [
+        "run",
+        str(SMOKE),
+        "--out",
+        str(out),
+        "--set",
+        f"data.source={corpus or assets['corpus']}",
+        "--set",
+        f"model.name={assets['base']}",
+        "--set",
+        f"data.cache_dir={assets['cache']}",
+    ]
 
 
 def assert_one_line_error(capsys, status: int, expected: str) -> str:
@@ -64,8 +74,9 @@ def test_an_unusable_split_stops_the_run_before_stage_0(smoke_assets, tmp_path, 
     path = corpus / language / f"{split}.jsonl.gz"
     path.write_bytes(gzip.compress(content))
     out = tmp_path / "run"
-    line = assert_one_line_error(capsys, main(smoke_args(smoke_assets, out, corpus)),
-                                 f"{language} {split} split has no usable records")
+    line = assert_one_line_error(
+        capsys, main(smoke_args(smoke_assets, out, corpus)), f"{language} {split} split has no usable records"
+    )
     assert str(path) in line
     assert ("2 read, all skipped: bad_json 2" if content else "0 read, all skipped") in line
     assert not out.exists()

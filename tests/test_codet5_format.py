@@ -17,16 +17,26 @@ from hybridcl.model import replica
 from hybridcl.model.base import CODET5_SMALL_NAME, CODET5_SMALL_PARAMETERS, ModelError, count_parameters, load_base
 from smoke import NOUNS, VERBS, javascript_record, python_record
 
-EXPECTED_FILES = {"config.json", "vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json",
-                  "tokenizer_config.json", "model.safetensors"}
+EXPECTED_FILES = {
+    "config.json",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "special_tokens_map.json",
+    "tokenizer_config.json",
+    "model.safetensors",
+}
 PAD, BOS, EOS, UNK, MASK = 0, 1, 2, 3, 4
 
 
 def _texts() -> list[str]:
     """Code and docstrings of the smoke corpus's train split, both languages."""
     pairs = [(verb, noun) for verb in VERBS for noun in NOUNS][:60]
-    records = [make(verb, noun, i, "train") for make in (python_record, javascript_record)
-               for i, (verb, noun) in enumerate(pairs)]
+    records = [
+        make(verb, noun, i, "train")
+        for make in (python_record, javascript_record)
+        for i, (verb, noun) in enumerate(pairs)
+    ]
     return [text for record in records for text in (record.code, record.docstring)]
 
 
@@ -56,12 +66,36 @@ def test_the_folder_holds_exactly_codet5_smalls_files(folder):
 def test_config_json_carries_codet5_smalls_values(folder):
     config = json.loads((folder / "config.json").read_text())
     assert config["architectures"] == ["T5ForConditionalGeneration"] and config["model_type"] == "t5"
-    assert {k: config[k] for k in ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers",
-                                   "num_heads", "relative_attention_num_buckets", "feed_forward_proj")} == {
-        "vocab_size": 32100, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_decoder_layers": 6,
-        "num_heads": 8, "relative_attention_num_buckets": 32, "feed_forward_proj": "relu"}
-    assert (config["pad_token_id"], config["bos_token_id"], config["eos_token_id"],
-            config["decoder_start_token_id"]) == (PAD, BOS, EOS, PAD)
+    assert {
+        k: config[k]
+        for k in (
+            "vocab_size",
+            "d_model",
+            "d_kv",
+            "d_ff",
+            "num_layers",
+            "num_decoder_layers",
+            "num_heads",
+            "relative_attention_num_buckets",
+            "feed_forward_proj",
+        )
+    } == {
+        "vocab_size": 32100,
+        "d_model": 512,
+        "d_kv": 64,
+        "d_ff": 2048,
+        "num_layers": 6,
+        "num_decoder_layers": 6,
+        "num_heads": 8,
+        "relative_attention_num_buckets": 32,
+        "feed_forward_proj": "relu",
+    }
+    assert (
+        config["pad_token_id"],
+        config["bos_token_id"],
+        config["eos_token_id"],
+        config["decoder_start_token_id"],
+    ) == (PAD, BOS, EOS, PAD)
     assert config["tie_word_embeddings"] is True
     assert list(config) == sorted(config)
 
@@ -80,8 +114,13 @@ def test_tokenizer_files_have_32100_ids_in_codet5s_layout(folder):
     assert added["<extra_id_0>"] == 32099 and added["<extra_id_99>"] == 32000
     special = json.loads((folder / "special_tokens_map.json").read_text())
     assert special["additional_special_tokens"] == [f"<extra_id_{i}>" for i in range(100)]
-    assert (special["bos_token"], special["eos_token"], special["pad_token"], special["cls_token"],
-            special["sep_token"]) == ("<s>", "</s>", "<pad>", "<s>", "</s>")
+    assert (
+        special["bos_token"],
+        special["eos_token"],
+        special["pad_token"],
+        special["cls_token"],
+        special["sep_token"],
+    ) == ("<s>", "</s>", "<pad>", "<s>", "</s>")
     tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
     assert tokenizer_config["tokenizer_class"] == "RobertaTokenizer"
     assert tokenizer_config["model_max_length"] == 512 and tokenizer_config["add_prefix_space"] is False
@@ -111,8 +150,13 @@ def test_load_base_reads_the_folder_as_codet5_small(loaded, folder):
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     assert type(tokenizer).__name__.startswith("Roberta")
     assert len(tokenizer) == 32100 == model.get_input_embeddings().num_embeddings
-    assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.unk_token_id,
-            tokenizer.mask_token_id) == (PAD, EOS, BOS, UNK, MASK)
+    assert (
+        tokenizer.pad_token_id,
+        tokenizer.eos_token_id,
+        tokenizer.bos_token_id,
+        tokenizer.unk_token_id,
+        tokenizer.mask_token_id,
+    ) == (PAD, EOS, BOS, UNK, MASK)
     stored = load_file(str(folder / "model.safetensors"))  # the file's weights, not a fresh initialisation
     assert torch.equal(model.shared.weight, stored["shared.weight"])
     assert model.lm_head.weight is model.shared.weight  # tied, as in codet5-small

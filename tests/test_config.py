@@ -107,8 +107,9 @@ def test_every_field_has_a_rule():
     sections = [getattr(cfg, key.name) for key in fields(cfg) if is_dataclass(getattr(cfg, key.name))]
     for section in sections:
         assert set(section.RULES) == {key.name for key in fields(section)}, type(section).__name__
-    assert set(Config.RULES) == {key.name for key in fields(cfg)} - {key.name for key in fields(cfg)
-                                                                     if is_dataclass(getattr(cfg, key.name))}
+    assert set(Config.RULES) == {key.name for key in fields(cfg)} - {
+        key.name for key in fields(cfg) if is_dataclass(getattr(cfg, key.name))
+    }
 
 
 def test_base_sizes_are_the_stand_in_sizes():

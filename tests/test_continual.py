@@ -59,11 +59,13 @@ def test_stage_1_is_trained_once_and_shared(smoke_run):
 def test_task_specific_keeps_task_1_predictions_and_shared_layer_changes_them(smoke_run):
     out, _ = smoke_run
     specific = out / "experiment_1_results" / "seed0"
-    assert predictions(specific / "stage1/predictions/python.jsonl") == \
-        predictions(specific / "stage2/predictions/python.jsonl")
+    assert predictions(specific / "stage1/predictions/python.jsonl") == predictions(
+        specific / "stage2/predictions/python.jsonl"
+    )
     shared = out / "experiment_2_results" / "seed0"
-    assert predictions(shared / "stage1/predictions/python.jsonl") != \
-        predictions(shared / "stage2/predictions/python.jsonl")
+    assert predictions(shared / "stage1/predictions/python.jsonl") != predictions(
+        shared / "stage2/predictions/python.jsonl"
+    )
 
 
 class Interrupted(Exception):
@@ -180,12 +182,28 @@ def test_a_folder_whose_run_failed_before_stage_0_is_not_locked(smoke_assets, tm
 
 def test_the_data_summary_counts_each_split_and_warns_above_a_fifth_skipped():
     counts = {"train_read": 100, "train_examined": 55, "train": 24, "valid_read": 12, "valid_examined": 7, "valid": 6}
-    task = TaskData("python", [], [], {"train": Counter(bad_json=30, duplicate=1), "valid": Counter(too_long=1)}, counts)
+    task = TaskData(
+        "python", [], [], {"train": Counter(bad_json=30, duplicate=1), "valid": Counter(too_long=1)}, counts
+    )
     lines = data_summary({"python": task}).splitlines()
-    assert lines[1].split() == ["python", "train", "100", "->", "55", "->", "24", "skipped", "31:", "bad_json", "30,",
-                                "duplicate", "1"]
+    assert lines[1].split() == [
+        "python",
+        "train",
+        "100",
+        "->",
+        "55",
+        "->",
+        "24",
+        "skipped",
+        "31:",
+        "bad_json",
+        "30,",
+        "duplicate",
+        "1",
+    ]
     assert lines[2].split()[:9] == ["python", "valid", "12", "->", "7", "->", "6", "skipped", "1:"]
-    assert lines[3:] == ["warning: python train: 56% of 55 records looked at were unusable (bad_json 30, duplicate 1); "
-                         "check the data"]
+    assert lines[3:] == [
+        "warning: python train: 56% of 55 records looked at were unusable (bad_json 30, duplicate 1); check the data"
+    ]
     chosen = TaskData("python", [], [], {"train": Counter(code_too_long=30, duplicate=1), "valid": Counter()}, counts)
     assert "warning" not in data_summary({"python": chosen})  # data.max_code_chars skips by choice

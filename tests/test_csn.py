@@ -28,9 +28,17 @@ def csn_row(i: int, language: str = "python", **fields) -> dict:
         code = f"function add{i}(a, b) {{\n  return a + b + {i};\n}}"
         docstring = f"Add {i} to a sum.\n@param {{number}} a first"
     row = {
-        "repo": f"owner/repo{i}", "path": f"pkg/mod{i}.py", "func_name": f"add_{i}", "original_string": code,
-        "language": language, "code": code, "code_tokens": code.split(), "docstring": docstring,
-        "docstring_tokens": docstring.split(), "sha": "abc123", "url": f"https://github.com/owner/repo{i}#L{i}",
+        "repo": f"owner/repo{i}",
+        "path": f"pkg/mod{i}.py",
+        "func_name": f"add_{i}",
+        "original_string": code,
+        "language": language,
+        "code": code,
+        "code_tokens": code.split(),
+        "docstring": docstring,
+        "docstring_tokens": docstring.split(),
+        "sha": "abc123",
+        "url": f"https://github.com/owner/repo{i}#L{i}",
         "partition": "train",
     }
     return {**row, **fields}
@@ -59,8 +67,9 @@ def write_parquet(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def sample_all(source: Path, split: str = "train", language: str = "python", n: int = 1000, seed: int = 0,
-               **cfg) -> csn.SplitSample:
+def sample_all(
+    source: Path, split: str = "train", language: str = "python", n: int = 1000, seed: int = 0, **cfg
+) -> csn.SplitSample:
     """Up to `n` records of a split as a task would sample them (no cache)."""
     rows, unreadable = csn.read_split(DataConfig(source=str(source), **cfg), language, split)
     return csn.sample_split(rows, unreadable, n, seed, language, 20_000)
@@ -82,6 +91,7 @@ def read(path, **kwargs) -> tuple[list, Counter]:
 
 
 # --- reading ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["train.jsonl", "train.jsonl.gz"])
 def test_reads_original_schema(tmp_path, name):
@@ -139,6 +149,7 @@ def test_python_docstring_is_stripped_from_code_and_javascript_code_is_kept(tmp_
 
 # --- one test per skip reason: the bad record is skipped and counted, the good ones kept --------------
 
+
 def assert_skipped(tmp_path, bad, reason, **kwargs):
     path = write_jsonl(tmp_path / "train.jsonl", [csn_row(0), bad, csn_row(1)])
     records, skips = read(path, **kwargs)
@@ -188,6 +199,7 @@ def test_skips_duplicate_within_a_split(tmp_path):
 
 
 # --- unusable sources ------------------------------------------------------------------------------
+
 
 def test_missing_path_is_a_data_error_naming_it(tmp_path):
     missing = tmp_path / "nowhere" / "train.jsonl"
@@ -249,11 +261,14 @@ def test_a_partial_conversion_folder_is_found(tmp_path):
     assert sorted(row["func_name"] for row in rows) == ["add_0", "add_1", "add_2"]
 
 
-@pytest.mark.parametrize("damage, expected", [
-    ("no split folder", r"no python train split under .*python/train/\*\.parquet"),
-    ("a shard that is not parquet", r"0001\.parquet \(python train\): not a readable parquet file"),
-    ("columns missing", r"0000\.parquet \(python train\): column\(s\) \['func_documentation_string'\] missing"),
-])
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("no split folder", r"no python train split under .*python/train/\*\.parquet"),
+        ("a shard that is not parquet", r"0001\.parquet \(python train\): not a readable parquet file"),
+        ("columns missing", r"0000\.parquet \(python train\): column\(s\) \['func_documentation_string'\] missing"),
+    ],
+)
 def test_a_broken_hub_layout_is_one_line_naming_file_language_and_split(tmp_path, damage, expected):
     if damage == "a shard that is not parquet":
         write_hub_shards(tmp_path, "train", [[hub_row(0)]])
@@ -267,11 +282,15 @@ def test_a_broken_hub_layout_is_one_line_naming_file_language_and_split(tmp_path
 
 # --- local layouts ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("relative", [
-    "python/valid.jsonl.gz",  # `hybridcl corpus build`
-    "python/final/jsonl/valid/python_valid_0.jsonl.gz",  # the original CodeSearchNet release
-    "valid.jsonl",  # one language per source directory
-])
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "python/valid.jsonl.gz",  # `hybridcl corpus build`
+        "python/final/jsonl/valid/python_valid_0.jsonl.gz",  # the original CodeSearchNet release
+        "valid.jsonl",  # one language per source directory
+    ],
+)
 def test_load_split_finds_each_layout(tmp_path, relative):
     write_jsonl(tmp_path / relative, [csn_row(0), csn_row(1, language="javascript")], gz=relative.endswith(".gz"))
     sample = sample_all(tmp_path, "valid")
@@ -280,6 +299,7 @@ def test_load_split_finds_each_layout(tmp_path, relative):
 
 
 # --- sampling and task data ------------------------------------------------------------------------
+
 
 def test_sample_is_the_same_whatever_the_file_order_and_validates_only_what_it_needs(tmp_path):
     rows = [csn_row(i) for i in range(50)] + [csn_row(i, docstring="") for i in range(50, 60)]
@@ -306,8 +326,14 @@ def test_load_task_data_samples_and_removes_train_valid_overlap(tmp_path):
     cfg = DataConfig(source=str(tmp_path), n_train=20, n_valid=100, sample_seed=7, cache_dir=str(tmp_path / "cache"))
     task = csn.load_task_data(cfg, "python")
     assert task.language == "python"
-    assert task.counts == {"train_read": 20, "train_examined": 20, "train": 20,
-                           "valid_read": 8, "valid_examined": 7, "valid": 6}
+    assert task.counts == {
+        "train_read": 20,
+        "train_examined": 20,
+        "train": 20,
+        "valid_read": 8,
+        "valid_examined": 7,
+        "valid": 6,
+    }
     assert len(set(task.train)) == 20
     assert {r.func_name for r in task.valid} == {f"add_{i}" for i in range(100, 106)}
     assert task.split_skips == {"train": Counter(), "valid": Counter({"duplicate": 1, "bad_json": 1})}
@@ -347,6 +373,7 @@ def test_a_split_without_usable_records_is_one_line_naming_split_path_and_skips(
 
 
 # --- `hybridcl corpus check` -----------------------------------------------------------------------
+
 
 def test_check_path_counts_by_split_and_reason(tmp_path):
     write_jsonl(tmp_path / "python" / "train.jsonl.gz", [csn_row(0), csn_row(1), csn_row(0)], gz=True)
@@ -393,18 +420,29 @@ def test_a_hub_split_without_usable_rows_names_its_folder(tmp_path):
     write_hub_shards(tmp_path, "train", [[hub_row(0, func_documentation_string="")]])
     write_hub_shards(tmp_path, "validation", [[hub_row(1)]])
     cfg = DataConfig(source="hub", hub_root=str(tmp_path), cache_dir=str(tmp_path / "cache"))
-    with pytest.raises(DataError, match=rf"python train split has no usable records \({tmp_path}/python/train: "
-                                        r"1 read, all skipped: empty_docstring 1\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"python train split has no usable records \({tmp_path}/python/train: "
+        r"1 read, all skipped: empty_docstring 1\)",
+    ):
         csn.load_task_data(cfg, "python")
 
 
 def test_max_code_chars_keeps_functions_that_fit_judged_without_the_python_docstring():
     long_doc = '    """Add one.\n\n    ' + "Detail. " * 40 + '\n    """\n'
     rows = [
-        {"language": "python", "docstring": "Add one.", "code": "def short(x):\n" + long_doc + "    return x + 1\n",
-         "func_name": "short"},
-        {"language": "python", "docstring": "Add many.", "code": "def long(x):\n    return x" + " + 1" * 40 + "\n",
-         "func_name": "long"},
+        {
+            "language": "python",
+            "docstring": "Add one.",
+            "code": "def short(x):\n" + long_doc + "    return x + 1\n",
+            "func_name": "short",
+        },
+        {
+            "language": "python",
+            "docstring": "Add many.",
+            "code": "def long(x):\n    return x" + " + 1" * 40 + "\n",
+            "func_name": "long",
+        },
     ]
     sample = csn.sample_split(rows, Counter(), 10, 0, "python", 20_000, max_code_chars=60)
     assert [r.func_name for r in sample.records] == ["short"]  # 300+ characters stored, 31 once stripped

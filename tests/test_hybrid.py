@@ -20,9 +20,21 @@ from hybridcl.params import component_sizes, count_params, format_params_table, 
 from tiny_models import TINY, tiny_t5
 
 CODET5_SMALL_ARCH = T5Config(
-    vocab_size=32100, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_decoder_layers=6, num_heads=8,
-    relative_attention_num_buckets=32, dropout_rate=0.1, feed_forward_proj="relu", is_encoder_decoder=True,
-    pad_token_id=0, eos_token_id=2, decoder_start_token_id=0, tie_word_embeddings=True,
+    vocab_size=32100,
+    d_model=512,
+    d_kv=64,
+    d_ff=2048,
+    num_layers=6,
+    num_decoder_layers=6,
+    num_heads=8,
+    relative_attention_num_buckets=32,
+    dropout_rate=0.1,
+    feed_forward_proj="relu",
+    is_encoder_decoder=True,
+    pad_token_id=0,
+    eos_token_id=2,
+    decoder_start_token_id=0,
+    tie_word_embeddings=True,
 )
 RANDOM = LayerSettings(init="random")
 
@@ -167,12 +179,23 @@ def test_lora_wraps_base_q_v_only_never_the_extra_layer(base, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "entry", ["q", "lm_head", "SelfAttention.q", "encoder.block.0.layer.0.SelfAttention.q", "block",
-              "qq", "elfAttention.q", "Q", "encoder.block.9.layer.0.SelfAttention.q"],
+    "entry",
+    [
+        "q",
+        "lm_head",
+        "SelfAttention.q",
+        "encoder.block.0.layer.0.SelfAttention.q",
+        "block",
+        "qq",
+        "elfAttention.q",
+        "Q",
+        "encoder.block.9.layer.0.SelfAttention.q",
+    ],
 )
 def test_check_target_modules_matches_like_peft(tiny_base, entry):
-    peft_matches = any(check_target_module_exists(LoraConfig(target_modules=[entry]), name)
-                       for name, _ in tiny_base.named_modules())
+    peft_matches = any(
+        check_target_module_exists(LoraConfig(target_modules=[entry]), name) for name, _ in tiny_base.named_modules()
+    )
     if peft_matches:
         check_target_modules(tiny_base, ["v", entry])
     else:
@@ -352,7 +375,9 @@ def test_save_load_round_trip_and_plain_peft_loading(tiny_base, batch, tmp_path)
     stock = copy.deepcopy(tiny_base)
     peft_model = PeftModel.from_pretrained(stock, str(tmp_path / "lora" / "python"))
     loaded = get_peft_model_state_dict(peft_model)
-    assert set(loaded) == set(saved_lora) and len(loaded) == 2 * (2 * TINY.num_layers + 4 * TINY.num_decoder_layers)  # lora_A + lora_B
+    assert set(loaded) == set(saved_lora) and len(loaded) == 2 * (
+        2 * TINY.num_layers + 4 * TINY.num_decoder_layers
+    )  # lora_A + lora_B
     for key, value in saved_lora.items():
         assert torch.equal(loaded[key], value)
     model.activate("python", None)
@@ -474,4 +499,3 @@ def test_params_report_table():
     counts = [count_params("lora_only", ("python", "javascript"), tiny)]
     table = format_params_table(sizes, counts)
     assert f"{2 * sizes['lora_per_adapter']:,}" in table  # stored: two adapters
-

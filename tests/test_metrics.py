@@ -16,10 +16,12 @@ from hybridcl.metrics import (
     METRICS,
     OUTPUT_STATS,
     WordNetMissingError,
-    codebleu as our_codebleu,
     is_collapsed,
     require_wordnet,
     score_predictions,
+)
+from hybridcl.metrics import (
+    codebleu as our_codebleu,
 )
 from hybridcl.metrics.collapse import distinct_share, length_ratio, output_stats, repetition_rate
 from hybridcl.metrics.meteor import tokenize
@@ -30,8 +32,7 @@ PY_REFS = [
     "def scale(values, factor=2):\n    out = []\n"
     "    for v in values:\n        out.append(v * factor)\n    return out\n",
     "def is_even(n):\n    return n % 2 == 0\n",
-    "def greet(name):\n    message = 'Hello, ' + name\n"
-    "    print(message)\n    return message\n",
+    "def greet(name):\n    message = 'Hello, ' + name\n    print(message)\n    return message\n",
 ]
 PY_PREDS = [
     "def add(a, b):\n    total = a + b\n    return total\n",  # identical
@@ -234,8 +235,11 @@ def test_underscores_that_parse_are_collapsed_by_their_distinct_share():
 def test_healthy_outputs_are_not_collapsed():
     stats = output_stats(PY_PREDS, PY_REFS)
     # 5 distinct predictions; each repeats no trigram of its own (the empty one has no tokens)
-    assert stats == {"distinct_share": 1.0, "repetition_rate": 0.0,
-                     "length_ratio": sum(len(tokenize(p)) for p in PY_PREDS) / sum(len(tokenize(r)) for r in PY_REFS)}
+    assert stats == {
+        "distinct_share": 1.0,
+        "repetition_rate": 0.0,
+        "length_ratio": sum(len(tokenize(p)) for p in PY_PREDS) / sum(len(tokenize(r)) for r in PY_REFS),
+    }
     assert not is_collapsed(stats)
 
 

@@ -134,7 +134,14 @@ function tiny() {}
 
 def test_python_functions_methods_and_nested_functions(tmp_path):
     functions = {f.name: f for f in mine_python_file(write(tmp_path, "m.py", PYTHON_MODULE))}
-    assert set(functions) == {"documented", "undocumented", "short", "Greeter.plain", "Greeter.greet", "Greeter.greet.inner"}
+    assert set(functions) == {
+        "documented",
+        "undocumented",
+        "short",
+        "Greeter.plain",
+        "Greeter.greet",
+        "Greeter.greet.inner",
+    }
     assert functions["documented"].docstring == "Add two numbers together."
     assert functions["undocumented"].docstring is None
     assert functions["documented"].code == "def documented(a, b):\n    total = a + b\n    return total"
@@ -148,7 +155,12 @@ def test_python_pairs_need_a_docstring_of_three_words(tmp_path):
     write(tmp_path / "src" / "pkg", "m.py", PYTHON_MODULE)
     summary = build_corpus(tmp_path / "out", ["python"], sources=[tmp_path / "src"])
     rows = read_all(tmp_path / "out", "python")
-    assert sorted(row["func_name"] for row in rows) == ["Greeter.greet", "Greeter.greet.inner", "Greeter.plain", "documented"]
+    assert sorted(row["func_name"] for row in rows) == [
+        "Greeter.greet",
+        "Greeter.greet.inner",
+        "Greeter.plain",
+        "documented",
+    ]
     skipped = summary["languages"]["python"]["skipped_functions"]
     assert skipped["no_docstring"] == 1 and skipped["short_docstring"] == 1
     row = next(row for row in rows if row["func_name"] == "documented")
@@ -164,7 +176,16 @@ def test_python_pairs_need_a_docstring_of_three_words(tmp_path):
 def test_javascript_only_jsdoc_blocks_count(tmp_path):
     functions = {f.name: f for f in mine_javascript_file(write(tmp_path, "m.js", JS_MODULE))}
     documented = {name for name, f in functions.items() if f.docstring is not None}
-    assert documented == {"add", "Calculator.divide", "utils.mod", "square", "exports.identity", "shapes.circle", "named", "tiny"}
+    assert documented == {
+        "add",
+        "Calculator.divide",
+        "utils.mod",
+        "square",
+        "exports.identity",
+        "shapes.circle",
+        "named",
+        "tiny",
+    }
     assert functions["sub"].docstring is None and functions["mul"].docstring is None
     assert functions["add"].docstring == "Add two numbers and return the sum."  # tags stripped
     assert functions["square"].docstring == "Square a number, see add for more."
@@ -208,7 +229,11 @@ def test_python_test_folders_are_skipped(tmp_path):
 def test_unreadable_sources_are_counted_not_fatal(tmp_path):
     source = tmp_path / "src"
     write(source / "pkg", "good.py", python_function("good"))
-    write(source / "pkg", "latin.py", "# -*- coding: latin-1 -*-\n".encode() + python_function("caf\xe9").encode("latin-1"))
+    write(
+        source / "pkg",
+        "latin.py",
+        "# -*- coding: latin-1 -*-\n".encode() + python_function("caf\xe9").encode("latin-1"),
+    )
     write(source / "pkg", "broken.py", "def broken(:\n    pass\n")
     write(source / "pkg", "nul.py", b"x = 1\x00\n")
     write(source / "pkg", "good.js", js_function("goodjs"))
@@ -243,12 +268,16 @@ def test_a_tree_without_pairs_is_a_data_error(tmp_path):
 def fake_npm(bin_dir: Path, exit_code: int = 0) -> Path:
     """An `npm` that logs its calls and creates node_modules under --prefix (or fails)."""
     log = bin_dir / "calls.log"
-    write(bin_dir, "npm", f"""\
+    write(
+        bin_dir,
+        "npm",
+        f"""\
         #!/bin/sh
         echo "$@" >> {log}
         if [ {exit_code} -ne 0 ]; then echo "registry unreachable" >&2; exit {exit_code}; fi
         mkdir -p "$3/node_modules/left-pad"
-        """)
+        """,
+    )
     (bin_dir / "npm").chmod(0o755)
     return log
 
@@ -334,7 +363,9 @@ def test_a_debian_tree_gives_its_packages_not_usr(tmp_path, capsys):
     summary = build_corpus(tmp_path / "out", ["javascript"], sources=[tmp_path / "src"])
     rows = read_all(tmp_path / "out", "javascript")
     assert {(row["repo"], row["path"]) for row in rows if row["func_name"].startswith("a_")} == {
-        ("a", "lib/index.js"), ("a", "esm/index.mjs")}
+        ("a", "lib/index.js"),
+        ("a", "esm/index.mjs"),
+    }
     assert {row["repo"] for row in rows} == {"a", "b", "c", "@s/d"}
     assert summary["languages"]["javascript"]["packages"] == 4
 
@@ -347,8 +378,16 @@ def test_a_tree_with_one_package_is_warned_about_in_one_line(tmp_path, capsys):
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warnings) == 1
     empty = [pool for pool in POOLS if pool != pool_of("only")]
-    assert all(part in warnings[0] for part in ("javascript", f"pool(s) {', '.join(empty)} are empty", "3 pairs",
-                                                 "1 package(s) ('only')", str(tmp_path / "src")))
+    assert all(
+        part in warnings[0]
+        for part in (
+            "javascript",
+            f"pool(s) {', '.join(empty)} are empty",
+            "3 pairs",
+            "1 package(s) ('only')",
+            str(tmp_path / "src"),
+        )
+    )
     assert summary["languages"]["javascript"]["packages"] == 1
 
 
@@ -361,6 +400,7 @@ def test_a_package_pool_is_a_pure_function_of_its_name_near_the_shares():
         assert abs(counts[pool] / len(names) - share) < 0.03, (pool, counts)
     assert [pool_of(name, seed=1) for name in names[:50]] != [pools[name] for name in names[:50]]
     assert tuple(POOL_SHARES) == POOLS and sum(POOL_SHARES.values()) == pytest.approx(1)
+
 
 def many_packages(root: Path, count: int = 30, reverse: bool = False) -> None:
     """`count` packages with 1..5 documented functions each, in Python and JavaScript."""
@@ -410,10 +450,13 @@ def test_output_is_byte_identical_across_builds_and_file_creation_order(tmp_path
     outputs = []
     for source, out in [("one", "out1"), ("one", "out2"), ("two", "out3")]:
         build_corpus(tmp_path / out, ["python", "javascript"], sources=[tmp_path / source / "src"], seed=3)
-        outputs.append({
-            (language, split): gzip.decompress((tmp_path / out / language / f"{split}.jsonl.gz").read_bytes())
-            for language in ("python", "javascript") for split in POOLS
-        })
+        outputs.append(
+            {
+                (language, split): gzip.decompress((tmp_path / out / language / f"{split}.jsonl.gz").read_bytes())
+                for language in ("python", "javascript")
+                for split in POOLS
+            }
+        )
     assert outputs[0] == outputs[1] == outputs[2]
     assert all(outputs[0].values())
 

@@ -49,16 +49,25 @@ PARAMS = {  # trainable per stage, stored for all tasks, stored_what
     "full_finetune": ([BASE, BASE], BASE, "whole base"),
     "joint": ([LORA + LAYER], LORA + LAYER, "1 LoRA + 1 layer(s)"),
 }
-METRIC_SCALE = {"bleu": 1.0, "meteor": 1.4, "codebleu": 1.2, "ast_similarity": 1.6, "pass_rate": 2.5, "exact_match": 0.2}
+METRIC_SCALE = {
+    "bleu": 1.0,
+    "meteor": 1.4,
+    "codebleu": 1.2,
+    "ast_similarity": 1.6,
+    "pass_rate": 2.5,
+    "exact_match": 0.2,
+}
 
 
 HEALTHY_OUTPUTS = {"distinct_share": 0.97, "repetition_rate": 0.04, "length_ratio": 0.92}
 COLLAPSED_OUTPUTS = {"distinct_share": 0.01, "repetition_rate": 0.96, "length_ratio": 3.1}  # "def _def _def ..."
 # Every evaluation of make_results(collapsed=COLLAPSED_CELL) is healthy but this one.
 COLLAPSED_CELL = ("shared_layer", 2, 0)  # after stage 2 (javascript), on python
-VERDICT_WORDS = re.compile(r"\*\*`|\b(?:holds|does not hold|supported|is better|better on|forgets (?:less|more)|"
-                           r"Forgets least|Best (?:backward|average)|Most forward|Most efficient|"
-                           r"super-additive|sub-additive)\b")  # "**`" is a strategy named as the winner
+VERDICT_WORDS = re.compile(
+    r"\*\*`|\b(?:holds|does not hold|supported|is better|better on|forgets (?:less|more)|"
+    r"Forgets least|Best (?:backward|average)|Most forward|Most efficient|"
+    r"super-additive|sub-additive)\b"
+)  # "**`" is a strategy named as the winner
 
 
 def seed_matrix(name, knobs, tasks, metric, noise):
@@ -79,6 +88,7 @@ def seed_matrix(name, knobs, tasks, metric, noise):
 
 def output_stats(name, rows, n_tasks, seeds, collapsed):
     """The runner's `outputs`: per statistic, a (stage x task) matrix of summaries over seeds."""
+
     def value(stat, s, j):
         return (COLLAPSED_OUTPUTS if (name, s, j) == collapsed else HEALTHY_OUTPUTS)[stat]
 
@@ -100,12 +110,25 @@ def make_results(strategies=("task_specific", "shared_layer", "lora_only", "laye
         "finished": True,
         "config": {
             "name": "synthetic",
-            "data": {"source": "data/corpus", "languages": tasks, "direction": "generate", "n_train": 800, "n_valid": 200},
+            "data": {
+                "source": "data/corpus",
+                "languages": tasks,
+                "direction": "generate",
+                "n_train": 800,
+                "n_valid": 200,
+            },
             "model": {"name": "Salesforce/codet5-small", "random_init": False},
             "lora": {"r": 16, "alpha": 32, "dropout": 0.1, "target_modules": ["q", "v"]},
             "layer": {"position": "encoder_top", "init": "identity"},
-            "train": {"epochs": 2, "batch_size": 8, "lr": 0.0005, "weight_decay": 0.0, "warmup_ratio": 0.0,
-                      "mixed_precision": "auto", "seed": 0},  # fmt: skip
+            "train": {
+                "epochs": 2,
+                "batch_size": 8,
+                "lr": 0.0005,
+                "weight_decay": 0.0,
+                "warmup_ratio": 0.0,
+                "mixed_precision": "auto",
+                "seed": 0,
+            },  # fmt: skip
             "strategies": list(strategies),
         },
         "versions": {"hybridcl": "0.1.0", "python": "3.11.7", "torch": "2.13.0"},
@@ -114,9 +137,20 @@ def make_results(strategies=("task_specific", "shared_layer", "lora_only", "laye
         "direction": "generate",
         "metrics": METRICS,
         "seeds": list(seeds),
-        "data": {t: {"counts": {"train_read": 48119, "train_examined": 812, "train": 800,
-                                "valid_read": 6015, "valid_examined": 200, "valid": 200},
-                     "skips": {"duplicate": 12, "too_long": 3}} for t in tasks},  # fmt: skip
+        "data": {
+            t: {
+                "counts": {
+                    "train_read": 48119,
+                    "train_examined": 812,
+                    "train": 800,
+                    "valid_read": 6015,
+                    "valid_examined": 200,
+                    "valid": 200,
+                },
+                "skips": {"duplicate": 12, "too_long": 3},
+            }
+            for t in tasks
+        },  # fmt: skip
         "strategies": {},
     }
     noises = [noise * (1, -1, 0)[i % 3] for i in range(len(seeds))]
@@ -162,13 +196,23 @@ def make_results(strategies=("task_specific", "shared_layer", "lora_only", "laye
             "matrices_summary": summaries,
             "outputs": output_stats(name, len(per_stage) + 1, len(tasks), seeds, collapsed),
             "cl": cl,
-            "params": {"base": BASE, "per_stage": stages, "stored": stored, "stored_pct_of_base": 100 * stored / BASE,
-                       "stored_what": what},  # fmt: skip
+            "params": {
+                "base": BASE,
+                "per_stage": stages,
+                "stored": stored,
+                "stored_pct_of_base": 100 * stored / BASE,
+                "stored_what": what,
+            },  # fmt: skip
             "efficiency": eff,
-            "cost": {"stages": cost_stages, "train_wall_time_s": summarize([204.0, 212.0][: len(seeds)]),
-                     "eval_wall_time_s": summarize([40.0, 42.0][: len(seeds)])},  # fmt: skip
-            "loss_curves": {str(s + 1): [2.5 * 0.99**i + 0.3 + 0.05 * ((i * 7919) % 13) / 13 for i in range(120)]
-                            for s in range(len(per_stage))},  # fmt: skip
+            "cost": {
+                "stages": cost_stages,
+                "train_wall_time_s": summarize([204.0, 212.0][: len(seeds)]),
+                "eval_wall_time_s": summarize([40.0, 42.0][: len(seeds)]),
+            },  # fmt: skip
+            "loss_curves": {
+                str(s + 1): [2.5 * 0.99**i + 0.3 + 0.05 * ((i * 7919) % 13) / 13 for i in range(120)]
+                for s in range(len(per_stage))
+            },  # fmt: skip
         }
     return out
 
@@ -238,7 +282,11 @@ def test_files_written(full_report):
     run, paths, text = full_report
     assert paths[0] == run / "analysis.md"
     names = {p.name for p in paths[1:]}
-    expected = {f"accuracy_matrix_{m}.png" for m in METRICS} | {"forgetting_bleu.png", "score_vs_params_bleu.png", "loss_curves.png"}
+    expected = {f"accuracy_matrix_{m}.png" for m in METRICS} | {
+        "forgetting_bleu.png",
+        "score_vs_params_bleu.png",
+        "loss_curves.png",
+    }
     assert names == expected
     for p in paths[1:]:
         assert p.parent == run / "plots"
@@ -428,7 +476,15 @@ def test_single_task(tmp_path):
 
 
 def test_all_seven_strategies(tmp_path):
-    strategies = ("task_specific", "shared_layer", "shared_layer_frozen", "lora_only", "layer_only", "full_finetune", "joint")
+    strategies = (
+        "task_specific",
+        "shared_layer",
+        "shared_layer_frozen",
+        "lora_only",
+        "layer_only",
+        "full_finetune",
+        "joint",
+    )
     paths = write_report(make_results(strategies=strategies, seeds=(0, 1, 2)), tmp_path)
     text = (tmp_path / "analysis.md").read_text()
     rq4 = section(text, "RQ4")
@@ -491,7 +547,9 @@ def test_rewrite_is_idempotent_and_json_roundtrip(tmp_path):
 def test_three_tasks_and_empty_results(tmp_path):
     knobs = copy.deepcopy(KNOBS)
     knobs["shared_layer"]["forget"] = 0.02
-    results = make_results(strategies=("task_specific", "shared_layer"), tasks=("javascript", "go", "python"), knobs=knobs)
+    results = make_results(
+        strategies=("task_specific", "shared_layer"), tasks=("javascript", "go", "python"), knobs=knobs
+    )
     paths = write_report(results, tmp_path / "three")
     text = (tmp_path / "three" / "analysis.md").read_text()
     assert "javascript → go → python" in text
@@ -618,12 +676,16 @@ def test_a_collapsed_evaluation_is_flagged_everywhere_it_is_read(tmp_path):
     assert text.index("## Collapsed outputs") < text.index("## Results at a glance")
     warning = section(text, "Collapsed outputs")
     assert "**Warning**: in 1 evaluation(s) the model's outputs collapsed" in warning
-    assert ("- `shared_layer`, after stage 2: javascript, on python: distinct share 0.0100 ± 0.0000, "
-            "repetition rate 0.9600 ± 0.0000, length ratio 3.1000 ± 0.0000 (collapsed in 3 of 3 seeds)") in warning
+    assert (
+        "- `shared_layer`, after stage 2: javascript, on python: distinct share 0.0100 ± 0.0000, "
+        "repetition rate 0.9600 ± 0.0000, length ratio 3.1000 ± 0.0000 (collapsed in 3 of 3 seeds)"
+    ) in warning
     # Per strategy: the outputs table flags the cell, the accuracy matrices mark it.
     sl = section(text, "Per strategy")[section(text, "Per strategy").index("### `shared_layer`") :]
-    assert ("| 2: javascript | python | 0.0100 ± 0.0000 | 0.9600 ± 0.0000 | 3.1000 ± 0.0000 | "
-            "**collapsed** ⚠ (3 of 3 seeds) |") in sl
+    assert (
+        "| 2: javascript | python | 0.0100 ± 0.0000 | 0.9600 ± 0.0000 | 3.1000 ± 0.0000 | "
+        "**collapsed** ⚠ (3 of 3 seeds) |"
+    ) in sl
     assert "| 2: javascript | javascript | 0.9700 ± 0.0000 | 0.0400 ± 0.0000 | 0.9200 ± 0.0000 | no |" in sl
     assert "| 2: javascript | 0.2600 ± 0.0010 ⚠ | 0.2700 ± 0.0010 |" in sl
     # Figures that read R[2][python] are marked; FWT (rows 0 and 1) is not; other strategies are not.

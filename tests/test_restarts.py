@@ -40,9 +40,23 @@ def hybridcl_run(assets: dict, out: Path, kill_at: str | None = None) -> subproc
     env.pop("HYBRIDCL_KILL_AT", None)
     if kill_at:
         env["HYBRIDCL_KILL_AT"] = kill_at
-    command = [sys.executable, "-m", "hybridcl.cli", "run", str(SMOKE), "--out", str(out), "--seeds", str(SEEDS),
-               "--set", f"data.source={assets['corpus']}", "--set", f"model.name={assets['base']}",
-               "--set", f"data.cache_dir={assets['cache']}"]
+    command = [
+        sys.executable,
+        "-m",
+        "hybridcl.cli",
+        "run",
+        str(SMOKE),
+        "--out",
+        str(out),
+        "--seeds",
+        str(SEEDS),
+        "--set",
+        f"data.source={assets['corpus']}",
+        "--set",
+        f"model.name={assets['base']}",
+        "--set",
+        f"data.cache_dir={assets['cache']}",
+    ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 

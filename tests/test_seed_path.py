@@ -14,8 +14,16 @@ from hybridcl.model.replica import corpus_texts, write_codet5_small_replica
 from hybridcl.run_files import RESULTS_FILE
 
 SEED = Path(__file__).parents[1] / "configs" / "seed.yaml"
-SMOKE_SIZES = ["data.n_train=24", "data.n_valid=6", "data.max_source_tokens=48", "data.max_target_tokens=48",
-               "train.epochs=1", "eval.max_new_tokens=16", "eval.batch_size=8", "strategies=[task_specific, shared_layer]"]
+SMOKE_SIZES = [
+    "data.n_train=24",
+    "data.n_valid=6",
+    "data.max_source_tokens=48",
+    "data.max_target_tokens=48",
+    "train.epochs=1",
+    "eval.max_new_tokens=16",
+    "eval.batch_size=8",
+    "strategies=[task_specific, shared_layer]",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +36,11 @@ def hub_replica(smoke_assets, tmp_path_factory) -> Path:
 def test_the_replica_has_the_hub_layout(hub_replica):
     for language in ("python", "javascript"):
         for split in ("train", "validation", "test"):
-            assert sorted(p.name for p in (hub_replica / language / split).iterdir()) == \
-                ["0000.parquet", "0001.parquet", "0002.parquet"]
+            assert sorted(p.name for p in (hub_replica / language / split).iterdir()) == [
+                "0000.parquet",
+                "0001.parquet",
+                "0002.parquet",
+            ]
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +52,27 @@ def codet5_replica(smoke_assets, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_seed_config_runs_on_both_replicas_and_writes_its_report(smoke_assets, hub_replica, codet5_replica,
-                                                                 tmp_path, capsys):
+def test_seed_config_runs_on_both_replicas_and_writes_its_report(
+    smoke_assets, hub_replica, codet5_replica, tmp_path, capsys
+):
     out = tmp_path / "run"
-    overrides = [f"data.hub_root={hub_replica}", f"model.name={codet5_replica}",
-                 f"data.cache_dir={tmp_path / 'cache'}", *SMOKE_SIZES]
+    overrides = [
+        f"data.hub_root={hub_replica}",
+        f"model.name={codet5_replica}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        *SMOKE_SIZES,
+    ]
     status = main(["run", str(SEED), "--out", str(out), *[arg for o in overrides for arg in ("--set", o)]])
     assert status == 0, capsys.readouterr().err
     results = json.loads((out / RESULTS_FILE).read_text())
     assert results["finished"] is True and results["config"]["data"]["source"] == "hub"
-    assert results["data"]["python"]["counts"] == {"train_read": 60, "train_examined": 24, "train": 24,
-                                                   "valid_read": 12, "valid_examined": 6, "valid": 6}
+    assert results["data"]["python"]["counts"] == {
+        "train_read": 60,
+        "train_examined": 24,
+        "train": 24,
+        "valid_read": 12,
+        "valid_examined": 6,
+        "valid": 6,
+    }
     assert (out / "analysis.md").is_file()
     assert "python      train        60 ->        24 ->      24" in capsys.readouterr().out

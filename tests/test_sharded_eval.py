@@ -30,8 +30,12 @@ def launch(*args: str, processes: int) -> None:
 
 
 def overrides(assets: dict) -> list[str]:
-    return [f"data.source={assets['corpus']}", f"model.name={assets['base']}", f"data.cache_dir={assets['cache']}",
-            *SHARDING]
+    return [
+        f"data.source={assets['corpus']}",
+        f"model.name={assets['base']}",
+        f"data.cache_dir={assets['cache']}",
+        *SHARDING,
+    ]
 
 
 def files(out: Path) -> list[str]:

@@ -142,7 +142,13 @@ EXPECTED = {
 
 def test_the_registry_holds_the_seven_strategies():
     assert set(STRATEGIES) == {
-        "task_specific", "shared_layer", "shared_layer_frozen", "lora_only", "layer_only", "full_finetune", "joint",
+        "task_specific",
+        "shared_layer",
+        "shared_layer_frozen",
+        "lora_only",
+        "layer_only",
+        "full_finetune",
+        "joint",
     }
     assert {name for name, _ in EXPECTED} == set(STRATEGIES)
     for name, strategy in STRATEGIES.items():
@@ -243,9 +249,20 @@ def test_strategy_components_drive_a_hybrid_model():
     from hybridcl.config import LayerSettings, LoraSettings
     from hybridcl.model.hybrid import HybridModel
 
-    config = T5Config(vocab_size=32, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2,
-                      relative_attention_num_buckets=4, is_encoder_decoder=True, pad_token_id=0, eos_token_id=1,
-                      decoder_start_token_id=0)
+    config = T5Config(
+        vocab_size=32,
+        d_model=16,
+        d_kv=4,
+        d_ff=32,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        relative_attention_num_buckets=4,
+        is_encoder_decoder=True,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
     for name, strategy in STRATEGIES.items():
         torch.manual_seed(0)
         model = HybridModel(T5ForConditionalGeneration(config), LoraSettings(r=2), LayerSettings())

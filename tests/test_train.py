@@ -26,15 +26,23 @@ FAST = TrainConfig(epochs=1, batch_size=4, lr=5e-3, seed=0)
 def copy_task(n: int, offset: int, seed: int) -> EncodedSet:
     """Target = source shifted by `offset` in the vocabulary: learnable, and different per task."""
     g = torch.Generator().manual_seed(seed)
-    sources = [torch.randint(2, 30, (int(torch.randint(3, 9, (1,), generator=g)),), generator=g).tolist()
-               for _ in range(n)]
+    sources = [
+        torch.randint(2, 30, (int(torch.randint(3, 9, (1,), generator=g)),), generator=g).tolist() for _ in range(n)
+    ]
     targets = [[token + offset for token in source] + [TINY.eos_token_id] for source in sources]
     return EncodedSet(RaggedIds.from_lists(sources), RaggedIds.from_lists(targets))
 
 
 def loader(data: EncodedSet, batch_size: int = 4, num_replicas: int = 1, rank: int = 0):
-    return make_loader(data, batch_size, shuffle=True, seed=0, collator=Seq2SeqCollator(TINY.pad_token_id),
-                       num_replicas=num_replicas, rank=rank)
+    return make_loader(
+        data,
+        batch_size,
+        shuffle=True,
+        seed=0,
+        collator=Seq2SeqCollator(TINY.pad_token_id),
+        num_replicas=num_replicas,
+        rank=rank,
+    )
 
 
 DATA = {"t1": copy_task(16, 2, seed=1), "t2": copy_task(16, 30, seed=2)}
@@ -132,8 +140,16 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 @pytest.mark.slow
 def test_two_process_torchrun_keeps_both_ranks_identical(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(WORKER), str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(WORKER),
+        str(tmp_path),
+    ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     (params0, meta0), (params1, meta1) = (read_weights(tmp_path / f"rank{rank}.safetensors") for rank in (0, 1))

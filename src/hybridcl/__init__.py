@@ -5,8 +5,18 @@ from importlib import metadata
 
 __version__ = "0.1.0"
 
-VERSIONED_PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "tokenizers", "sacrebleu", "nltk",
-                      "codebleu", "tree-sitter")
+VERSIONED_PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "datasets",
+    "tokenizers",
+    "sacrebleu",
+    "nltk",
+    "codebleu",
+    "tree-sitter",
+)
 
 
 def versions() -> dict:

@@ -190,7 +190,9 @@ def summarize(values: Sequence[float | None]) -> dict[str, Any] | None:
     return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "n": n, "values": all_values}
 
 
-def summarize_matrices(per_seed: Sequence[Matrix]) -> tuple[list[list[float | None]], list[list[dict[str, Any] | None]]]:
+def summarize_matrices(
+    per_seed: Sequence[Matrix],
+) -> tuple[list[list[float | None]], list[list[dict[str, Any] | None]]]:
     """Cell by cell over seeds: (mean matrix, matrix of summaries). A cell None in every seed stays None.
 
     Seeds may have different numbers of rows (an interrupted run where some seeds are a stage ahead):

@@ -16,8 +16,11 @@ from hybridcl.run_files import ANALYSIS_FILE, PLOTS_DIR, RESULTS_FILE
 # - OpenMP's idle threads spin 1,000 rounds instead of 300,000 before they sleep: beside one busy process a
 #   training step of the tiny stand-in took 3.0x its quiet time, now 1.8x, at the same quiet speed
 #   (benchmarks/busy_machine.py).
-LIBRARY_ENVIRONMENT = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-                       "GOMP_SPINCOUNT": "1000"}
+LIBRARY_ENVIRONMENT = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "GOMP_SPINCOUNT": "1000",
+}
 
 
 def _corpus_build(args: argparse.Namespace) -> int:
@@ -49,19 +52,25 @@ def _corpus_replica(args: argparse.Namespace) -> int:
     from hybridcl.data.schema import SPLITS
 
     for language in args.languages:
-        records = {split: list(islice(read_records(split_path(args.corpus, language, split), language), args.rows))
-                   for split in SPLITS}
+        records = {
+            split: list(islice(read_records(split_path(args.corpus, language, split), language), args.rows))
+            for split in SPLITS
+        }
         written = write_replica(records, args.out, language, shards=args.shards)
-        print(f"{language}: " + ", ".join(f"{split} {len(rows):,} rows" for split, rows in records.items())
-              + f" in {len(written)} parquet files under {args.out}/{language}/")
+        print(
+            f"{language}: "
+            + ", ".join(f"{split} {len(rows):,} rows" for split, rows in records.items())
+            + f" in {len(written)} parquet files under {args.out}/{language}/"
+        )
     return 0
 
 
 def _base_build(args: argparse.Namespace) -> int:
     from hybridcl.model.pretrain import build_stand_in_base
 
-    build_stand_in_base(args.corpus, args.out, size=args.size, steps=args.steps, seed=args.seed,
-                        snapshots=args.snapshots)
+    build_stand_in_base(
+        args.corpus, args.out, size=args.size, steps=args.steps, seed=args.seed, snapshots=args.snapshots
+    )
     return 0
 
 
@@ -130,29 +139,52 @@ def build_parser() -> argparse.ArgumentParser:
     corpus = commands.add_parser("corpus", help="the offline CodeSearchNet-schema corpus")
     corpus_commands = corpus.add_subparsers(dest="corpus_command", required=True)
 
-    build = corpus_commands.add_parser("build", help="mine local source trees into DIR/<language>/{pretrain,train,valid,test}.jsonl.gz")
+    build = corpus_commands.add_parser(
+        "build", help="mine local source trees into DIR/<language>/{pretrain,train,valid,test}.jsonl.gz"
+    )
     build.add_argument("--out", required=True, help="output directory")
-    build.add_argument("--languages", nargs="+", default=["python", "javascript"], choices=["python", "javascript"],
-                       help="languages to mine (default: both)")
-    build.add_argument("--source", action="append", default=None, metavar="PATH",
-                       help="mine this tree instead of the defaults (repeatable)")
+    build.add_argument(
+        "--languages",
+        nargs="+",
+        default=["python", "javascript"],
+        choices=["python", "javascript"],
+        help="languages to mine (default: both)",
+    )
+    build.add_argument(
+        "--source",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="mine this tree instead of the defaults (repeatable)",
+    )
     build.add_argument("--cache-dir", default=".cache/hybridcl", help="where npm packages for JavaScript are installed")
     build.add_argument("--seed", type=int, default=0, help="seed of the package-level split")
     build.set_defaults(run=_corpus_build)
 
     check = corpus_commands.add_parser("check", help="validate CodeSearchNet-schema files and count records")
     check.add_argument("path", help="a .jsonl / .jsonl.gz file or a directory of them")
-    check.add_argument("--language", choices=LANGUAGES, default=None,
-                       help="expected language (default: taken from the directory or file name)")
+    check.add_argument(
+        "--language",
+        choices=LANGUAGES,
+        default=None,
+        help="expected language (default: taken from the directory or file name)",
+    )
     check.set_defaults(run=_corpus_check)
 
     replica = corpus_commands.add_parser(
-        "replica", help="write a corpus in the hub's parquet layout (DIR/<language>/<split>/NNNN.parquet, hub "
-                        "column names), to run the hub path offline with --set data.hub_root=DIR")
+        "replica",
+        help="write a corpus in the hub's parquet layout (DIR/<language>/<split>/NNNN.parquet, hub "
+        "column names), to run the hub path offline with --set data.hub_root=DIR",
+    )
     replica.add_argument("--corpus", required=True, help="a corpus written by `hybridcl corpus build`")
     replica.add_argument("--out", required=True, help="output directory")
-    replica.add_argument("--languages", nargs="+", default=["python", "javascript"], choices=LANGUAGES,
-                         help="languages to copy (default: python javascript)")
+    replica.add_argument(
+        "--languages",
+        nargs="+",
+        default=["python", "javascript"],
+        choices=LANGUAGES,
+        help="languages to copy (default: python javascript)",
+    )
     replica.add_argument("--rows", type=int, default=3000, help="rows per split at most (default: 3000)")
     replica.add_argument("--shards", type=int, default=3, help="parquet files per split (default: 3)")
     replica.set_defaults(run=_corpus_replica)
@@ -160,14 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
     base = commands.add_parser("base", help="the offline stand-in base model")
     base_commands = base.add_subparsers(dest="base_command", required=True)
     base_build = base_commands.add_parser(
-        "build", help="train a BPE tokenizer and pre-train a small T5 (span corruption + docstring<->code generation) on a mined corpus; killed and started again, it continues")
+        "build",
+        help="train a BPE tokenizer and pre-train a small T5 (span corruption + docstring<->code generation) on a mined corpus; killed and started again, it continues",
+    )
     base_build.add_argument("--corpus", required=True, help="a corpus written by `hybridcl corpus build`")
     base_build.add_argument("--out", required=True, help="output directory (save_pretrained layout)")
     base_build.add_argument("--size", choices=BASE_SIZES, default="tiny", help="model size (default: tiny)")
     base_build.add_argument("--steps", type=int, default=None, help="pre-training steps (default: the size's)")
     base_build.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the data order")
-    base_build.add_argument("--snapshots", type=_step_list, default=(), metavar="N,N,...",
-                            help="also save the base as it is after these steps, to OUT-step<N> (budget curves)")
+    base_build.add_argument(
+        "--snapshots",
+        type=_step_list,
+        default=(),
+        metavar="N,N,...",
+        help="also save the base as it is after these steps, to OUT-step<N> (budget curves)",
+    )
     base_build.set_defaults(run=_base_build)
 
     params = commands.add_parser("params", help="trainable and stored parameters per strategy and stage (no download)")
@@ -179,16 +218,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="YAML config, e.g. configs/local.yaml")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     run.add_argument("--out", default=None, help="run folder (default: runs/<config name>); reused to continue")
-    run.add_argument("--seeds", type=int, default=None,
-                     help="number of seeds (overrides `seeds`); on a finished run it adds the missing seeds")
+    run.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="number of seeds (overrides `seeds`); on a finished run it adds the missing seeds",
+    )
     run.set_defaults(run=_run)
 
-    report = commands.add_parser("report", help=f"regenerate {ANALYSIS_FILE} and {PLOTS_DIR}/ from a run's results JSON")
+    report = commands.add_parser(
+        "report", help=f"regenerate {ANALYSIS_FILE} and {PLOTS_DIR}/ from a run's results JSON"
+    )
     report.add_argument("run_dir", help=f"a run folder (holding {RESULTS_FILE})")
     report.set_defaults(run=_report)
 
-    bench = commands.add_parser("bench", add_help=False,
-                                help="hybridcl vs Seq2SeqTrainer side by side (`hybridcl bench --help`)")
+    bench = commands.add_parser(
+        "bench", add_help=False, help="hybridcl vs Seq2SeqTrainer side by side (`hybridcl bench --help`)"
+    )
     bench.set_defaults(run=_bench)
 
     doctor = commands.add_parser("doctor", help="check imports, WordNet, tree-sitter grammars, a hybrid pass, device")

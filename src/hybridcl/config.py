@@ -58,8 +58,10 @@ def one_of(allowed: Iterable[str]) -> Rule:
 def distinct(entry: Rule) -> Rule:
     """A non-empty list without repeats whose every entry passes `entry`."""
     test, what = entry
-    return (lambda vs: len(vs) > 0 and all(test(v) for v in vs) and len(set(vs)) == len(vs),
-            f"a non-empty list without repeats, each entry {what}")
+    return (
+        lambda vs: len(vs) > 0 and all(test(v) for v in vs) and len(set(vs)) == len(vs),
+        f"a non-empty list without repeats, each entry {what}",
+    )
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,20 @@ class DataConfig:
     cache_dir: str = ".cache/hybridcl"
 
     RULES: ClassVar[dict[str, Rule]] = {
-        "source": TEXT, "hub_id": TEXT, "hub_revision": TEXT, "hub_root": STRING, "cache_dir": TEXT,
-        "languages": distinct(one_of(LANGUAGES)), "direction": one_of(DIRECTIONS), "sample_seed": NON_NEGATIVE,
-        "n_train": POSITIVE, "n_valid": POSITIVE, "max_source_tokens": POSITIVE, "max_target_tokens": POSITIVE,
-        "max_record_chars": POSITIVE, "max_code_chars": NON_NEGATIVE,
+        "source": TEXT,
+        "hub_id": TEXT,
+        "hub_revision": TEXT,
+        "hub_root": STRING,
+        "cache_dir": TEXT,
+        "languages": distinct(one_of(LANGUAGES)),
+        "direction": one_of(DIRECTIONS),
+        "sample_seed": NON_NEGATIVE,
+        "n_train": POSITIVE,
+        "n_valid": POSITIVE,
+        "max_source_tokens": POSITIVE,
+        "max_target_tokens": POSITIVE,
+        "max_record_chars": POSITIVE,
+        "max_code_chars": NON_NEGATIVE,
     }
 
 
@@ -114,7 +126,10 @@ class LoraSettings:
     target_modules: tuple[str, ...] = ("q", "v")  # checked against the base's modules once it is loaded
 
     RULES: ClassVar[dict[str, Rule]] = {
-        "r": POSITIVE, "alpha": POSITIVE, "dropout": FRACTION, "target_modules": distinct(TEXT),
+        "r": POSITIVE,
+        "alpha": POSITIVE,
+        "dropout": FRACTION,
+        "target_modules": distinct(TEXT),
     }
 
 
@@ -141,9 +156,15 @@ class TrainConfig:
     seed: int = 0
 
     RULES: ClassVar[dict[str, Rule]] = {
-        "epochs": POSITIVE, "batch_size": POSITIVE, "grad_accum_steps": POSITIVE, "lr": POSITIVE_FINITE,
-        "weight_decay": NON_NEGATIVE_FINITE, "warmup_ratio": FRACTION, "max_grad_norm": NON_NEGATIVE_FINITE,
-        "mixed_precision": one_of(MIXED_PRECISIONS), "seed": NON_NEGATIVE,
+        "epochs": POSITIVE,
+        "batch_size": POSITIVE,
+        "grad_accum_steps": POSITIVE,
+        "lr": POSITIVE_FINITE,
+        "weight_decay": NON_NEGATIVE_FINITE,
+        "warmup_ratio": FRACTION,
+        "max_grad_norm": NON_NEGATIVE_FINITE,
+        "mixed_precision": one_of(MIXED_PRECISIONS),
+        "seed": NON_NEGATIVE,
     }
 
 
@@ -180,7 +201,9 @@ class Config:
     seeds: int = 1  # independent repetitions (training seeds train.seed, train.seed + 1, ...)
 
     RULES: ClassVar[dict[str, Rule]] = {  # the sections' fields: in each section's RULES
-        "name": FOLDER_NAME, "strategies": distinct(one_of(STRATEGIES)), "seeds": POSITIVE,
+        "name": FOLDER_NAME,
+        "strategies": distinct(one_of(STRATEGIES)),
+        "seeds": POSITIVE,
     }
 
     def validate(self) -> "Config":
@@ -191,8 +214,9 @@ class Config:
                 _check(value, f"{key.name}.")
         _check(self, "")
         if self.offline.build and self.data.source == "hub":
-            raise ConfigError("offline.build needs data.source to be a local folder (where the corpus is built), "
-                              "got 'hub'")
+            raise ConfigError(
+                "offline.build needs data.source to be a local folder (where the corpus is built), got 'hub'"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -298,8 +322,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         if tree is None:  # an empty file: the defaults
             tree = {}
         if not isinstance(tree, dict):
-            raise ConfigError(f"config file {path}: the top level must be a mapping of keys and sections, "
-                              f"got {type(tree).__name__}")
+            raise ConfigError(
+                f"config file {path}: the top level must be a mapping of keys and sections, got {type(tree).__name__}"
+            )
     for text in overrides:
         _set_dotted(tree, *parse_override(text))
     return _build(Config, tree, "").validate()

@@ -103,8 +103,9 @@ class ContinualRun:
         loaded = {key: load_task_data(self.cfg.data, key) for key in self.tasks_order}
         say(data_summary(loaded))
         self.tasks = {key: self._encode_task(data) for key, data in loaded.items()}
-        self.params = {s.name: count_params(s, self.tasks_order, self.base, self.cfg.lora, self.cfg.layer)
-                       for s in self.strategies}
+        self.params = {
+            s.name: count_params(s, self.tasks_order, self.base, self.cfg.lora, self.cfg.layer) for s in self.strategies
+        }
         if self._main:
             removed = remove_temp_files(self.out) if self.out.is_dir() else 0
             if removed:
@@ -123,10 +124,13 @@ class ContinualRun:
         current = _result_settings(json.loads(json.dumps(self.cfg.to_dict())))
         differing = sorted(_diff_keys(saved, current))
         if differing:
-            changes = "; ".join(f"{key}: {_lookup(saved, key)!r} there, {_lookup(current, key)!r} now"
-                                for key in differing)
-            raise ConfigError(f"{self.out} holds finished stages of other settings ({changes}); "
-                              "use a fresh --out, or the folder's values")
+            changes = "; ".join(
+                f"{key}: {_lookup(saved, key)!r} there, {_lookup(current, key)!r} now" for key in differing
+            )
+            raise ConfigError(
+                f"{self.out} holds finished stages of other settings ({changes}); "
+                "use a fresh --out, or the folder's values"
+            )
         return True
 
     def _created(self) -> str:
@@ -138,10 +142,18 @@ class ContinualRun:
 
     def _encode_task(self, data: TaskData) -> Task:
         encode = lambda records: encode_records(  # noqa: E731
-            records, self.tokenizer, direction=self.cfg.data.direction, cache_dir=self.cfg.data.cache_dir,
-            max_source_tokens=self.cfg.data.max_source_tokens, max_target_tokens=self.cfg.data.max_target_tokens)
-        info = {"counts": data.counts, "skips": dict(sorted(data.skips.items())),
-                "split_skips": {split: dict(sorted(skips.items())) for split, skips in data.split_skips.items()}}
+            records,
+            self.tokenizer,
+            direction=self.cfg.data.direction,
+            cache_dir=self.cfg.data.cache_dir,
+            max_source_tokens=self.cfg.data.max_source_tokens,
+            max_target_tokens=self.cfg.data.max_target_tokens,
+        )
+        info = {
+            "counts": data.counts,
+            "skips": dict(sorted(data.skips.items())),
+            "split_skips": {split: dict(sorted(skips.items())) for split, skips in data.split_skips.items()},
+        }
         return Task(data.language, data.valid, encode(data.train), encode(data.valid), info)
 
     # -------------------------------------------------------------------------------- the run
@@ -269,8 +281,9 @@ class ContinualRun:
         model.freeze()
         uses = {key: strategy.evaluation(self.tasks_order, index, key) for key in self.tasks_order}
         evaluation = self._evaluate_all(model, uses, folder, f"{strategy.name} s{index} seed{seed}")
-        self._mark_done(folder, {"stage": index, "seed": seed, "shared_with": None, "train": train_stats,
-                                 "eval": evaluation})
+        self._mark_done(
+            folder, {"stage": index, "seed": seed, "shared_with": None, "train": train_stats, "eval": evaluation}
+        )
 
     def _mark_done(self, folder: Path, record: dict) -> None:
         """Write stage.json, last: the stage is done. Every process waits for it (and the files before
@@ -294,17 +307,29 @@ class ContinualRun:
             model.activate(use.lora, use.layer)
             task = self.tasks[key]
             result = evaluate_task(
-                model, task.records, task.valid, self.tokenizer, language=key, direction=self.cfg.data.direction,
-                settings=self.cfg.eval, device=self.device, desc=f"{desc} {key}",
-                precision=resolve_mixed_precision(self.cfg.train.mixed_precision), accelerator=self.accelerator)
+                model,
+                task.records,
+                task.valid,
+                self.tokenizer,
+                language=key,
+                direction=self.cfg.data.direction,
+                settings=self.cfg.eval,
+                device=self.device,
+                desc=f"{desc} {key}",
+                precision=resolve_mixed_precision(self.cfg.train.mixed_precision),
+                accelerator=self.accelerator,
+            )
             if result is None:
                 continue
             scores, rows, cost = result
             _write_jsonl(folder / "predictions" / f"{key}.jsonl", rows)
             kill_point("evaluated")
-            evaluation[key] = {"scores": scores["corpus"], "notes": scores["notes"],
-                               "components": dataclasses.asdict(use),
-                               "cost": {**cost.to_dict(), "score_time_s": sum(scores["seconds"].values())}}
+            evaluation[key] = {
+                "scores": scores["corpus"],
+                "notes": scores["notes"],
+                "components": dataclasses.asdict(use),
+                "cost": {**cost.to_dict(), "score_time_s": sum(scores["seconds"].values())},
+            }
         return evaluation
 
     # ------------------------------------------------------------------------------ components
@@ -341,8 +366,11 @@ class ContinualRun:
             "finished": False,
             "config": json.loads(json.dumps(self.cfg.to_dict())),
             "versions": versions(),
-            "device": {"type": self.device.type, "name": _device_name(self.device),
-                       "processes": self.accelerator.num_processes},
+            "device": {
+                "type": self.device.type,
+                "name": _device_name(self.device),
+                "processes": self.accelerator.num_processes,
+            },
             "tasks": list(self.tasks_order),
             "direction": self.cfg.data.direction,
             "metrics": list(METRICS),
@@ -354,8 +382,13 @@ class ContinualRun:
     def _strategy_results(self, strategy: Strategy, seeds: list[int]) -> dict:
         n_stages = strategy.num_stages(self.tasks_order)
         stages = {(seed, s): self._read_stage(strategy, seed, s) for seed in seeds for s in range(n_stages + 1)}
-        per_seed = {metric: [[[_score(stages[seed, s], key, metric) for key in self.tasks_order]
-                              for s in range(n_stages + 1)] for seed in seeds] for metric in METRICS + OUTPUT_STATS}
+        per_seed = {
+            metric: [
+                [[_score(stages[seed, s], key, metric) for key in self.tasks_order] for s in range(n_stages + 1)]
+                for seed in seeds
+            ]
+            for metric in METRICS + OUTPUT_STATS
+        }
         matrices, matrices_summary, cl = {}, {}, {}
         for metric in METRICS:
             matrices[metric], matrices_summary[metric] = summarize_matrices(per_seed[metric])
@@ -373,15 +406,21 @@ class ContinualRun:
             "efficiency": {metric: _per_million(cl[metric]["average"], trainable) for metric in METRICS},
             "outputs": {stat: summarize_matrices(per_seed[stat])[1] for stat in OUTPUT_STATS},
             "cost": _cost(stages, seeds, n_stages),
-            "loss_curves": {str(s): (stages[seeds[0], s] or {}).get("train", {}).get("losses", [])
-                            for s in range(1, n_stages + 1) if stages[seeds[0], s]},
+            "loss_curves": {
+                str(s): (stages[seeds[0], s] or {}).get("train", {}).get("losses", [])
+                for s in range(1, n_stages + 1)
+                if stages[seeds[0], s]
+            },
         }
 
     def _complete(self) -> bool:
         """Whether every stage of every strategy and seed has finished."""
-        return all((self.stage_dir(s, seed, index) / "stage.json").is_file()
-                   for s in self.strategies for seed in self.seeds
-                   for index in range(s.num_stages(self.tasks_order) + 1))
+        return all(
+            (self.stage_dir(s, seed, index) / "stage.json").is_file()
+            for s in self.strategies
+            for seed in self.seeds
+            for index in range(s.num_stages(self.tasks_order) + 1)
+        )
 
     def _read_stage(self, strategy: Strategy, seed: int, index: int) -> dict | None:
         path = self.stage_dir(strategy, seed, index) / "stage.json"
@@ -399,23 +438,30 @@ def build_offline_assets(cfg: Config) -> None:
     if not (corpus / "summary.json").is_file():
         from hybridcl.data.mine import build_corpus
 
-        say(f"first use: mining the offline corpus into {corpus} (one time; about 2 minutes on 2 CPU cores, "
-             "npm install of the JavaScript sources included)")
+        say(
+            f"first use: mining the offline corpus into {corpus} (one time; about 2 minutes on 2 CPU cores, "
+            "npm install of the JavaScript sources included)"
+        )
         build_corpus(out_dir=corpus, languages=list(cfg.data.languages), cache_dir=cfg.data.cache_dir)
     if not (base / "config.json").is_file():
         from hybridcl.model.pretrain import build_stand_in_base
 
-        say(f"no base at {base}: pre-training the {cfg.offline.base_size} stand-in base there (one time; about "
-             "an hour on 2 CPU cores for the tiny size, which the repository ships as models/stand-in-base; "
-             "killed, it continues where it stopped)")
+        say(
+            f"no base at {base}: pre-training the {cfg.offline.base_size} stand-in base there (one time; about "
+            "an hour on 2 CPU cores for the tiny size, which the repository ships as models/stand-in-base; "
+            "killed, it continues where it stopped)"
+        )
         build_stand_in_base(corpus, base, size=cfg.offline.base_size)
 
 
 def _renaming(strategy: Strategy, donor: Strategy, tasks) -> dict[tuple[str, str], str]:
     """(kind, this strategy's component name) -> the donor's name for the same role."""
     donor_roles = donor.roles(tasks)
-    return {(role.split(":")[0], name): donor_roles[role] for role, name in strategy.roles(tasks).items()
-            if role in donor_roles}
+    return {
+        (role.split(":")[0], name): donor_roles[role]
+        for role, name in strategy.roles(tasks).items()
+        if role in donor_roles
+    }
 
 
 def _score(stage: dict | None, task: str, metric: str) -> float | None:
@@ -433,6 +479,7 @@ def _per_million(summary: dict | None, trainable: int) -> dict | None:
 
 def _cost(stages: dict, seeds: list[int], n_stages: int) -> dict:
     """Wall time, throughput and peak memory per stage (train and eval), summarised over seeds."""
+
     def values(s: int, part: str, key: str) -> list:
         found = []
         for seed in seeds:
@@ -449,7 +496,9 @@ def _cost(stages: dict, seeds: list[int], n_stages: int) -> dict:
     for s in range(n_stages + 1):
         row = {"stage": s}
         for part in ("train", "eval") if s else ("eval",):
-            row[part] = {key: summarize(values(s, part, key)) for key in ("wall_time_s", "tokens_per_s", "peak_memory_bytes")}
+            row[part] = {
+                key: summarize(values(s, part, key)) for key in ("wall_time_s", "tokens_per_s", "peak_memory_bytes")
+            }
             totals[part].append(values(s, part, "wall_time_s"))
         first = stages[seeds[0], s] or {}
         if first.get("train"):
@@ -457,8 +506,10 @@ def _cost(stages: dict, seeds: list[int], n_stages: int) -> dict:
         if first.get("shared_with"):
             row["shared_with"] = first["shared_with"]
         rows.append(row)
-    total = lambda part: summarize([None if None in column else sum(column)  # noqa: E731
-                                    for column in zip(*totals[part])])
+
+    def total(part: str) -> dict:
+        return summarize([None if None in column else sum(column) for column in zip(*totals[part])])
+
     return {"stages": rows, "train_wall_time_s": total("train"), "eval_wall_time_s": total("eval")}
 
 
@@ -496,12 +547,16 @@ def data_summary(tasks: dict[str, TaskData]) -> str:
             read, examined, used = (data.counts[f"{split}{suffix}"] for suffix in ("_read", "_examined", ""))
             skips = data.split_skips[split]
             skipped = sum(skips.values())
-            lines.append(f"  {key:<11} {split:<5} {read:>9,} -> {examined:>9,} -> {used:>7,}   "
-                         f"skipped {skipped:,}{format_skips(skips, ': ')}")
+            lines.append(
+                f"  {key:<11} {split:<5} {read:>9,} -> {examined:>9,} -> {used:>7,}   "
+                f"skipped {skipped:,}{format_skips(skips, ': ')}"
+            )
             bad = skipped - skips[CHOSEN_SKIP]  # code_too_long is data.max_code_chars at work, not bad data
             if bad > SKIP_WARNING_SHARE * (bad + used):
-                warnings.append(f"warning: {key} {split}: {bad / (bad + used):.0%} of {bad + used:,} "
-                                f"records looked at were unusable ({format_skips(skips)}); check the data")
+                warnings.append(
+                    f"warning: {key} {split}: {bad / (bad + used):.0%} of {bad + used:,} "
+                    f"records looked at were unusable ({format_skips(skips)}); check the data"
+                )
     return "\n".join(lines + warnings)
 
 

@@ -7,8 +7,23 @@ from __future__ import annotations
 
 from importlib import import_module, metadata
 
-REQUIRED = ("torch", "transformers", "peft", "accelerate", "datasets", "sacrebleu", "nltk", "codebleu",
-            "tree_sitter", "tree_sitter_python", "tree_sitter_javascript", "matplotlib", "tqdm", "yaml", "safetensors")
+REQUIRED = (
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "datasets",
+    "sacrebleu",
+    "nltk",
+    "codebleu",
+    "tree_sitter",
+    "tree_sitter_python",
+    "tree_sitter_javascript",
+    "matplotlib",
+    "tqdm",
+    "yaml",
+    "safetensors",
+)
 
 
 def check_imports() -> tuple[bool, str]:
@@ -40,7 +55,9 @@ def check_grammars() -> tuple[bool, str]:
     flags += parse_flags(["function f(x) { return x; }"], "javascript")
     if flags != [True, True]:
         return False, "tree-sitter grammars do not parse valid code; reinstall the pinned tree-sitter packages"
-    versions = {name: metadata.version(name) for name in ("tree-sitter", "tree-sitter-python", "tree-sitter-javascript")}
+    versions = {
+        name: metadata.version(name) for name in ("tree-sitter", "tree-sitter-python", "tree-sitter-javascript")
+    }
     return True, "tree-sitter parses python and javascript " + str(versions)
 
 
@@ -52,8 +69,18 @@ def check_hybrid_pass() -> tuple[bool, str]:
     from hybridcl.config import LayerSettings, LoraSettings
     from hybridcl.model.hybrid import HybridModel
 
-    config = T5Config(vocab_size=128, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,
-                      num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    config = T5Config(
+        vocab_size=128,
+        d_model=64,
+        d_kv=16,
+        d_ff=128,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
     model = HybridModel(T5ForConditionalGeneration(config), LoraSettings(), LayerSettings())
     model.add_task_lora("check")
     model.add_layer("check")
@@ -65,7 +92,10 @@ def check_hybrid_pass() -> tuple[bool, str]:
     with_grad = sum(p.grad is not None for p in model.trainable_parameters())
     if not with_grad:
         return False, "backward pass reached no trainable parameter"
-    return True, f"forward + backward pass of LoRA + full layer (loss {loss.item():.2f}, {with_grad} tensors with gradients)"
+    return (
+        True,
+        f"forward + backward pass of LoRA + full layer (loss {loss.item():.2f}, {with_grad} tensors with gradients)",
+    )
 
 
 def check_device() -> tuple[bool, str]:
@@ -75,8 +105,9 @@ def check_device() -> tuple[bool, str]:
         return True, f"CUDA: {torch.cuda.get_device_name(0)} (bf16: {torch.cuda.is_bf16_supported()})"
     if torch.backends.mps.is_available():
         return True, "Apple MPS"
-    return True, ("CPU only (slow for codet5-small: ~13 s per step of 8 on 2 cores); for a GPU install a CUDA torch, "
-                  "see README")
+    return True, (
+        "CPU only (slow for codet5-small: ~13 s per step of 8 on 2 cores); for a GPU install a CUDA torch, see README"
+    )
 
 
 CHECKS = {

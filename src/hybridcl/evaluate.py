@@ -30,8 +30,16 @@ class EvalStats:
 
 
 @torch.inference_mode()
-def generate(model, encoded: EncodedSet, tokenizer, settings: EvalConfig, device: torch.device,
-             desc: str = "eval", precision: str = "no", accelerator=None) -> tuple[list[str], EvalStats]:
+def generate(
+    model,
+    encoded: EncodedSet,
+    tokenizer,
+    settings: EvalConfig,
+    device: torch.device,
+    desc: str = "eval",
+    precision: str = "no",
+    accelerator=None,
+) -> tuple[list[str], EvalStats]:
     """Greedy predictions for every example of `encoded`, in its order.
 
     Inputs go in length-sorted batches (little padding); generation uses the KV cache and stops as
@@ -55,8 +63,9 @@ def generate(model, encoded: EncodedSet, tokenizer, settings: EvalConfig, device
     return _combine(shards, len(encoded))
 
 
-def _generate_shard(model, encoded, tokenizer, settings, device, desc, rank, processes
-                    ) -> tuple[list[tuple[int, str]], EvalStats]:
+def _generate_shard(
+    model, encoded, tokenizer, settings, device, desc, rank, processes
+) -> tuple[list[tuple[int, str]], EvalStats]:
     """This process's batches: (index, prediction) pairs and what generating them cost."""
     collate = Seq2SeqCollator(tokenizer.pad_token_id)
     batches = list(LengthGroupedBatchSampler(encoded.lengths, settings.batch_size, shuffle=False))
@@ -65,9 +74,13 @@ def _generate_shard(model, encoded, tokenizer, settings, device, desc, rank, pro
     start = time.perf_counter()
     for indices in tqdm(batches[rank::processes], desc=desc, leave=False, dynamic_ncols=True, disable=rank > 0):
         batch = collate([encoded[i] for i in indices])
-        output = model.generate(input_ids=batch["input_ids"].to(device),
-                                attention_mask=batch["attention_mask"].to(device),
-                                max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1)
+        output = model.generate(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+        )
         generated += int((output[:, 1:] != tokenizer.pad_token_id).sum())
         texts = tokenizer.batch_decode(output, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         pairs.extend(zip(indices, texts))
@@ -85,13 +98,28 @@ def _combine(shards: list[tuple[list[tuple[int, str]], EvalStats]], size: int) -
         for index, text in pairs:
             predictions[index] = text
     costs = [cost for _, cost in shards]
-    return predictions, _stats(max(c.wall_time_s for c in costs), sum(c.generated_tokens for c in costs),
-                               costs[0].peak_memory_kind, max(c.peak_memory_bytes for c in costs))
+    return predictions, _stats(
+        max(c.wall_time_s for c in costs),
+        sum(c.generated_tokens for c in costs),
+        costs[0].peak_memory_kind,
+        max(c.peak_memory_bytes for c in costs),
+    )
 
 
-def evaluate_task(model, records: list[Record], encoded: EncodedSet, tokenizer, *, language: str, direction: str,
-                  settings: EvalConfig, device: torch.device, desc: str = "eval", precision: str = "no",
-                  accelerator=None) -> tuple[dict, list[dict], EvalStats] | None:
+def evaluate_task(
+    model,
+    records: list[Record],
+    encoded: EncodedSet,
+    tokenizer,
+    *,
+    language: str,
+    direction: str,
+    settings: EvalConfig,
+    device: torch.device,
+    desc: str = "eval",
+    precision: str = "no",
+    accelerator=None,
+) -> tuple[dict, list[dict], EvalStats] | None:
     """Generate and score one task: (corpus scores, per-example prediction rows, cost).
 
     With an `accelerator`, every process generates its share and the main process alone scores
@@ -110,8 +138,12 @@ def prediction_rows(records, sources, references, predictions, per_example: dict
     """One jsonl row per example: id, source, reference, prediction and its own scores."""
     rows = []
     for i, record in enumerate(records):
-        row = {"id": record.url or f"{record.repo}:{record.path}:{record.func_name}",
-               "source": sources[i], "reference": references[i], "prediction": predictions[i]}
+        row = {
+            "id": record.url or f"{record.repo}:{record.path}:{record.func_name}",
+            "source": sources[i],
+            "reference": references[i],
+            "prediction": predictions[i],
+        }
         row.update({name: values[i] for name, values in per_example.items() if values is not None})
         rows.append(row)
     return rows

@@ -103,12 +103,16 @@ def count_params(
         "num_layers": len(components.layers),
         "per_stage": stages,
         "stored": stored,
-        "stored_what": "whole base" if components.base else f"{len(components.loras)} LoRA + {len(components.layers)} layer(s)",
+        "stored_what": "whole base"
+        if components.base
+        else f"{len(components.loras)} LoRA + {len(components.layers)} layer(s)",
         "stored_pct_of_base": _pct(stored, base),
     }
 
 
-def format_params_table(sizes: dict[str, Any], counts: Sequence[dict[str, Any]], lora: LoraSettings | None = None) -> str:
+def format_params_table(
+    sizes: dict[str, Any], counts: Sequence[dict[str, Any]], lora: LoraSettings | None = None
+) -> str:
     """A plain-text report: component sizes, then one row per strategy."""
     lines = ["Components", ""]
     rank = f", r={lora.r}" if lora is not None else ""

@@ -83,6 +83,7 @@ OUTPUT_STAT_NAMES = {"distinct_share": "distinct share", "repetition_rate": "rep
 class ResultsError(UserError, ValueError):
     """A results file that is missing or that this report cannot read."""
 
+
 NA = "n/a"
 
 
@@ -96,8 +97,10 @@ def load_results(run_dir: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / RESULTS_FILE
     if not path.is_file():
-        raise ResultsError(f"no results file at {path}: give the folder of a run (`hybridcl run` writes "
-                           f"{RESULTS_FILE} there once its data and model have loaded)")
+        raise ResultsError(
+            f"no results file at {path}: give the folder of a run (`hybridcl run` writes "
+            f"{RESULTS_FILE} there once its data and model have loaded)"
+        )
     try:
         with path.open(encoding="utf-8") as f:
             results = json.load(f)
@@ -566,7 +569,9 @@ def _verdict(metric: str, figure: str, a: str, b: str, results: dict[str, Any]) 
 
 def _missing_advice(missing: Sequence[str]) -> str:
     names = ", ".join(_code(n) for n in missing)
-    return f"Not answerable from this run: add {names} to the config's `strategies` (and rerun; finished stages are kept)."
+    return (
+        f"Not answerable from this run: add {names} to the config's `strategies` (and rerun; finished stages are kept)."
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -724,7 +729,9 @@ def _section_setup(results: dict[str, Any], names: list[str]) -> list[str]:
         lines.append(f"- **Base parameters**: {_count(sizes['base'])}")
     dev = results.get("device") or {}
     if dev:
-        lines.append(f"- **Device**: {dev.get('type', NA)} ({dev.get('name', NA)}), {dev.get('processes', 1)} process(es)")
+        lines.append(
+            f"- **Device**: {dev.get('type', NA)} ({dev.get('name', NA)}), {dev.get('processes', 1)} process(es)"
+        )
     versions = results.get("versions") or {}
     if versions:
         lines.append("- **Versions**: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
@@ -744,8 +751,11 @@ def _section_setup(results: dict[str, Any], names: list[str]) -> list[str]:
             skips = entry.get("skips") or {}
             skip_text = ", ".join(f"{k} {int(v):,}" for k, v in skips.items()) if skips else "none"
             rows.append([lang] + [_count(counts.get(k)) for k in keys] + [skip_text])
-        lines += ["Data (per split: *read* = records in the split, *examined* = validated in sampling order "
-                  "to find the records used):", ""]
+        lines += [
+            "Data (per split: *read* = records in the split, *examined* = validated in sampling order "
+            "to find the records used):",
+            "",
+        ]
         lines += _table(header, rows, ["l"] + ["r"] * len(keys) + ["l"])
     return lines
 
@@ -1039,7 +1049,11 @@ def _section_rq2(results: dict[str, Any], names: list[str], metrics: list[str], 
     lines.append(
         "Compares `task_specific` (Experiment 1: a full layer per task) with `shared_layer` (Experiment 2: one "
         "layer reused and trained at every stage)"
-        + (" and `shared_layer_frozen` (one layer trained at stage 1, then frozen)" if "shared_layer_frozen" in names else "")
+        + (
+            " and `shared_layer_frozen` (one layer trained at stage 1, then frozen)"
+            if "shared_layer_frozen" in names
+            else ""
+        )
         + " on A, F, BWT and FWT."
     )
     lines.append("")
@@ -1076,7 +1090,9 @@ def _section_rq2(results: dict[str, Any], names: list[str], metrics: list[str], 
                 lines.append(text)
         lines.append("")
     else:
-        lines.append("To separate 'shared' from 'keeps training', add `shared_layer_frozen` to the config's `strategies`.")
+        lines.append(
+            "To separate 'shared' from 'keeps training', add `shared_layer_frozen` to the config's `strategies`."
+        )
         lines.append("")
     compared = [n for n in (a, b, "shared_layer_frozen") if n in names]
     lines.append(f"Every metric ({_spread(results)}; higher is better for A, BWT, FWT, lower for F; "
@@ -1132,8 +1148,10 @@ def _transfer_hypothesis(transfer: dict[str, dict[str, Any] | None], metric: str
         verdict = "untested" if not c["decided"] else "supported" if c["winner"] == c["b"] else "not supported"
         verdicts[verdict].append(FIGURE_SHORT[fig])
     outcome = "; ".join(f"{v} on {' and '.join(figs)}" for v, figs in verdicts.items() if figs)
-    return (f"- Hypothesis 'a shared full layer enables better cross-task transfer': {'; '.join(parts)}. "
-            f"The hypothesis is {outcome}. _Rests on `cl.{metric}.fwt` and `cl.{metric}.bwt`._")
+    return (
+        f"- Hypothesis 'a shared full layer enables better cross-task transfer': {'; '.join(parts)}. "
+        f"The hypothesis is {outcome}. _Rests on `cl.{metric}.fwt` and `cl.{metric}.bwt`._"
+    )
 
 
 def _efficiency(results: dict[str, Any], name: str, metric: str) -> dict[str, Any] | None:
@@ -1294,7 +1312,9 @@ def _section_rq4(results: dict[str, Any], names: list[str], metrics: list[str], 
         bw = _cl(results, n, primary, "bwt")
         if _usable(f) and _usable(bw):
             if abs(_mean(f)) <= 1e-9 and abs(_mean(bw)) <= 1e-9:
-                lines.append(f"- {_code(n)}: F = BWT = 0, as designed (a finished task's components are never touched again).")
+                lines.append(
+                    f"- {_code(n)}: F = BWT = 0, as designed (a finished task's components are never touched again)."
+                )
             else:
                 lines.append(
                     f"- Check: {_code(n)} should not forget by design (its base is frozen and a finished task's "
@@ -1623,7 +1643,7 @@ def _plot_losses(results: dict[str, Any], names: list[str], path: Path) -> bool:
                 ax.plot(x, y, color=color, alpha=0.25, linewidth=0.8)
                 kernel = np.ones(window) / window
                 smooth = np.convolve(np.nan_to_num(y, nan=np.nanmean(y)), kernel, mode="valid")
-                ax.plot(x[window - 1:], smooth, color=color, linewidth=1.8, label=label + f" ({window}-step mean)")
+                ax.plot(x[window - 1 :], smooth, color=color, linewidth=1.8, label=label + f" ({window}-step mean)")
             else:
                 ax.plot(x, y, color=color, linewidth=1.6, marker="." if len(y) < 30 else None, label=label)
             if k > 0:
@@ -1694,8 +1714,13 @@ def console_summary(results: dict[str, Any]) -> str:
     rows += [[name] + [_mean_std(_cl(results, name, primary, figure)) for figure in figures] for name in names]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     table = ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join([f"{_metric_name(primary)} ({spread}; A = average after the last stage, F = forgetting, "
-                      "BWT = backward transfer):", *table])
+    return "\n".join(
+        [
+            f"{_metric_name(primary)} ({spread}; A = average after the last stage, F = forgetting, "
+            "BWT = backward transfer):",
+            *table,
+        ]
+    )
 
 
 def _mean_std(summary: dict[str, Any] | None) -> str:

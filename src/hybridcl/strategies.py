@@ -228,14 +228,25 @@ STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
         Sequential("task_specific", "Experiment 1: a LoRA adapter and a full layer per task", layer="per_task"),
-        Sequential("shared_layer", "Experiment 2: a LoRA adapter per task, one full layer trained at every stage",
-                   layer="shared"),
-        Sequential("shared_layer_frozen", "a LoRA adapter per task, one full layer trained at stage 1 and frozen after",
-                   layer="shared", train_layer_until=1),
+        Sequential(
+            "shared_layer",
+            "Experiment 2: a LoRA adapter per task, one full layer trained at every stage",
+            layer="shared",
+        ),
+        Sequential(
+            "shared_layer_frozen",
+            "a LoRA adapter per task, one full layer trained at stage 1 and frozen after",
+            layer="shared",
+            train_layer_until=1,
+        ),
         Sequential("lora_only", "a LoRA adapter per task, no full layer"),
         Sequential("layer_only", "a full layer per task, no LoRA", lora=False, layer="per_task"),
-        Sequential("full_finetune", "the whole base trains, task after task (classic forgetting baseline)",
-                   lora=False, base=True),
+        Sequential(
+            "full_finetune",
+            "the whole base trains, task after task (classic forgetting baseline)",
+            lora=False,
+            base=True,
+        ),
         Joint("joint", "multitask upper bound: one LoRA + one layer trained on all tasks at once"),
     )
 }

@@ -26,7 +26,6 @@ from hybridcl.faults import kill_point
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.strategies import Stage, Strategy
 
-
 CLEAR_REFS = "/proc/self/clear_refs"
 LOG_EVERY = 10  # optimizer steps between loss read-backs (each one waits for the GPU)
 
@@ -75,8 +74,11 @@ def make_accelerator(train: TrainConfig, cpu: bool | None = None) -> Accelerator
     """cpu=None: the GPU (CUDA or MPS) when there is one, else the CPU. On CUDA, float32 matmuls may use TF32."""
     # accelerate only sets up multi-process CPU runs (gloo) when told it is on the CPU.
     on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available()) if cpu is None else cpu
-    accelerator = Accelerator(cpu=on_cpu, mixed_precision=resolve_mixed_precision(train.mixed_precision),
-                              gradient_accumulation_steps=train.grad_accum_steps)
+    accelerator = Accelerator(
+        cpu=on_cpu,
+        mixed_precision=resolve_mixed_precision(train.mixed_precision),
+        gradient_accumulation_steps=train.grad_accum_steps,
+    )
     if accelerator.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -84,7 +86,7 @@ def make_accelerator(train: TrainConfig, cpu: bool | None = None) -> Accelerator
 
 
 def resolve_mixed_precision(setting: str) -> str:
-    """"auto" -> "bf16" on a CUDA GPU that supports it, else "no"; other settings as they are."""
+    """ "auto" -> "bf16" on a CUDA GPU that supports it, else "no"; other settings as they are."""
     if setting != "auto":
         return setting
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
@@ -94,13 +96,21 @@ def stage_loader(encoded: EncodedSet, pad_token_id: int, train: TrainConfig, acc
     """Length-grouped, shuffled batches of one stage, sharded over the processes. On CUDA the padding
     goes to a multiple of 8 (tensor-core shapes) and batches are pinned for asynchronous copies."""
     cuda = accelerator.device.type == "cuda"
-    return make_loader(encoded, train.batch_size, shuffle=True, seed=train.seed,
-                       collator=Seq2SeqCollator(pad_token_id, pad_to_multiple_of=8 if cuda else None),
-                       num_replicas=accelerator.num_processes, rank=accelerator.process_index, pin_memory=cuda)
+    return make_loader(
+        encoded,
+        train.batch_size,
+        shuffle=True,
+        seed=train.seed,
+        collator=Seq2SeqCollator(pad_token_id, pad_to_multiple_of=8 if cuda else None),
+        num_replicas=accelerator.num_processes,
+        rank=accelerator.process_index,
+        pin_memory=cuda,
+    )
 
 
-def train_stage(model: HybridModel, loader, train: TrainConfig, accelerator: Accelerator,
-                desc: str = "train") -> StageStats:
+def train_stage(
+    model: HybridModel, loader, train: TrainConfig, accelerator: Accelerator, desc: str = "train"
+) -> StageStats:
     """Train `model`'s trainable parameters for `train.epochs` over `loader`; returns the stage's figures.
 
     `loader` yields dicts with input_ids / attention_mask / labels and is already sharded per process
@@ -113,8 +123,9 @@ def train_stage(model: HybridModel, loader, train: TrainConfig, accelerator: Acc
     steps_per_epoch = math.ceil(len(loader) / train.grad_accum_steps)
     total_steps = steps_per_epoch * train.epochs
     device = accelerator.device
-    optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay,
-                                  fused=device.type in ("cuda", "cpu"))
+    optimizer = torch.optim.AdamW(
+        params, lr=train.lr, weight_decay=train.weight_decay, fused=device.type in ("cuda", "cpu")
+    )
     scheduler = get_linear_schedule_with_warmup(optimizer, int(train.warmup_ratio * total_steps), total_steps)
     wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     stats = StageStats(trainable_params=sum(p.numel() for p in params))
@@ -151,14 +162,16 @@ def train_stage(model: HybridModel, loader, train: TrainConfig, accelerator: Acc
                 if len(pending) == LOG_EVERY or stats.steps == total_steps:
                     stats.losses.extend(accelerator.reduce(torch.stack(pending), "mean").tolist())
                     pending = []
-                    bar.set_postfix(loss=f"{stats.losses[-1]:.3f}",
-                                    ex_s=f"{stats.examples / (time.perf_counter() - start):.1f}")
+                    bar.set_postfix(
+                        loss=f"{stats.losses[-1]:.3f}", ex_s=f"{stats.examples / (time.perf_counter() - start):.1f}"
+                    )
     if pending:  # a loader shorter than its declared length
         stats.losses.extend(accelerator.reduce(torch.stack(pending), "mean").tolist())
     bar.close()
     stats.wall_time_s = time.perf_counter() - start
-    totals = accelerator.reduce(torch.tensor([tokens, stats.examples, stats.target_tokens],
-                                             device=accelerator.device), "sum").tolist()
+    totals = accelerator.reduce(
+        torch.tensor([tokens, stats.examples, stats.target_tokens], device=accelerator.device), "sum"
+    ).tolist()
     tokens, stats.examples, stats.target_tokens = (int(v) for v in totals)
     stats.tokens_per_s = tokens / stats.wall_time_s if stats.wall_time_s else 0.0
     stats.peak_memory_kind, stats.peak_memory_bytes = peak_memory(accelerator.device)

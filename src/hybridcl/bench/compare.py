@@ -45,7 +45,14 @@ from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.strategies import get_strategy
 from hybridcl.train import (
-    make_accelerator, peak_memory, prepare_stage, reset_peak_memory, resolve_mixed_precision, stage_loader, train_stage)
+    make_accelerator,
+    peak_memory,
+    prepare_stage,
+    reset_peak_memory,
+    resolve_mixed_precision,
+    stage_loader,
+    train_stage,
+)
 
 STAND_IN = "models/stand-in-base"
 SHAPES = {
@@ -98,8 +105,13 @@ def load_workload(cfg: Config, device: torch.device) -> Workload:
     base, tokenizer = load_base(cfg.model)
     data = load_task_data(cfg.data, cfg.data.languages[0])
     encode = lambda records: encode_records(  # noqa: E731
-        records, tokenizer, direction=cfg.data.direction, cache_dir=cfg.data.cache_dir,
-        max_source_tokens=cfg.data.max_source_tokens, max_target_tokens=cfg.data.max_target_tokens)
+        records,
+        tokenizer,
+        direction=cfg.data.direction,
+        cache_dir=cfg.data.cache_dir,
+        max_source_tokens=cfg.data.max_source_tokens,
+        max_target_tokens=cfg.data.max_target_tokens,
+    )
     return Workload(cfg, device, base, tokenizer, encode(data.train), data.valid, encode(data.valid))
 
 
@@ -127,8 +139,9 @@ class ExampleCounter:
         self._handle.remove()
 
 
-def train_side(workload: Workload, side: str, encoded: EncodedSet, train: TrainConfig | None = None
-               ) -> tuple[dict, HybridModel]:
+def train_side(
+    workload: Workload, side: str, encoded: EncodedSet, train: TrainConfig | None = None
+) -> tuple[dict, HybridModel]:
     """One training stage on `encoded` with hybridcl's loop or Seq2SeqTrainer; figures and the trained model."""
     model = workload.fresh_model()
     counter = ExampleCounter(model)
@@ -146,9 +159,13 @@ def train_side(workload: Workload, side: str, encoded: EncodedSet, train: TrainC
     counter.close()
     _, figures["peak_memory_bytes"] = peak_memory(workload.device)
     target_tokens = int(encoded.target_ids.lengths.sum()) * train.epochs
-    figures.update(examples=counter.examples, source_tokens=counter.source_tokens, trainable_params=trainable,
-                   examples_per_s=counter.examples / figures["wall_time_s"],
-                   target_tokens_per_s=target_tokens / figures["wall_time_s"])
+    figures.update(
+        examples=counter.examples,
+        source_tokens=counter.source_tokens,
+        trainable_params=trainable,
+        examples_per_s=counter.examples / figures["wall_time_s"],
+        target_tokens_per_s=target_tokens / figures["wall_time_s"],
+    )
     model.freeze()
     return figures, model
 
@@ -163,18 +180,31 @@ def eval_side(workload: Workload, side: str, model: HybridModel) -> tuple[dict, 
     reset_peak_memory(workload.device)
     start = time.perf_counter()
     if side == "hybridcl":
-        predictions, _ = generate(model, workload.eval_set, workload.tokenizer, cfg.eval, workload.device,
-                                  desc="hybridcl eval", precision=resolve_mixed_precision(cfg.train.mixed_precision))
+        predictions, _ = generate(
+            model,
+            workload.eval_set,
+            workload.tokenizer,
+            cfg.eval,
+            workload.device,
+            desc="hybridcl eval",
+            precision=resolve_mixed_precision(cfg.train.mixed_precision),
+        )
     else:
-        predictions = predict_with_trainer(model.peft, workload.tokenizer, workload.eval_set, cfg.train,
-                                           cfg.eval, device=workload.device.type)
+        predictions = predict_with_trainer(
+            model.peft, workload.tokenizer, workload.eval_set, cfg.train, cfg.eval, device=workload.device.type
+        )
     generation_s = time.perf_counter() - start
     scores = score_predictions(predictions, references, workload.task, cfg.data.direction)
     wall = time.perf_counter() - start
     _, peak = peak_memory(workload.device)
-    return {"wall_time_s": wall, "generation_s": generation_s, "metrics_s": wall - generation_s,
-            "examples_per_s": len(predictions) / wall, "peak_memory_bytes": peak,
-            "scores": scores["corpus"]}, predictions
+    return {
+        "wall_time_s": wall,
+        "generation_s": generation_s,
+        "metrics_s": wall - generation_s,
+        "examples_per_s": len(predictions) / wall,
+        "peak_memory_bytes": peak,
+        "scores": scores["corpus"],
+    }, predictions
 
 
 # ------------------------------------------------------------------------------------------ run
@@ -236,29 +266,41 @@ def table(result: dict, header: str) -> str:
     rows.append(f"identical predictions: {result['eval']['identical_predictions']:.1%}")
     for row in result["scaling"]:
         ours, theirs = row["hybridcl"]["wall_time_s"], row["Seq2SeqTrainer"]["wall_time_s"]
-        rows.append(f"scaling n_train={row['n_train']:<6} hybridcl {ours:8.1f} s   Seq2SeqTrainer {theirs:8.1f} s"
-                    f"   {theirs / ours:5.2f}x")
+        rows.append(
+            f"scaling n_train={row['n_train']:<6} hybridcl {ours:8.1f} s   Seq2SeqTrainer {theirs:8.1f} s"
+            f"   {theirs / ours:5.2f}x"
+        )
     return "\n".join(rows)
 
 
 def machine(device: torch.device) -> dict:
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "device": device.type}
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device.type,
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hybridcl bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hybridcl bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shape", choices=list(SHAPES), default="tiny")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--n-train", type=int, default=1000, help="training examples of the side-by-side stage")
     parser.add_argument("--n-eval", type=int, default=200, help="evaluation examples")
-    parser.add_argument("--scaling", type=int, nargs="*", default=[1000, 2000, 4000, 8000],
-                        help="training sizes of the scaling runs (none: skip them)")
+    parser.add_argument(
+        "--scaling",
+        type=int,
+        nargs="*",
+        default=[1000, 2000, 4000, 8000],
+        help="training sizes of the scaling runs (none: skip them)",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     parser.add_argument("--out", default="benchmarks/results", help="folder of the JSON results")
     args = parser.parse_args(argv)
@@ -269,11 +311,20 @@ def main(argv: list[str] | None = None) -> int:
     workload = load_workload(cfg, device)
     started = datetime.now(timezone.utc)
     result = run_benchmark(workload, args.n_train, args.scaling)
-    header = (f"hybridcl vs Seq2SeqTrainer: {args.shape} shape on {device.type}, {workload.task}, "
-              f"{args.n_train} train x {cfg.train.epochs} epochs / {len(workload.eval_records)} eval examples")
-    report = {"shape": args.shape, "n_train": args.n_train, "n_eval": len(workload.eval_records),
-              "started": started.isoformat(timespec="seconds"), "machine": machine(device),
-              "versions": versions(), "config": json.loads(json.dumps(cfg.to_dict())), **result}
+    header = (
+        f"hybridcl vs Seq2SeqTrainer: {args.shape} shape on {device.type}, {workload.task}, "
+        f"{args.n_train} train x {cfg.train.epochs} epochs / {len(workload.eval_records)} eval examples"
+    )
+    report = {
+        "shape": args.shape,
+        "n_train": args.n_train,
+        "n_eval": len(workload.eval_records),
+        "started": started.isoformat(timespec="seconds"),
+        "machine": machine(device),
+        "versions": versions(),
+        "config": json.loads(json.dumps(cfg.to_dict())),
+        **result,
+    }
     path = Path(args.out) / f"{started.date().isoformat()}-{device.type}-{args.shape}.json"
     write_text(path, json.dumps(report, indent=1) + "\n")
     print(table(result, header))

@@ -33,14 +33,17 @@ def as_hf_dataset(encoded: EncodedSet):
     """The token ids as a `datasets.Dataset` with input_ids / labels columns, as `dataset.map(tokenize)` gives."""
     from datasets import Dataset
 
-    return Dataset.from_dict({
-        "input_ids": [encoded.source_ids[i].tolist() for i in range(len(encoded))],
-        "labels": [encoded.target_ids[i].tolist() for i in range(len(encoded))],
-    })
+    return Dataset.from_dict(
+        {
+            "input_ids": [encoded.source_ids[i].tolist() for i in range(len(encoded))],
+            "labels": [encoded.target_ids[i].tolist() for i in range(len(encoded))],
+        }
+    )
 
 
-def trainer_for(model, tokenizer, train: TrainConfig, *, device: str, output_dir: str,
-                train_dataset=None) -> Seq2SeqTrainer:
+def trainer_for(
+    model, tokenizer, train: TrainConfig, *, device: str, output_dir: str, train_dataset=None
+) -> Seq2SeqTrainer:
     bf16 = device == "cuda" and train.mixed_precision in ("auto", "bf16") and torch.cuda.is_bf16_supported()
     args = Seq2SeqTrainingArguments(
         output_dir=output_dir,
@@ -60,8 +63,13 @@ def trainer_for(model, tokenizer, train: TrainConfig, *, device: str, output_dir
         report_to=[],
         logging_strategy="no",
     )
-    return Seq2SeqTrainer(model=model, args=args, data_collator=DataCollatorForSeq2Seq(tokenizer),
-                          train_dataset=train_dataset, processing_class=tokenizer)
+    return Seq2SeqTrainer(
+        model=model,
+        args=args,
+        data_collator=DataCollatorForSeq2Seq(tokenizer),
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+    )
 
 
 def train_with_trainer(model, tokenizer, encoded: EncodedSet, train: TrainConfig, *, device: str) -> dict:
@@ -76,8 +84,9 @@ def train_with_trainer(model, tokenizer, encoded: EncodedSet, train: TrainConfig
     return {"wall_time_s": wall, "steps": trainer.state.global_step}
 
 
-def predict_with_trainer(model, tokenizer, encoded: EncodedSet, train: TrainConfig, settings: EvalConfig,
-                         *, device: str) -> list[str]:
+def predict_with_trainer(
+    model, tokenizer, encoded: EncodedSet, train: TrainConfig, settings: EvalConfig, *, device: str
+) -> list[str]:
     """Greedy predictions with `Seq2SeqTrainer.predict(predict_with_generate=True)`, decoded, at the
     trainer's default evaluation batch size (8)."""
     dataset = as_hf_dataset(encoded)

@@ -118,8 +118,9 @@ def source_target_texts(records: Sequence[Record], direction: str) -> tuple[list
     return (docstrings, codes) if direction == "generate" else (codes, docstrings)
 
 
-def encode_pairs(sources: list[str], targets: list[str], tokenizer, max_source_tokens: int,
-                 max_target_tokens: int) -> tuple[list[list[int]], list[list[int]]]:
+def encode_pairs(
+    sources: list[str], targets: list[str], tokenizer, max_source_tokens: int, max_target_tokens: int
+) -> tuple[list[list[int]], list[list[int]]]:
     """Token ids of (source, target) texts as the experiments feed them: the tokenizer's own special
     tokens, truncated to the caps, every target ending in EOS."""
     source_rows = _tokenize(tokenizer, sources, max_source_tokens)
@@ -341,6 +342,7 @@ class Seq2SeqCollator:
 
 def concat_encoded(sets: Sequence[EncodedSet]) -> EncodedSet:
     """One EncodedSet holding the examples of several, in order (e.g. the `joint` strategy's data)."""
+
     def join(parts: list[RaggedIds]) -> RaggedIds:
         starts = np.cumsum([0] + [int(p.offsets[-1]) for p in parts[:-1]])
         offsets = np.concatenate([[0]] + [p.offsets[1:] + start for p, start in zip(parts, starts)])

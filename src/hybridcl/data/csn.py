@@ -25,8 +25,15 @@ from hybridcl.data.schema import HUB_COLUMNS, SPLITS, DataError, Record, check_c
 from hybridcl.data.text import clean_docstring, strip_python_docstring
 
 SKIP_REASONS = (
-    "bad_json", "missing_field", "empty_code", "empty_docstring", "non_utf8", "wrong_language", "too_long",
-    "code_too_long", "duplicate",
+    "bad_json",
+    "missing_field",
+    "empty_code",
+    "empty_docstring",
+    "non_utf8",
+    "wrong_language",
+    "too_long",
+    "code_too_long",
+    "duplicate",
 )
 SPLIT_NAMES = {"pretrain": "pretrain", "train": "train", "valid": "valid", "validation": "valid", "test": "test"}
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
@@ -207,8 +214,16 @@ class SplitSample:
     skips: Counter  # unreadable lines and examined rows that were skipped, by reason
 
 
-def sample_split(rows: list[dict], unreadable: Counter, n: int, seed: int, language: str, max_record_chars: int,
-                 exclude: set[str] = frozenset(), max_code_chars: int = 0) -> SplitSample:
+def sample_split(
+    rows: list[dict],
+    unreadable: Counter,
+    n: int,
+    seed: int,
+    language: str,
+    max_record_chars: int,
+    exclude: set[str] = frozenset(),
+    max_code_chars: int = 0,
+) -> SplitSample:
     """Up to `n` valid, distinct records: rows are ranked by a hash of their content and the seed (the
     same order on every machine, whatever the files' order) and validated in that order until `n` pass.
 
@@ -267,8 +282,10 @@ def load_task_data(cfg: DataConfig, language: str) -> TaskData:
     counts, skips = {}, {}
     for split, sample in (("train", train), ("valid", valid)):
         if not sample.records:
-            raise DataError(f"{language} {split} split has no usable records ({split_location(cfg, language, split)}: "
-                            f"{sample.read} read, all skipped{format_skips(sample.skips, ': ')})")
+            raise DataError(
+                f"{language} {split} split has no usable records ({split_location(cfg, language, split)}: "
+                f"{sample.read} read, all skipped{format_skips(sample.skips, ': ')})"
+            )
         counts.update({f"{split}_read": sample.read, f"{split}_examined": sample.examined, split: len(sample.records)})
         skips[split] = sample.skips
     return TaskData(language, train.records, valid.records, skips, counts)
@@ -279,19 +296,36 @@ SAMPLE_CACHE_VERSION = 1
 
 def _cached_sample(cfg: DataConfig, language: str, split: str, n: int, exclude: set[str]) -> SplitSample:
     source = hub.hub_root(cfg) if cfg.source == "hub" else _local_fingerprint(cfg.source, language, split)
-    identity = json.dumps([SAMPLE_CACHE_VERSION, source, language, split, n, cfg.sample_seed, cfg.max_record_chars,
-                           cfg.max_code_chars, hashlib.sha1("\n".join(sorted(exclude)).encode()).hexdigest()])
+    identity = json.dumps(
+        [
+            SAMPLE_CACHE_VERSION,
+            source,
+            language,
+            split,
+            n,
+            cfg.sample_seed,
+            cfg.max_record_chars,
+            cfg.max_code_chars,
+            hashlib.sha1("\n".join(sorted(exclude)).encode()).hexdigest(),
+        ]
+    )
     path = Path(cfg.cache_dir, "samples", hashlib.sha1(identity.encode()).hexdigest() + ".json.gz")
     if path.is_file():
         with gzip.open(path, "rt", encoding="utf-8") as file:
             saved = json.load(file)
-        return SplitSample([Record(**fields) for fields in saved["records"]], saved["read"], saved["examined"],
-                           Counter(saved["skips"]))
+        return SplitSample(
+            [Record(**fields) for fields in saved["records"]], saved["read"], saved["examined"], Counter(saved["skips"])
+        )
     rows, unreadable = read_split(cfg, language, split)
-    sample = sample_split(rows, unreadable, n, cfg.sample_seed, language, cfg.max_record_chars, exclude,
-                          cfg.max_code_chars)
-    saved = {"records": [asdict(r) for r in sample.records], "read": sample.read, "examined": sample.examined,
-             "skips": dict(sample.skips)}
+    sample = sample_split(
+        rows, unreadable, n, cfg.sample_seed, language, cfg.max_record_chars, exclude, cfg.max_code_chars
+    )
+    saved = {
+        "records": [asdict(r) for r in sample.records],
+        "read": sample.read,
+        "examined": sample.examined,
+        "skips": dict(sample.skips),
+    }
     with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as file:
         json.dump(saved, file)
     return sample

@@ -23,8 +23,15 @@ from hybridcl.config import DataConfig
 from hybridcl.data.schema import HUB_COLUMNS, DataError, Record
 
 HUB_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
-COLUMNS = ("repository_name", "func_path_in_repository", "func_name", "language", "func_code_string",
-           "func_documentation_string", "func_code_url")
+COLUMNS = (
+    "repository_name",
+    "func_path_in_repository",
+    "func_name",
+    "language",
+    "func_code_string",
+    "func_documentation_string",
+    "func_code_url",
+)
 REQUIRED_COLUMNS = ("func_code_string", "func_documentation_string")
 OFFLINE_HINT = (
     "offline alternatives: a local replica of the layout with `--set data.hub_root=DIR`, "
@@ -51,8 +58,10 @@ def split_files(root: str, language: str, split: str) -> list[str]:
             raise DataError(f"cannot list {root} ({language} {split}): {error}; {OFFLINE_HINT}") from None
         if found:
             return [fs.unstrip_protocol(path) for path in found]
-    raise DataError(f"no {language} {split} split under {root}: expected {language}/{folder}/*.parquet "
-                    f"(or {language}/partial-{folder}/*.parquet)")
+    raise DataError(
+        f"no {language} {split} split under {root}: expected {language}/{folder}/*.parquet "
+        f"(or {language}/partial-{folder}/*.parquet)"
+    )
 
 
 def read_rows(files: list[str], language: str, split: str) -> list[dict]:
@@ -78,8 +87,9 @@ def _file_rows(path: str, language: str, split: str) -> list[dict]:
         raise DataError(f"{where}: not a readable parquet file ({error})") from None
 
 
-def write_replica(records_by_split: dict[str, list[Record]], out_dir: str | Path, language: str,
-                  shards: int = 3) -> list[Path]:
+def write_replica(
+    records_by_split: dict[str, list[Record]], out_dir: str | Path, language: str, shards: int = 3
+) -> list[Path]:
     """Write `records_by_split` ("train"/"valid"/"test") in the conversion's layout and column names,
     each split in `shards` parquet files; returns the files written."""
     import pyarrow as pa
@@ -92,7 +102,7 @@ def write_replica(records_by_split: dict[str, list[Record]], out_dir: str | Path
         folder.mkdir(parents=True, exist_ok=True)
         size = -(-len(records) // shards)
         for shard in range(shards):
-            chunk = records[shard * size:(shard + 1) * size]
+            chunk = records[shard * size : (shard + 1) * size]
             rows = [{to_hub[key]: value for key, value in _hub_fields(record, split).items()} for record in chunk]
             path = folder / f"{shard:04d}.parquet"
             pq.write_table(pa.Table.from_pylist(rows, schema=_hub_schema()), path)
@@ -102,10 +112,17 @@ def write_replica(records_by_split: dict[str, list[Record]], out_dir: str | Path
 
 def _hub_fields(record: Record, split: str) -> dict:
     return {
-        "repo": record.repo, "path": record.path, "func_name": record.func_name, "original_string": record.code,
-        "language": record.language, "code": record.code, "code_tokens": record.code.split(),
-        "docstring": record.docstring, "docstring_tokens": record.docstring.split(),
-        "partition": HUB_SPLITS[split], "url": record.url,
+        "repo": record.repo,
+        "path": record.path,
+        "func_name": record.func_name,
+        "original_string": record.code,
+        "language": record.language,
+        "code": record.code,
+        "code_tokens": record.code.split(),
+        "docstring": record.docstring,
+        "docstring_tokens": record.docstring.split(),
+        "partition": HUB_SPLITS[split],
+        "url": record.url,
     }
 
 

@@ -110,7 +110,7 @@ def _leading_whitespace(line: str) -> str:
 
 def _dedent(text: str, indent: str) -> str:
     """Remove `indent` from every line that starts with it (a block's first line starts at its code)."""
-    return "\n".join(line[len(indent):] if line.startswith(indent) else line for line in text.split("\n"))
+    return "\n".join(line[len(indent) :] if line.startswith(indent) else line for line in text.split("\n"))
 
 
 # ------------------------------------------------------------------------------------------ python
@@ -152,7 +152,7 @@ def _python_definitions(node: ast.AST, prefix: str = "") -> Iterable[tuple[ast.A
 
 def _python_function(node: ast.FunctionDef, name: str, lines: list[str]) -> MinedFunction:
     first = lines[node.lineno - 1]
-    segment = "\n".join([first[node.col_offset:]] + lines[node.lineno : node.end_lineno])
+    segment = "\n".join([first[node.col_offset :]] + lines[node.lineno : node.end_lineno])
     original = _dedent(segment, _leading_whitespace(first))
     docstring = ast.get_docstring(node, clean=False)
     if docstring is None:
@@ -498,9 +498,20 @@ def install_npm_packages(cache_dir: str | Path, packages: list[str]) -> Path:
     prefix.mkdir(parents=True)
     print(f"installing {len(packages)} npm packages and their dependencies into {prefix} ...", flush=True)
     command = [
-        "npm", "install", "--prefix", str(prefix), "--cache", str(cache_dir / "npm-cache"),
-        "--no-audit", "--no-fund", "--ignore-scripts", "--no-package-lock", "--legacy-peer-deps",
-        f"--before={NPM_BEFORE}", "--loglevel=error", *packages,
+        "npm",
+        "install",
+        "--prefix",
+        str(prefix),
+        "--cache",
+        str(cache_dir / "npm-cache"),
+        "--no-audit",
+        "--no-fund",
+        "--ignore-scripts",
+        "--no-package-lock",
+        "--legacy-peer-deps",
+        f"--before={NPM_BEFORE}",
+        "--loglevel=error",
+        *packages,
     ]
     hint = "pass --source PATH to mine local JavaScript trees instead"
     try:
@@ -567,8 +578,10 @@ def _build_language(language: str, sources: list[Source], seed: int) -> tuple[di
     files = [file for source in sources for file in discover_files(source, language, skipped)]
     records, skipped["duplicate"] = deduplicate(mine_files(files, skipped, desc=f"mining {language}"))
     if not records:
-        raise DataError(f"no {language} functions with a docstring of >= {MIN_DOCSTRING_WORDS} words in "
-                        f"{[str(source.root) for source in sources]}")
+        raise DataError(
+            f"no {language} functions with a docstring of >= {MIN_DOCSTRING_WORDS} words in "
+            f"{[str(source.root) for source in sources]}"
+        )
     packages = sorted({record.repo for record in records})
     by_split = _assign_splits(records, seed)
     empty = [pool for pool, rows in by_split.items() if not rows]
@@ -578,7 +591,9 @@ def _build_language(language: str, sources: list[Source], seed: int) -> tuple[di
         "sources": [str(source.root) for source in sources],
         "files_mined": len(files),
         "packages": len(packages),
-        "splits": {split: {"pairs": len(rows), "packages": len({row.repo for row in rows})} for split, rows in by_split.items()},
+        "splits": {
+            split: {"pairs": len(rows), "packages": len({row.repo for row in rows})} for split, rows in by_split.items()
+        },
         "skipped_files": {reason: n for reason, n in sorted(skipped.items()) if reason not in FUNCTION_REASONS},
         "skipped_functions": {reason: n for reason, n in sorted(skipped.items()) if reason in FUNCTION_REASONS},
     }
@@ -586,9 +601,13 @@ def _build_language(language: str, sources: list[Source], seed: int) -> tuple[di
 
 def _warn_empty_pools(language: str, pairs: int, packages: list[str], empty: list[str], sources: list[Source]) -> None:
     shown = ", ".join(map(repr, packages[:5])) + (", ..." if len(packages) > 5 else "")
-    print(f"warning: {language}: pool(s) {', '.join(empty)} are empty: the {pairs} pairs come from {len(packages)} "
-          f"package(s) ({shown}) in {', '.join(str(source.root) for source in sources)}, and each package goes "
-          "to one pool: give a tree with more packages", file=sys.stderr, flush=True)
+    print(
+        f"warning: {language}: pool(s) {', '.join(empty)} are empty: the {pairs} pairs come from {len(packages)} "
+        f"package(s) ({shown}) in {', '.join(str(source.root) for source in sources)}, and each package goes "
+        "to one pool: give a tree with more packages",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _assign_splits(records: list[Record], seed: int) -> dict[str, list[Record]]:

@@ -26,14 +26,27 @@ def check_corpus_layout(folder: str | Path) -> None:
     except (OSError, ValueError, AttributeError):
         layout = None
     if layout != CORPUS_LAYOUT:
-        raise DataError(f"{folder} is a corpus of an older layout ({layout}; this hybridcl reads {CORPUS_LAYOUT}: "
-                        f"pools {', '.join(POOLS)}, by package-name hash); rebuild it: `rm -r {folder}` and "
-                        f"`hybridcl corpus build --out {folder}` (a config with offline.build rebuilds it on first use)")
+        raise DataError(
+            f"{folder} is a corpus of an older layout ({layout}; this hybridcl reads {CORPUS_LAYOUT}: "
+            f"pools {', '.join(POOLS)}, by package-name hash); rebuild it: `rm -r {folder}` and "
+            f"`hybridcl corpus build --out {folder}` (a config with offline.build rebuilds it on first use)"
+        )
+
 
 # The original CodeSearchNet jsonl fields, in their published order.
 CSN_FIELDS = (
-    "repo", "path", "func_name", "original_string", "language", "code", "code_tokens",
-    "docstring", "docstring_tokens", "sha", "url", "partition",
+    "repo",
+    "path",
+    "func_name",
+    "original_string",
+    "language",
+    "code",
+    "code_tokens",
+    "docstring",
+    "docstring_tokens",
+    "sha",
+    "url",
+    "partition",
 )
 
 # The Hugging Face `code_search_net` dataset's column names -> the original schema's.

@@ -49,7 +49,9 @@ def strip_python_docstring(code: str) -> str:
     if function is None or not function.body:
         return code
     first = function.body[0]
-    if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
+    if not (
+        isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+    ):
         return code
     if first.lineno == function.lineno:  # `def f(): "doc"; ...` on one line: leave it whole
         return code

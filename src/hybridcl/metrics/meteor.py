@@ -75,8 +75,7 @@ def require_wordnet() -> None:
             raise LookupError("WordNet has no synsets for 'dog'")
     except (LookupError, OSError) as err:
         raise WordNetMissingError(
-            f"METEOR needs NLTK's WordNet corpus, and the installed copy does not load ({err}); "
-            f"re-{INSTALL_HINT}."
+            f"METEOR needs NLTK's WordNet corpus, and the installed copy does not load ({err}); re-{INSTALL_HINT}."
         ) from err
 
 

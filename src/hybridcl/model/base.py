@@ -142,7 +142,10 @@ def _pretrained(source: str, where: str, *, is_dir: bool, local_only: bool):
         missing = [f for f in ("config.json",) if not (Path(source) / f).is_file()]
         if missing:
             raise ModelError(f"{where}: missing {', '.join(missing)}; not a save_pretrained directory. {OFFLINE_HINT}")
-        if not any(Path(source).glob("*.safetensors")) and not (Path(source) / "model.safetensors.index.json").is_file():
+        if (
+            not any(Path(source).glob("*.safetensors"))
+            and not (Path(source) / "model.safetensors.index.json").is_file()
+        ):
             raise ModelError(
                 f"{where}: no model.safetensors (only safetensors weights are read, never pickled .bin files). {OFFLINE_HINT}"
             )
@@ -171,15 +174,20 @@ def _random_init(name: str, source: str, *, is_dir: bool, local_only: bool, seed
         try:
             config = AutoConfig.from_pretrained(source, trust_remote_code=False, local_files_only=True)
         except Exception as error:
-            raise ModelError(f"directory {source}: cannot read config.json ({_first_line(error)}). {OFFLINE_HINT}") from error
+            raise ModelError(
+                f"directory {source}: cannot read config.json ({_first_line(error)}). {OFFLINE_HINT}"
+            ) from error
     elif name == CODET5_SMALL_NAME:
         config = codet5_small_config()
     else:
         try:
             config = AutoConfig.from_pretrained(source, trust_remote_code=False, local_files_only=local_only)
         except Exception as error:
-            logger.warning("random_init: cannot fetch the config of %r (%s); using codet5-small's architecture",
-                           name, _first_line(error))
+            logger.warning(
+                "random_init: cannot fetch the config of %r (%s); using codet5-small's architecture",
+                name,
+                _first_line(error),
+            )
             config = codet5_small_config()
     try:
         with torch.random.fork_rng(devices=[]):
@@ -201,8 +209,9 @@ def _tokenizer_override(name: str, model: PreTrainedModel) -> PreTrainedTokenize
     local = Path(name).expanduser()
     local_only = local.is_dir() or _hub_unavailable() is not None
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(local) if local.is_dir() else name, trust_remote_code=False,
-                                                  local_files_only=local_only)
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(local) if local.is_dir() else name, trust_remote_code=False, local_files_only=local_only
+        )
     except Exception as error:
         raise ModelError(f"cannot load the tokenizer {name!r} (model.tokenizer): {_first_line(error)}") from error
     vocab = model.get_input_embeddings().num_embeddings
@@ -221,7 +230,9 @@ def _offline_env() -> bool:
     from huggingface_hub import constants
 
     flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
-    return any(str(flag).strip().upper() in {"1", "ON", "YES", "TRUE"} for flag in flags) or bool(constants.HF_HUB_OFFLINE)
+    return any(str(flag).strip().upper() in {"1", "ON", "YES", "TRUE"} for flag in flags) or bool(
+        constants.HF_HUB_OFFLINE
+    )
 
 
 def _hub_unavailable() -> str | None:

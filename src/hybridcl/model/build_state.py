@@ -59,8 +59,10 @@ class BuildState:
         differ = [key for key in keys if saved.get(key) != self.identity.get(key)]
         if differ:
             changes = ", ".join(f"{key}: {saved.get(key)!r} -> {self.identity.get(key)!r}" for key in differ)
-            raise DataError(f"{self.folder} holds an unfinished build with other settings ({changes}); "
-                            f"build with those settings to continue it, or delete {self.folder} to start over")
+            raise DataError(
+                f"{self.folder} holds an unfinished build with other settings ({changes}); "
+                f"build with those settings to continue it, or delete {self.folder} to start over"
+            )
 
     def _load_progress(self) -> None:
         if not (self.folder / STATE).is_file():
@@ -106,8 +108,15 @@ class BuildState:
                     tensors[f"optimizer.{index}.{key}"] = value.detach().contiguous()
                 else:
                     scalars.setdefault(str(index), {})[key] = value
-        progress = {"step": self.step, "tokens": self.tokens, "losses": self.losses, "train_s": self.train_s,
-                    "tokenizer_s": self.tokenizer_s, "resumed": self.resumed, "optimizer": scalars}
+        progress = {
+            "step": self.step,
+            "tokens": self.tokens,
+            "losses": self.losses,
+            "train_s": self.train_s,
+            "tokenizer_s": self.tokenizer_s,
+            "resumed": self.resumed,
+            "optimizer": scalars,
+        }
         with atomic_path(self.folder / STATE) as tmp:
             save_file(tensors, str(tmp), metadata={"progress": json.dumps(progress)})
 

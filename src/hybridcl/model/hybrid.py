@@ -105,8 +105,10 @@ def check_target_modules(model: nn.Module, target_modules: Iterable[str]) -> Non
     missing = [t for t in target_modules if not any(n == t or n.endswith(f".{t}") for n in names)]
     if missing:
         linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)})
-        raise ConfigError(f"lora.target_modules entries {missing} match no module of the base model; "
-                          f"its Linear layers, which LoRA can target: {', '.join(linear)}")
+        raise ConfigError(
+            f"lora.target_modules entries {missing} match no module of the base model; "
+            f"its Linear layers, which LoRA can target: {', '.join(linear)}"
+        )
 
 
 @contextlib.contextmanager
@@ -440,7 +442,9 @@ class HybridModel(nn.Module):
         expected_keys = set(self.lora_state(name))
         if set(state) != expected_keys:
             missing, extra = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
-            raise ValueError(f"{source}: adapter weights do not fit: missing {missing[:3]}..., unexpected {extra[:3]}...")
+            raise ValueError(
+                f"{source}: adapter weights do not fit: missing {missing[:3]}..., unexpected {extra[:3]}..."
+            )
         with self._keeping_state():
             set_peft_model_state_dict(self.peft, state, adapter_name=name)
 

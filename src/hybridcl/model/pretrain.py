@@ -61,15 +61,51 @@ OBJECTIVES = ("span", "generate", "summarize")
 # are the experiments' (configs/local.yaml: 64 docstring, 128 code tokens); span corruption inputs are at
 # most `max_target_tokens` long.
 SIZES: dict[str, dict] = {
-    "micro": dict(vocab_size=1000, d_model=64, d_kv=16, d_ff=256, num_layers=2, num_heads=4, batch_size=8,
-                  lr=1e-2, warmup_steps=10, steps=60, max_source_tokens=32, max_target_tokens=64,
-                  max_code_chars=400),
-    "tiny": dict(vocab_size=8000, d_model=256, d_kv=64, d_ff=1024, num_layers=3, num_heads=4, batch_size=16,
-                 lr=1e-2, warmup_steps=200, steps=4500, max_source_tokens=64, max_target_tokens=128,
-                 max_code_chars=600),
-    "small": dict(vocab_size=16000, d_model=384, d_kv=64, d_ff=1536, num_layers=4, num_heads=6, batch_size=16,
-                  lr=1e-2, warmup_steps=200, steps=4000, max_source_tokens=64, max_target_tokens=128,
-                  max_code_chars=600),
+    "micro": dict(
+        vocab_size=1000,
+        d_model=64,
+        d_kv=16,
+        d_ff=256,
+        num_layers=2,
+        num_heads=4,
+        batch_size=8,
+        lr=1e-2,
+        warmup_steps=10,
+        steps=60,
+        max_source_tokens=32,
+        max_target_tokens=64,
+        max_code_chars=400,
+    ),
+    "tiny": dict(
+        vocab_size=8000,
+        d_model=256,
+        d_kv=64,
+        d_ff=1024,
+        num_layers=3,
+        num_heads=4,
+        batch_size=16,
+        lr=1e-2,
+        warmup_steps=200,
+        steps=4500,
+        max_source_tokens=64,
+        max_target_tokens=128,
+        max_code_chars=600,
+    ),
+    "small": dict(
+        vocab_size=16000,
+        d_model=384,
+        d_kv=64,
+        d_ff=1536,
+        num_layers=4,
+        num_heads=6,
+        batch_size=16,
+        lr=1e-2,
+        warmup_steps=200,
+        steps=4000,
+        max_source_tokens=64,
+        max_target_tokens=128,
+        max_code_chars=600,
+    ),
 }
 ARCHITECTURE_KEYS = ("d_model", "d_kv", "d_ff", "num_layers", "num_heads")
 BUILD_INFO = "build_info.json"
@@ -154,7 +190,11 @@ def wrap_tokenizer(backend_json: str):
 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer.from_str(backend_json),
-        pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK, mask_token=MASK,
+        pad_token=PAD,
+        bos_token=BOS,
+        eos_token=EOS,
+        unk_token=UNK,
+        mask_token=MASK,
         extra_special_tokens=list(SENTINELS),
         clean_up_tokenization_spaces=False,
         model_max_length=512,
@@ -172,8 +212,12 @@ def sentinel_ids(tokenizer) -> list[int]:
 # -------------------------------------------------------------------------------- span corruption
 
 
-def random_spans_noise_mask(length: int, rng: np.random.Generator, noise_density: float = NOISE_DENSITY,
-                            mean_span_length: float = MEAN_SPAN_LENGTH) -> np.ndarray:
+def random_spans_noise_mask(
+    length: int,
+    rng: np.random.Generator,
+    noise_density: float = NOISE_DENSITY,
+    mean_span_length: float = MEAN_SPAN_LENGTH,
+) -> np.ndarray:
     """T5's `random_spans_noise_mask`: a boolean mask of `length` with round(length * density) noise tokens
     in about `noise / mean_span_length` spans; spans alternate non-noise, noise, ... (ending on noise)."""
     if length < 2:
@@ -195,9 +239,13 @@ def random_spans_noise_mask(length: int, rng: np.random.Generator, noise_density
     return is_noise
 
 
-def span_corrupt(tokens: Sequence[int], sentinels: Sequence[int], rng: np.random.Generator,
-                 noise_density: float = NOISE_DENSITY, mean_span_length: float = MEAN_SPAN_LENGTH
-                 ) -> tuple[list[int], list[int]]:
+def span_corrupt(
+    tokens: Sequence[int],
+    sentinels: Sequence[int],
+    rng: np.random.Generator,
+    noise_density: float = NOISE_DENSITY,
+    mean_span_length: float = MEAN_SPAN_LENGTH,
+) -> tuple[list[int], list[int]]:
     """(inputs, targets) for T5's span corruption of `tokens` (no `</s>` added; callers append it).
 
     Each noise span is replaced in `inputs` by the next sentinel (`sentinels[0]`, `sentinels[1]`, ...);
@@ -239,16 +287,18 @@ def reconstruct(inputs: Sequence[int], targets: Sequence[int], sentinels: Sequen
     return out
 
 
-def corrupted_lengths(raw_length: int, noise_density: float = NOISE_DENSITY,
-                      mean_span_length: float = MEAN_SPAN_LENGTH) -> tuple[int, int]:
+def corrupted_lengths(
+    raw_length: int, noise_density: float = NOISE_DENSITY, mean_span_length: float = MEAN_SPAN_LENGTH
+) -> tuple[int, int]:
     """(inputs, targets) lengths, each with `</s>`, of a span-corrupted chunk of `raw_length` tokens."""
     num_noise = min(max(int(round(raw_length * noise_density)), 1), raw_length - 1)
     num_spans = max(int(round(min(num_noise, raw_length - num_noise) / mean_span_length)), 1)
     return raw_length - num_noise + num_spans + 1, num_noise + num_spans + 1
 
 
-def raw_length_for(max_inputs: int, noise_density: float = NOISE_DENSITY,
-                   mean_span_length: float = MEAN_SPAN_LENGTH) -> int:
+def raw_length_for(
+    max_inputs: int, noise_density: float = NOISE_DENSITY, mean_span_length: float = MEAN_SPAN_LENGTH
+) -> int:
     """The longest chunk whose corrupted input (with `</s>`) has at most `max_inputs` tokens."""
     length = max_inputs
     while corrupted_lengths(length + 1, noise_density, mean_span_length)[0] <= max_inputs:
@@ -274,10 +324,28 @@ class PretrainingStream:
         texts = [r.docstring + "\n" + r.code for r in records]
         encoded = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
         self.span_tokens = [e.ids[:span_length] for e in encoded]
-        self.generate = list(zip(*encode_pairs([f"generate {r.language}: {r.docstring}" for r in records],
-                                               [r.code for r in records], tokenizer, source_cap, target_cap)))
-        self.summarize = list(zip(*encode_pairs([f"summarize {r.language}: {r.code}" for r in records],
-                                                [r.docstring for r in records], tokenizer, target_cap, source_cap)))
+        self.generate = list(
+            zip(
+                *encode_pairs(
+                    [f"generate {r.language}: {r.docstring}" for r in records],
+                    [r.code for r in records],
+                    tokenizer,
+                    source_cap,
+                    target_cap,
+                )
+            )
+        )
+        self.summarize = list(
+            zip(
+                *encode_pairs(
+                    [f"summarize {r.language}: {r.code}" for r in records],
+                    [r.docstring for r in records],
+                    tokenizer,
+                    target_cap,
+                    source_cap,
+                )
+            )
+        )
         self._order: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -322,13 +390,18 @@ def stand_in_config(size: str, vocab_size: int, dropout_rate: float = 0.1):
 
     spec = SIZES[size]
     config = codet5_small_config()
-    for key, value in dict(vocab_size=vocab_size, d_model=spec["d_model"], d_kv=spec["d_kv"], d_ff=spec["d_ff"],
-                           num_layers=spec["num_layers"], num_decoder_layers=spec["num_layers"],
-                           num_heads=spec["num_heads"], dropout_rate=dropout_rate).items():
+    for key, value in dict(
+        vocab_size=vocab_size,
+        d_model=spec["d_model"],
+        d_kv=spec["d_kv"],
+        d_ff=spec["d_ff"],
+        num_layers=spec["num_layers"],
+        num_decoder_layers=spec["num_layers"],
+        num_heads=spec["num_heads"],
+        dropout_rate=dropout_rate,
+    ).items():
         setattr(config, key, value)
     return config
-
-
 
 
 # ------------------------------------------------------------------------------------------ build
@@ -338,8 +411,14 @@ def build_settings(size: str, steps: int | None = None, seed: int = 0) -> dict:
     """Everything a build's result depends on besides the corpus (recorded in build_info.json)."""
     if size not in SIZES:
         raise DataError(f"unknown stand-in size {size!r}; choose from {list(SIZES)}")
-    settings = dict(SIZES[size], size=size, seed=int(seed), objectives=list(OBJECTIVES),
-                    noise_density=NOISE_DENSITY, mean_span_length=MEAN_SPAN_LENGTH)
+    settings = dict(
+        SIZES[size],
+        size=size,
+        seed=int(seed),
+        objectives=list(OBJECTIVES),
+        noise_density=NOISE_DENSITY,
+        mean_span_length=MEAN_SPAN_LENGTH,
+    )
     if steps is not None:
         settings["steps"] = int(steps)
     if settings["steps"] < 1:
@@ -347,8 +426,16 @@ def build_settings(size: str, steps: int | None = None, seed: int = 0) -> dict:
     return settings
 
 
-def build_stand_in_base(corpus_dir: str | Path, out_dir: str | Path, size: str = "tiny", steps: int | None = None,
-                        seed: int = 0, *, snapshots: Sequence[int] = (), progress: bool = True) -> dict:
+def build_stand_in_base(
+    corpus_dir: str | Path,
+    out_dir: str | Path,
+    size: str = "tiny",
+    steps: int | None = None,
+    seed: int = 0,
+    *,
+    snapshots: Sequence[int] = (),
+    progress: bool = True,
+) -> dict:
     """Build the stand-in base from `corpus_dir` into `out_dir`, continuing a killed build of the same
     settings; returns the build info (also in build_info.json). `snapshots`: steps at which a complete
     base is also saved, to `<out_dir>-step<N>` (the budget curve)."""
@@ -422,17 +509,33 @@ def _optimizer(model, settings: dict):
 
     # Adafactor scales each update by its parameter's RMS: T5's tied embedding starts at std 1 while the
     # other weights have std ~d_model**-0.5, so AdamW's one absolute step trains the embedding ~16x too slowly.
-    return Adafactor(model.parameters(), lr=settings["lr"], scale_parameter=True, relative_step=False,
-                     warmup_init=False)
+    return Adafactor(
+        model.parameters(), lr=settings["lr"], scale_parameter=True, relative_step=False, warmup_init=False
+    )
 
 
-def _train(model, optimizer, stream: PretrainingStream, state: build_state.BuildState, settings: dict,
-           pad_id: int, snapshot_at: dict[int, Path], save, progress: bool) -> None:
+def _train(
+    model,
+    optimizer,
+    stream: PretrainingStream,
+    state: build_state.BuildState,
+    settings: dict,
+    pad_id: int,
+    snapshot_at: dict[int, Path],
+    save,
+    progress: bool,
+) -> None:
     from tqdm.auto import tqdm
 
     steps, batch_size = settings["steps"], settings["batch_size"]
-    bar = tqdm(total=steps, initial=state.step, desc=f"pre-training {settings['size']} stand-in", unit="step",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=steps,
+        initial=state.step,
+        desc=f"pre-training {settings['size']} stand-in",
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     last_save = time.perf_counter()
     while state.step < steps:
         began = time.perf_counter()
@@ -473,9 +576,12 @@ def _build_info(model, state: build_state.BuildState, settings: dict, corpus: di
         "loss_end": float(np.mean(losses[-window:])),
         "loss_curve": _curve(losses),
         "corpus": corpus,
-        "time_s": {"tokenizer": round(state.tokenizer_s, 2), "pretrain": round(state.train_s, 2),
-                   "per_step": round(state.train_s / max(1, state.step), 4),
-                   "total": round(state.tokenizer_s + state.train_s, 2)},
+        "time_s": {
+            "tokenizer": round(state.tokenizer_s, 2),
+            "pretrain": round(state.train_s, 2),
+            "per_step": round(state.train_s / max(1, state.step), 4),
+            "total": round(state.tokenizer_s + state.train_s, 2),
+        },
         "resumed": state.resumed,
         "threads": torch.get_num_threads(),
         "versions": versions(),
@@ -486,7 +592,9 @@ def build_command(settings: dict) -> str:
     """The command that rebuilds a base with these settings (from a corpus at data/corpus)."""
     default = SIZES[settings["size"]]["steps"]
     steps = "" if settings["steps"] == default else f" --steps {settings['steps']}"
-    return f"hybridcl base build --corpus data/corpus --out OUT --size {settings['size']}{steps} --seed {settings['seed']}"
+    return (
+        f"hybridcl base build --corpus data/corpus --out OUT --size {settings['size']}{steps} --seed {settings['seed']}"
+    )
 
 
 def _tokenizer_texts(records: Sequence[Record]) -> Iterable[str]:
@@ -498,8 +606,10 @@ def _tokenizer_texts(records: Sequence[Record]) -> Iterable[str]:
 def _curve(losses: Sequence[float], points: int = 20) -> list[dict]:
     """Mean loss over `points` consecutive equal slices of the run."""
     edges = np.linspace(0, len(losses), min(points, len(losses)) + 1).astype(int)
-    return [{"steps": [int(a) + 1, int(b)], "loss": round(float(np.mean(losses[a:b])), 4)}
-            for a, b in zip(edges[:-1], edges[1:])]
+    return [
+        {"steps": [int(a) + 1, int(b)], "loss": round(float(np.mean(losses[a:b])), 4)}
+        for a, b in zip(edges[:-1], edges[1:])
+    ]
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -514,6 +624,7 @@ def _check_out_dir(out_dir: Path) -> None:
 def _save(model, tokenizer, info: dict, out_dir: Path) -> None:
     """save_pretrained (dropout 0.1, as codet5-small) into a temporary sibling of `out_dir` with the build
     record and every file's sha256, then swap it into place."""
+
     def write(staging: Path) -> None:
         model.config.dropout_rate = 0.1
         try:

@@ -57,8 +57,15 @@ def sentinel_id(index: int) -> int:
     return VOCAB_SIZE - 1 - index
 
 
-def write_codet5_small_replica(out_dir: str | Path, texts: Iterable[str], *, weights: str = "random", seed: int = 0,
-                               min_frequency: int = 2, overwrite: bool = False) -> Path:
+def write_codet5_small_replica(
+    out_dir: str | Path,
+    texts: Iterable[str],
+    *,
+    weights: str = "random",
+    seed: int = 0,
+    min_frequency: int = 2,
+    overwrite: bool = False,
+) -> Path:
     """Write a codet5-small-format model folder into `out_dir` (absent or empty) and return its path.
 
     texts: what the BPE is trained on (code and docstrings, e.g. a corpus's pretrain pool).
@@ -78,8 +85,10 @@ def write_codet5_small_replica(out_dir: str | Path, texts: Iterable[str], *, wei
             raise FileExistsError(f"{out_dir} is a file")
         present = sorted(p.name for p in out_dir.iterdir())
         if present and not (overwrite and present == sorted(REPLICA_FILES)):
-            raise FileExistsError(f"{out_dir} is not empty ({len(present)} entries); "
-                                  "choose another folder (overwrite=True replaces only an earlier replica)")
+            raise FileExistsError(
+                f"{out_dir} is not empty ({len(present)} entries); "
+                "choose another folder (overwrite=True replaces only an earlier replica)"
+            )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
@@ -102,8 +111,12 @@ def corpus_texts(corpus_dir: str | Path) -> list[str]:
     from hybridcl.model.pretrain import read_pretrain_records
 
     per_language = read_pretrain_records(corpus_dir)
-    return [text for language in sorted(per_language) for record in per_language[language]
-            for text in (record.code, record.docstring)]
+    return [
+        text
+        for language in sorted(per_language)
+        for record in per_language[language]
+        for text in (record.code, record.docstring)
+    ]
 
 
 # ------------------------------------------------------------------------------------------ tokenizer
@@ -120,8 +133,9 @@ def train_bpe(texts: Iterable[str], *, min_frequency: int = 2) -> tuple[dict[str
     from tokenizers import ByteLevelBPETokenizer, pre_tokenizers
 
     bpe = ByteLevelBPETokenizer(add_prefix_space=False)
-    bpe.train_from_iterator(texts, vocab_size=BPE_SIZE, min_frequency=min_frequency, special_tokens=list(SPECIAL),
-                            show_progress=False)
+    bpe.train_from_iterator(
+        texts, vocab_size=BPE_SIZE, min_frequency=min_frequency, special_tokens=list(SPECIAL), show_progress=False
+    )
     model = json.loads(bpe.to_str())["model"]
     vocab: dict[str, int] = dict(model["vocab"])
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
@@ -167,8 +181,13 @@ def write_tokenizer_files(folder: Path, vocab: dict[str, int], merges: list[tupl
     added = {SENTINELS[i]: sentinel_id(i) for i in reversed(range(N_SENTINELS))}
     _write_json(folder / "added_tokens.json", added)
     special_map = {
-        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
-        "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "sep_token": "</s>",
+        "pad_token": "<pad>",
+        "cls_token": "<s>",
+        "mask_token": "<mask>",
         "additional_special_tokens": list(SENTINELS),
     }
     _write_json(folder / "special_tokens_map.json", special_map)
@@ -178,8 +197,13 @@ def write_tokenizer_files(folder: Path, vocab: dict[str, int], merges: list[tupl
         "do_lower_case": False,
         "add_prefix_space": False,
         "model_max_length": MODEL_MAX_LENGTH,
-        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
-        "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "sep_token": "</s>",
+        "pad_token": "<pad>",
+        "cls_token": "<s>",
+        "mask_token": "<mask>",
         "additional_special_tokens": list(SENTINELS),
     }
     _write_json(folder / "tokenizer_config.json", tokenizer_config)
@@ -254,6 +278,9 @@ def write_random_weights(path: Path, *, seed: int = 0) -> int:
 
 
 def _write_json(path: Path, value, *, compact: bool = False) -> None:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":")) if compact else \
-        json.dumps(value, ensure_ascii=False, indent=2)
+    text = (
+        json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        if compact
+        else json.dumps(value, ensure_ascii=False, indent=2)
+    )
     path.write_text(text + ("" if compact else "\n"), encoding="utf-8")
