@@ -42,15 +42,6 @@ from hybridcl.strategies import STRATEGIES
 
 PLOT_PATTERNS = ("accuracy_matrix_*.png", "forgetting_*.png", "score_vs_params_*.png", "loss_curves.png")
 
-STRATEGY_ORDER = (
-    "task_specific",
-    "shared_layer",
-    "shared_layer_frozen",
-    "lora_only",
-    "layer_only",
-    "full_finetune",
-    "joint",
-)
 
 METRIC_NAMES = {
     "bleu": "BLEU",
@@ -134,8 +125,8 @@ def _get(tree: Any, dotted: str, default: Any = None) -> Any:
 
 def _strategy_names(results: dict[str, Any]) -> list[str]:
     present = list((results.get("strategies") or {}).keys())
-    known = [n for n in STRATEGY_ORDER if n in present]
-    return known + [n for n in present if n not in STRATEGY_ORDER]
+    known = [n for n in STRATEGIES if n in present]  # the registry's order
+    return known + [n for n in present if n not in STRATEGIES]
 
 
 def _metric_name(metric: str) -> str:
