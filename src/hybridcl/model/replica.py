@@ -197,14 +197,7 @@ def write_tokenizer_files(folder: Path, vocab: dict[str, int], merges: list[tupl
         "do_lower_case": False,
         "add_prefix_space": False,
         "model_max_length": MODEL_MAX_LENGTH,
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "unk_token": "<unk>",
-        "sep_token": "</s>",
-        "pad_token": "<pad>",
-        "cls_token": "<s>",
-        "mask_token": "<mask>",
-        "additional_special_tokens": list(SENTINELS),
+        **special_map,
     }
     _write_json(folder / "tokenizer_config.json", tokenizer_config)
 
