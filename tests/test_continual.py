@@ -97,6 +97,21 @@ def test_a_run_killed_after_stage_1_continues_without_retraining(smoke_assets, s
         assert resumed["strategies"][name]["matrices"] == uninterrupted["strategies"][name]["matrices"]
 
 
+def test_full_finetune_saves_its_tied_base_and_a_restart_restores_it(smoke_assets, tmp_path, monkeypatch):
+    """T5 ties its embeddings; the saved base holds each tensor once, and stage 2 retrained after a
+    restart starts from the restored stage-1 base, so it scores as the uninterrupted run did."""
+    cfg = smoke_config(smoke_assets, "strategies=[full_finetune]")
+    uninterrupted = ContinualRun(cfg, tmp_path).run()
+    stage2 = tmp_path / "full_finetune_results" / "seed0" / "stage2"
+    assert (stage2.parent / "stage1" / "base.safetensors").is_file()
+    (stage2 / "stage.json").unlink()
+    retrained = counting(monkeypatch)
+    resumed = ContinualRun(cfg, tmp_path).run()
+    assert retrained == ["full_finetune s2 seed0"]
+    matrices = resumed["strategies"]["full_finetune"]["matrices"]
+    assert matrices == uninterrupted["strategies"]["full_finetune"]["matrices"]
+
+
 def keys(tree):
     """Every key of every object in a JSON tree."""
     if isinstance(tree, dict):

@@ -342,11 +342,10 @@ class ContinualRun:
         for name in trainable.layers:
             model.save_layer(name, folder)
         if trainable.base:
-            state = {key: value.detach().contiguous() for key, value in model.base.state_dict().items()}
-            state.pop("lm_head.weight", None)  # tied to the shared embedding
-            _atomic_save_file(state, folder / "base.safetensors")
+            _atomic_save_file(_untied_state(model.base), folder / "base.safetensors")
 
     def _load_base_weights(self, model: HybridModel, folder: Path) -> None:
+        """strict=False: the file holds one name per tied tensor (see _untied_state)."""
         model.base.load_state_dict(load_file(str(folder / "base.safetensors")), strict=False)
 
     # ------------------------------------------------------------------------------- results
@@ -584,6 +583,17 @@ def _write_json(path: Path, value) -> None:
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def _untied_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with one name per storage: T5 ties `shared`, both `embed_tokens` and (often)
+    `lm_head` to one tensor, and safetensors refuses to save shared memory twice."""
+    state, seen = {}, set()
+    for key, value in module.state_dict().items():
+        if value.data_ptr() not in seen:
+            seen.add(value.data_ptr())
+            state[key] = value.detach().contiguous()
+    return state
 
 
 def _atomic_save_file(state: dict, path: Path) -> None:
