@@ -272,6 +272,30 @@ def test_per_example_scores_have_one_entry_per_prediction():
     assert set(result["seconds"]) >= {"bleu", "meteor", "codebleu", "pass_rate"}
 
 
+def test_a_registered_metric_is_scored_and_kept_per_example(monkeypatch):
+    """Adding a metric is one registry entry: score_predictions picks it up, code-only rules included."""
+    from hybridcl.metrics.registry import REGISTRY, Metric
+
+    def share_longer(s):
+        return [len(p) > len(r) for p, r in zip(s.predictions, s.references)]
+
+    toy = Metric("longer", "longer", lambda s: sum(share_longer(s)) / s.n, share_longer, code_only=True)
+    monkeypatch.setitem(REGISTRY, toy.name, toy)
+    scored = score_predictions(["abcd", "a"], ["ab", "abc"], "python", "generate")
+    assert scored["corpus"]["longer"] == 0.5
+    assert scored["per_example"]["longer"] == [True, False]
+    summarised = score_predictions(["abcd", "a"], ["ab", "abc"], "python", "summarize")
+    assert summarised["corpus"]["longer"] is None and "natural-language" in summarised["notes"]["longer"]
+
+
+def test_the_registry_names_every_metric_once_with_a_label():
+    from hybridcl.metrics.registry import REGISTRY
+
+    assert METRICS == tuple(REGISTRY) == ("bleu", "meteor", "codebleu", "ast_similarity", "pass_rate", "exact_match")
+    assert CODE_ONLY_METRICS == ("codebleu", "ast_similarity", "pass_rate")
+    assert all(metric.label for metric in REGISTRY.values())
+
+
 @pytest.mark.parametrize(
     "preds, refs, lang, direction, error, message",
     [

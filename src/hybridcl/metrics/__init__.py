@@ -1,7 +1,9 @@
 """Evaluation metrics (docs/design.md section 3): each one equals its reference implementation.
 
-``score_predictions(predictions, references, language, direction)`` scores one prediction set once
-per metric and returns::
+The accuracy metrics are the entries of ``registry.REGISTRY`` (name, label, corpus and per-example
+functions, whether it is for code only); ``METRICS`` is their names in order. Adding a metric is one
+entry there. ``score_predictions(predictions, references, language, direction)`` scores one
+prediction set once per metric and returns::
 
     {
       "n": 2000, "language": "python", "direction": "generate",
@@ -20,8 +22,8 @@ per metric and returns::
       },
       "codebleu_components": calc_codebleu's five figures | None,
       "reference_pass_rate": share of references that parse (the pass rate's ceiling) | None,
-      "per_example": {"bleu": [...], "meteor": [...], "exact_match": [bool...],
-                      "parses": [bool...] | None, "codebleu": [...] | None},
+      "per_example": {"bleu": [...], "meteor": [...], "codebleu": [...] | None,
+                      "parses": [bool...] | None, "exact_match": [bool...]},
       "notes": {metric: why it is None, or a caveat about its value},
       "seconds": {metric: wall time spent on it},
     }
@@ -41,35 +43,27 @@ repetition) scores what the collapse scores, not skill; the report flags it.
 
 from __future__ import annotations
 
-import time
-
 from hybridcl.config import DIRECTIONS, LANGUAGES
-from hybridcl.metrics import bleu, codebleu, meteor, syntax
+from hybridcl.metrics import syntax
 from hybridcl.metrics.collapse import OUTPUT_STATS, is_collapsed, output_stats
 from hybridcl.metrics.meteor import WordNetMissingError, require_wordnet
+from hybridcl.metrics.registry import REGISTRY, Metric, PredictionSet, normalize_whitespace
 
-METRICS = ("bleu", "meteor", "codebleu", "ast_similarity", "pass_rate", "exact_match")
-CODE_ONLY_METRICS = ("codebleu", "ast_similarity", "pass_rate")
+METRICS = tuple(REGISTRY)
+CODE_ONLY_METRICS = tuple(name for name, metric in REGISTRY.items() if metric.code_only)
 
 __all__ = [
     "CODE_ONLY_METRICS",
     "METRICS",
     "OUTPUT_STATS",
+    "REGISTRY",
+    "Metric",
     "WordNetMissingError",
-    "exact_matches",
     "is_collapsed",
     "normalize_whitespace",
     "require_wordnet",
     "score_predictions",
 ]
-
-
-def normalize_whitespace(text: str) -> str:
-    return " ".join(text.split())
-
-
-def exact_matches(predictions: list[str], references: list[str]) -> list[bool]:
-    return [normalize_whitespace(p) == normalize_whitespace(r) for p, r in zip(predictions, references)]
 
 
 def _check_inputs(predictions: list[str], references: list[str], language: str, direction: str) -> None:
@@ -98,83 +92,28 @@ def score_predictions(
     """Score one prediction set against its references; see the module docstring for the result."""
     predictions, references = list(predictions), list(references)
     _check_inputs(predictions, references, language, direction)
-    n = len(predictions)
-    seconds: dict[str, float] = {}
-    notes: dict[str, str] = {}
-
-    def timed(name, fn, *args):
-        start = time.perf_counter()
-        value = fn(*args)
-        seconds[name] = round(time.perf_counter() - start, 4)
-        return value
-
-    corpus_bleu = timed("bleu", bleu.corpus_bleu, predictions, references)
-    sentence_bleu = timed("bleu_per_example", bleu.sentence_bleus, predictions, references)
-    meteors = timed("meteor", meteor.sentence_meteors, predictions, references)
-    exact = timed("exact_match", exact_matches, predictions, references)
-    outputs = timed("output_stats", output_stats, predictions, references)
-
-    codebleu_components = None
-    per_codebleu = None
-    parses = None
-    pass_rate = reference_pass_rate = None
-    if direction != "generate":
-        why = f"direction {direction!r} has natural-language targets; this metric is for code"
-        for name in CODE_ONLY_METRICS:
-            notes[name] = why
-    else:
-        reason = codebleu.unavailable_reason(language)
-        if reason is None:
-            codebleu_components, no_dataflow = timed(
-                "codebleu", codebleu.corpus_codebleu, predictions, references, language
-            )
-            caveats = []
-            if no_dataflow:
-                caveats.append("codebleu found no data-flows in any reference")
-            if codebleu_components["dataflow_match_score"] == 0:
-                caveats.append(
-                    "dataflow_match_score is 0 and calc_codebleu counts it as 1 in the weighted sum "
-                    "(codebleu 0.7.0: `dataflow_match_score or 1`)"
-                )
-            if codebleu.hash_seed_note():
-                caveats.append(codebleu.hash_seed_note())
-            if caveats:
-                notes["codebleu"] = "; ".join(caveats)
-            if per_example_codebleu:
-                per_codebleu = timed(
-                    "codebleu_per_example", codebleu.sentence_codebleus, predictions, references, language
-                )
-        else:
-            notes["codebleu"] = notes["ast_similarity"] = reason
-        parses = timed("pass_rate", syntax.parse_flags, predictions, language)
-        if parses is None:
-            notes["pass_rate"] = syntax.unavailable_reason(language)
-        else:
-            pass_rate = sum(parses) / n
-            reference_pass_rate = timed("reference_pass_rate", syntax.pass_rate, references, language)
-
+    s = PredictionSet(predictions, references, language, direction)
+    corpus, per_example = {}, {}
+    for metric in REGISTRY.values():
+        reason = metric.unavailable_reason(s)
+        if reason:
+            s.notes[metric.name] = reason
+        corpus[metric.name] = None if reason else metric.corpus(s)
+        if metric.per_example is not None:
+            wanted = not reason and (per_example_codebleu or not metric.costly_per_example)
+            per_example[metric.example_key] = metric.per_example(s) if wanted else None
+    corpus.update(s.timed("output_stats", output_stats, predictions, references))
+    reference_pass_rate = None
+    if corpus["pass_rate"] is not None:
+        reference_pass_rate = s.timed("reference_pass_rate", syntax.pass_rate, references, language)
     return {
-        "n": n,
+        "n": s.n,
         "language": language,
         "direction": direction,
-        "corpus": {
-            "bleu": corpus_bleu,
-            "meteor": sum(meteors) / n,
-            "codebleu": None if codebleu_components is None else codebleu_components["codebleu"],
-            "ast_similarity": None if codebleu_components is None else codebleu_components["syntax_match_score"],
-            "pass_rate": pass_rate,
-            "exact_match": sum(exact) / n,
-            **outputs,
-        },
-        "codebleu_components": codebleu_components,
+        "corpus": corpus,
+        "codebleu_components": s.codebleu_components,
         "reference_pass_rate": reference_pass_rate,
-        "per_example": {
-            "bleu": sentence_bleu,
-            "meteor": meteors,
-            "exact_match": exact,
-            "parses": parses,
-            "codebleu": per_codebleu,
-        },
-        "notes": notes,
-        "seconds": seconds,
+        "per_example": per_example,
+        "notes": s.notes,
+        "seconds": s.seconds,
     }
