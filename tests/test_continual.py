@@ -77,11 +77,11 @@ def test_a_run_killed_after_stage_1_continues_without_retraining(smoke_assets, s
     real_train_stage = continual.train_stage
     trained: list[str] = []
 
-    def train_stage_then_die(model, loader, train, accelerator, desc=""):
+    def train_stage_then_die(model, loader, train, accelerator, desc="", **hooks):
         if " s2 " in desc:
             raise Interrupted(desc)
         trained.append(desc)
-        return real_train_stage(model, loader, train, accelerator, desc)
+        return real_train_stage(model, loader, train, accelerator, desc, **hooks)
 
     monkeypatch.setattr(continual, "train_stage", train_stage_then_die)
     with pytest.raises(Interrupted):
@@ -130,7 +130,7 @@ def test_results_written_mid_run_hold_no_private_keys(smoke_assets, smoke_run, t
     shutil.copytree(smoke_run[0], out)
     shutil.rmtree(out / "experiment_1_results" / "seed0" / "stage2")
 
-    def interrupted(model, loader, train, accelerator, desc=""):
+    def interrupted(model, loader, train, accelerator, desc="", **hooks):
         raise Interrupted(desc)
 
     monkeypatch.setattr(continual, "train_stage", interrupted)
@@ -153,9 +153,9 @@ def counting(monkeypatch) -> list[str]:
     """Replace the runner's train_stage by one that records each stage it trains."""
     trained, real_train_stage = [], continual.train_stage
 
-    def train_stage(model, loader, train, accelerator, desc=""):
+    def train_stage(model, loader, train, accelerator, desc="", **hooks):
         trained.append(desc)
-        return real_train_stage(model, loader, train, accelerator, desc)
+        return real_train_stage(model, loader, train, accelerator, desc, **hooks)
 
     monkeypatch.setattr(continual, "train_stage", train_stage)
     return trained

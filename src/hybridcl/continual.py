@@ -7,8 +7,13 @@ Each finished stage is a folder `<strategy dir>/seed<k>/stage<s>/` holding the c
 that stage (LoRA adapters in PEFT format, layers as safetensors, the base for `full_finetune`), the
 predictions per task (jsonl) and, written last and atomically, `stage.json`. A folder with
 `stage.json` is done: a run started again on the same output folder restores it instead of training.
-The results JSON is rebuilt from those files after every stage (docs/results-schema.md); it says
-`finished: true` only once every stage exists and analysis.md and the plots are written.
+The results JSON is rebuilt from those files after every stage (docs/results-schema.md; the
+figures come from `hybridcl.results`); it says `finished: true` only once every stage exists and
+analysis.md and the plots are written.
+
+A strategy's hooks (hybridcl.strategies) choose a stage's data and an extra loss term before it
+trains; its `after_stage` runs once the stage's components are saved, and again whenever a finished
+stage is restored or copied, with a `state` dict kept across the stages of that strategy and seed.
 
 A run folder is bound to the settings that change results once a stage in it has finished: a run
 continued with other values for those is refused, one with other `UNLOCKED_KEYS` values (more seeds,
@@ -41,30 +46,25 @@ from safetensors.torch import load_file, save_file
 
 from hybridcl import versions
 from hybridcl.atomic import atomic_path, remove_temp_files, write_text
-from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
 from hybridcl.config import Config, ConfigError
-from hybridcl.data.batching import EncodedSet, concat_encoded, encode_records
+from hybridcl.data.batching import EncodedSet, encode_records
 from hybridcl.data.csn import TaskData, format_skips, load_task_data
 from hybridcl.evaluate import evaluate_task
 from hybridcl.faults import kill_point
-from hybridcl.metrics import METRICS, OUTPUT_STATS, require_wordnet
+from hybridcl.metrics import require_wordnet
 from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel, check_target_modules
 from hybridcl.params import count_params
-from hybridcl.run_files import RESULTS_FILE, SCHEMA_VERSION
-from hybridcl.strategies import Strategy, Use, get_strategy, shared_prefix
+from hybridcl.results import results_tree, strategy_results
+from hybridcl.run_files import RESULTS_FILE, results_dir_name
+from hybridcl.strategies import StageContext, Strategy, Use, get_strategy, shared_prefix
 from hybridcl.train import make_accelerator, prepare_stage, resolve_mixed_precision, stage_loader, train_stage
 
-EXPERIMENT_DIRS = {"task_specific": "experiment_1_results", "shared_layer": "experiment_2_results"}
 # Settings that change no figure of a finished stage: a run folder may be continued with other values.
 # `seeds` and `strategies` add (or leave out) whole runs of one strategy and seed.
 UNLOCKED_KEYS = ("name", "seeds", "strategies", "data.cache_dir", "eval.batch_size", "offline.build")
 SKIP_WARNING_SHARE = 0.2  # a split that finds more than this share of the records it looks at unusable gets a warning
 CHOSEN_SKIP = "code_too_long"
-
-
-def results_dir_name(strategy: str) -> str:
-    return EXPERIMENT_DIRS.get(strategy, f"{strategy}_results")
 
 
 @dataclasses.dataclass
@@ -110,8 +110,7 @@ class ContinualRun:
             removed = remove_temp_files(self.out) if self.out.is_dir() else 0
             if removed:
                 say(f"removed {removed} temporary file(s) of writes interrupted in an earlier run")
-            config = json.loads(json.dumps(self.cfg.to_dict()))
-            write_text(self.out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+            write_text(self.out / "config.yaml", yaml.safe_dump(_plain_config(self.cfg), sort_keys=False))
         self.write_results()
 
     def _check_out_dir(self) -> bool:
@@ -121,7 +120,7 @@ class ContinualRun:
         if not path.is_file() or next(self.out.rglob("stage.json"), None) is None:
             return False
         saved = _result_settings(yaml.safe_load(path.read_text()) or {})
-        current = _result_settings(json.loads(json.dumps(self.cfg.to_dict())))
+        current = _result_settings(_plain_config(self.cfg))
         differing = sorted(_diff_keys(saved, current))
         if differing:
             changes = "; ".join(
@@ -170,8 +169,7 @@ class ContinualRun:
         """Report first, then the results file that says `finished`: a kill in between leaves it unfinished."""
         from hybridcl.report import write_report
 
-        results = self.collect()
-        results["finished"] = self._complete()
+        results = self.collect(finished=self._complete())
         if self._main:
             write_report(results, self.out)
             _write_json(self.out / RESULTS_FILE, results)
@@ -188,17 +186,23 @@ class ContinualRun:
             return
         model = HybridModel(copy.deepcopy(self.base), self.cfg.lora, self.cfg.layer).to(self.device)
         self._stage0(model, strategy, seed)
+        train_sets = {key: task.train for key, task in self.tasks.items()}
+        state = {}  # the strategy's own, across this seed's stages (StageContext.state)
         for index in range(1, n_stages + 1):
+            stage = prepare_stage(model, strategy, self.tasks_order, index, seed)
             folder = self.stage_dir(strategy, seed, index)
+            context = StageContext(
+                model, stage, self.tasks_order, seed, train_sets, folder, state, main_process=self._main
+            )
             donor = self._donor(strategy, index)
             if (folder / "stage.json").is_file():
-                self._restore(model, strategy, seed, index, folder)
+                self._restore(strategy, context)
                 done = "restored (finished before)"
             elif donor is not None:
-                self._copy_stage(model, strategy, donor, seed, index)
+                self._copy_stage(strategy, donor, context)
                 done = f"copied from {donor.name} (identical up to here)"
             else:
-                self._train_and_evaluate(model, strategy, seed, index)
+                self._train_and_evaluate(strategy, context)
                 done = "trained and evaluated"
             say(f"{strategy.name} stage {index} seed {seed}: {done}")
             self.write_results()
@@ -237,53 +241,56 @@ class ContinualRun:
         self._mark_done(folder, {"stage": 0, "seed": seed, "train": None, "eval": evaluation})
         say(f"{'every strategy' if self._shared_stage0() else strategy.name} stage 0 seed {seed}: evaluated")
 
-    def _train_and_evaluate(self, model: HybridModel, strategy: Strategy, seed: int, index: int) -> None:
-        stage = prepare_stage(model, strategy, self.tasks_order, index, seed)
-        data = self._stage_data(stage.tasks)
-        train = dataclasses.replace(self.cfg.train, seed=seed)
-        loader = stage_loader(data, self.tokenizer.pad_token_id, train, self.accelerator)
-        stats = train_stage(model, loader, train, self.accelerator, desc=f"{strategy.name} s{index} seed{seed}")
-        folder = self.stage_dir(strategy, seed, index)
-        self._save_components(model, stage.trainable, folder)
-        self._finish_stage(model, strategy, seed, index, folder, stats.to_dict())
+    def _train_and_evaluate(self, strategy: Strategy, context: StageContext) -> None:
+        """Train the stage on the strategy's data (with its extra loss), save what it trained, evaluate."""
+        train = dataclasses.replace(self.cfg.train, seed=context.seed)
+        loader = stage_loader(strategy.stage_data(context), self.tokenizer.pad_token_id, train, self.accelerator)
+        desc = f"{strategy.name} s{context.stage.index} seed{context.seed}"
+        extra_loss = strategy.extra_loss(context)
+        stats = train_stage(context.model, loader, train, self.accelerator, desc=desc, extra_loss=extra_loss)
+        self._save_components(context.model, context.stage.trainable, context.folder)
+        strategy.after_stage(context)
+        self._finish_stage(strategy, context, stats.to_dict(), desc)
 
-    def _copy_stage(self, model: HybridModel, strategy: Strategy, donor: Strategy, seed: int, index: int) -> None:
+    def _copy_stage(self, strategy: Strategy, donor: Strategy, context: StageContext) -> None:
         """Take the donor's finished stage: its trained components under this strategy's names, its figures."""
-        source = self.stage_dir(donor, seed, index)
-        stage = prepare_stage(model, strategy, self.tasks_order, index, seed)
+        model, trainable, folder = context.model, context.stage.trainable, context.folder
+        source = self.stage_dir(donor, context.seed, context.stage.index)
         donor_names = _renaming(strategy, donor, self.tasks_order)
-        for name in stage.trainable.loras:
-            state = load_file(str(source / "lora" / donor_names["lora", name] / "adapter_model.safetensors"))
-            model.set_lora_state(name, state)
-        for name in stage.trainable.layers:
+        for name in trainable.loras:
+            weights = load_file(str(source / "lora" / donor_names["lora", name] / "adapter_model.safetensors"))
+            model.set_lora_state(name, weights)
+        for name in trainable.layers:
             model.set_layer_state(name, load_file(str(source / "layers" / f"{donor_names['layer', name]}.safetensors")))
-        if stage.trainable.base:
+        if trainable.base:
             self._load_base_weights(model, source)
-        folder = self.stage_dir(strategy, seed, index)
-        self._save_components(model, stage.trainable, folder)
+        self._save_components(model, trainable, folder)
+        strategy.after_stage(dataclasses.replace(context, origin="copied"))
         donor_stage = json.loads((source / "stage.json").read_text())
         if self._main:
             _copy_tree(source / "predictions", folder / "predictions")
         donor_stage.update(shared_with=donor_stage.get("shared_with") or donor.name)
         self._mark_done(folder, donor_stage)
 
-    def _restore(self, model: HybridModel, strategy: Strategy, seed: int, index: int, folder: Path) -> None:
+    def _restore(self, strategy: Strategy, context: StageContext) -> None:
         """A finished stage from an earlier (interrupted) run: load what it trained, train nothing."""
-        stage = prepare_stage(model, strategy, self.tasks_order, index, seed)
-        for name in stage.trainable.loras:
+        model, trainable, folder = context.model, context.stage.trainable, context.folder
+        for name in trainable.loras:
             model.load_lora(name, folder)
-        for name in stage.trainable.layers:
+        for name in trainable.layers:
             model.load_layer(name, folder)
-        if stage.trainable.base:
+        if trainable.base:
             self._load_base_weights(model, folder)
+        strategy.after_stage(dataclasses.replace(context, origin="restored"))
 
-    def _finish_stage(self, model, strategy, seed, index, folder, train_stats) -> None:
+    def _finish_stage(self, strategy: Strategy, context: StageContext, train_stats: dict, desc: str) -> None:
+        """Evaluate every task with its components after this stage, then mark the stage done."""
+        index, model = context.stage.index, context.model
         model.freeze()
         uses = {key: strategy.evaluation(self.tasks_order, index, key) for key in self.tasks_order}
-        evaluation = self._evaluate_all(model, uses, folder, f"{strategy.name} s{index} seed{seed}")
-        self._mark_done(
-            folder, {"stage": index, "seed": seed, "shared_with": None, "train": train_stats, "eval": evaluation}
-        )
+        evaluation = self._evaluate_all(model, uses, context.folder, desc)
+        record = {"stage": index, "seed": context.seed, "shared_with": None, "train": train_stats, "eval": evaluation}
+        self._mark_done(context.folder, record)
 
     def _mark_done(self, folder: Path, record: dict) -> None:
         """Write stage.json, last: the stage is done. Every process waits for it (and the files before
@@ -291,11 +298,6 @@ class ContinualRun:
         if self._main:
             _write_json(folder / "stage.json", record)
         self.accelerator.wait_for_everyone()
-
-    def _stage_data(self, task_keys: tuple[str, ...]) -> EncodedSet:
-        if len(task_keys) == 1:
-            return self.tasks[task_keys[0]].train
-        return concat_encoded([self.tasks[key].train for key in task_keys])  # joint: all tasks at once
 
     # ------------------------------------------------------------------------------ evaluation
 
@@ -354,63 +356,26 @@ class ContinualRun:
         if self._main:
             _write_json(self.out / RESULTS_FILE, self.collect())
 
-    def collect(self) -> dict:
-        """The results JSON (docs/results-schema.md) from the stage files present now; `finish` alone
-        marks it finished."""
-        strategies = {s.name: self._strategy_results(s, self.seeds) for s in self.strategies}
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "name": self.cfg.name,
-            "created": self.created,
-            "finished": False,
-            "config": json.loads(json.dumps(self.cfg.to_dict())),
-            "versions": versions(),
-            "device": {
+    def collect(self, finished: bool = False) -> dict:
+        """The results JSON (docs/results-schema.md) from the stage files present now."""
+        strategies = {
+            s.name: strategy_results(s, self.tasks_order, self._records(s), self.params[s.name])
+            for s in self.strategies
+        }
+        return results_tree(
+            _plain_config(self.cfg),
+            created=self.created,
+            versions=versions(),
+            device={
                 "type": self.device.type,
                 "name": _device_name(self.device),
                 "processes": self.accelerator.num_processes,
             },
-            "tasks": list(self.tasks_order),
-            "direction": self.cfg.data.direction,
-            "metrics": list(METRICS),
-            "seeds": self.seeds,
-            "data": {key: task.data for key, task in self.tasks.items()},
-            "strategies": strategies,
-        }
-
-    def _strategy_results(self, strategy: Strategy, seeds: list[int]) -> dict:
-        n_stages = strategy.num_stages(self.tasks_order)
-        stages = {(seed, s): self._read_stage(strategy, seed, s) for seed in seeds for s in range(n_stages + 1)}
-        per_seed = {
-            metric: [
-                [[_score(stages[seed, s], key, metric) for key in self.tasks_order] for s in range(n_stages + 1)]
-                for seed in seeds
-            ]
-            for metric in METRICS + OUTPUT_STATS
-        }
-        matrices, matrices_summary, cl = {}, {}, {}
-        for metric in METRICS:
-            matrices[metric], matrices_summary[metric] = summarize_matrices(per_seed[metric])
-            cl[metric] = summarize_cl(per_seed[metric])
-        params = self.params[strategy.name]
-        trainable = max(stage["trainable"] for stage in params["per_stage"])
-        return {
-            "label": strategy.description,
-            "results_dir": results_dir_name(strategy.name),
-            "stages": n_stages,
-            "matrices": matrices,
-            "matrices_summary": matrices_summary,
-            "cl": cl,
-            "params": params,
-            "efficiency": {metric: _per_million(cl[metric]["average"], trainable) for metric in METRICS},
-            "outputs": {stat: summarize_matrices(per_seed[stat])[1] for stat in OUTPUT_STATS},
-            "cost": _cost(stages, seeds, n_stages),
-            "loss_curves": {
-                str(s): (stages[seeds[0], s] or {}).get("train", {}).get("losses", [])
-                for s in range(1, n_stages + 1)
-                if stages[seeds[0], s]
-            },
-        }
+            seeds=self.seeds,
+            data={key: task.data for key, task in self.tasks.items()},
+            strategies=strategies,
+            finished=finished,
+        )
 
     def _complete(self) -> bool:
         """Whether every stage of every strategy and seed has finished."""
@@ -420,6 +385,11 @@ class ContinualRun:
             for seed in self.seeds
             for index in range(s.num_stages(self.tasks_order) + 1)
         )
+
+    def _records(self, strategy: Strategy) -> list[list[dict | None]]:
+        """Each seed's stage records, stages 0..S: the parsed stage.json, None where not finished."""
+        n_stages = strategy.num_stages(self.tasks_order)
+        return [[self._read_stage(strategy, seed, s) for s in range(n_stages + 1)] for seed in self.seeds]
 
     def _read_stage(self, strategy: Strategy, seed: int, index: int) -> dict | None:
         path = self.stage_dir(strategy, seed, index) / "stage.json"
@@ -461,55 +431,6 @@ def _renaming(strategy: Strategy, donor: Strategy, tasks) -> dict[tuple[str, str
         for role, name in strategy.roles(tasks).items()
         if role in donor_roles
     }
-
-
-def _score(stage: dict | None, task: str, metric: str) -> float | None:
-    if stage is None:
-        return None
-    return stage["eval"][task]["scores"].get(metric)
-
-
-def _per_million(summary: dict | None, trainable: int) -> dict | None:
-    """A figure per million trainable parameters, seed by seed (None where a seed has no value yet)."""
-    if summary is None or not trainable:
-        return None
-    return summarize([None if value is None else value / (trainable / 1e6) for value in summary["values"]])
-
-
-def _cost(stages: dict, seeds: list[int], n_stages: int) -> dict:
-    """Wall time, throughput and peak memory per stage (train and eval), summarised over seeds."""
-
-    def values(s: int, part: str, key: str) -> list:
-        found = []
-        for seed in seeds:
-            stage = stages[seed, s] or {}
-            if not stage.get(part):
-                found.append(None)
-            elif part == "eval":  # all tasks evaluated after the stage together
-                found.append(sum(task["cost"][key] for task in stage["eval"].values()))
-            else:
-                found.append(stage["train"][key])
-        return found
-
-    rows, totals = [], {"train": [], "eval": []}
-    for s in range(n_stages + 1):
-        row = {"stage": s}
-        for part in ("train", "eval") if s else ("eval",):
-            row[part] = {
-                key: summarize(values(s, part, key)) for key in ("wall_time_s", "tokens_per_s", "peak_memory_bytes")
-            }
-            totals[part].append(values(s, part, "wall_time_s"))
-        first = stages[seeds[0], s] or {}
-        if first.get("train"):
-            row["train"].update({key: first["train"][key] for key in ("peak_memory_kind", "steps", "examples")})
-        if first.get("shared_with"):
-            row["shared_with"] = first["shared_with"]
-        rows.append(row)
-
-    def total(part: str) -> dict:
-        return summarize([None if None in column else sum(column) for column in zip(*totals[part])])
-
-    return {"stages": rows, "train_wall_time_s": total("train"), "eval_wall_time_s": total("eval")}
 
 
 def _result_settings(config: dict) -> dict:
@@ -565,6 +486,11 @@ def say(line: str) -> None:
     RANK, not the accelerator: some lines come before it exists. torchrun and accelerate set it."""
     if os.environ.get("RANK", "0") == "0":
         print(line, flush=True)
+
+
+def _plain_config(cfg: Config) -> dict:
+    """The resolved config as plain JSON values (tuples as lists), as config.yaml and the results hold it."""
+    return json.loads(json.dumps(cfg.to_dict()))
 
 
 def _now() -> str:

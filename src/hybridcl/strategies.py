@@ -23,12 +23,36 @@ evaluated together), and `trains(tasks, k)`, what the stage of task k trains. `S
 from a few options (a LoRA adapter or not; a per-task, shared or no layer; the stages a shared layer
 trains at; the whole base). A new strategy = one `Sequential(...)` (or a small subclass) + one line in
 `STRATEGIES`.
+
+A method that is more than a choice of components (replay, a regularising loss, merging an adapter
+after its stage) is one subclass that overrides some of three hooks, each given a `StageContext` (the
+model, the stage, the task order, the seed, every task's training set, the stage's folder and a
+`state` dict the runner keeps across the stages of one strategy and seed):
+
+- `stage_data(context)`: the examples the stage trains on. Default: the stage's tasks' training sets,
+  concatenated when there are several (`joint`).
+- `extra_loss(context)`: None (the default: the training loop is unchanged), or a function
+  `(batch, outputs) -> scalar tensor` added to the model's loss at every training step of the stage.
+- `after_stage(context)`: runs once the stage's components are trained and saved (before the
+  evaluation), and again when a finished stage is restored on restart or copied from another
+  strategy, so that the method can rebuild `state`. It may write its own files to `context.folder`.
+  Default: nothing.
+
+A strategy that overrides a hook adds its class and settings to its `stage_signature`: it shares
+stages only with strategies of the same class and settings, never with one that keeps the defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the report imports this module, and loads without torch
+    from hybridcl.data.batching import EncodedSet
+    from hybridcl.model.hybrid import HybridModel
 
 
 @dataclass(frozen=True)
@@ -64,6 +88,24 @@ class Stage:
 
 SHARED = "shared"
 JOINT = "joint"
+HOOKS = ("stage_data", "extra_loss", "after_stage")
+ExtraLoss = Callable[[dict, Any], Any]  # (the step's batch, the model's outputs) -> a scalar tensor
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a hook sees of stage `stage` (1..S) of one strategy and seed. `state` is the same dict at
+    every stage of that strategy and seed (the runner starts it empty): the method's own across stages."""
+
+    model: HybridModel
+    stage: Stage
+    tasks: tuple[str, ...]  # the task order
+    seed: int
+    train_sets: Mapping[str, EncodedSet]  # every task's training set, by task key
+    folder: Path  # the stage's folder: the method may save (and, on restore, read) its own files there
+    state: dict
+    main_process: bool = True  # under torchrun only the main process should write files
+    origin: str = "trained"  # for after_stage: "trained" now, "restored" from an earlier run, or "copied"
 
 
 @dataclass(frozen=True)
@@ -162,9 +204,39 @@ class Strategy:
                     s.trainable.base,
                     role_of.get(s.active.lora),
                     layer_role_of.get(s.active.layer),
+                    self.hooks_signature(),
                 )
             )
         return tuple(signature)
+
+    def overridden_hooks(self) -> tuple[str, ...]:
+        return tuple(hook for hook in HOOKS if getattr(type(self), hook) is not getattr(Strategy, hook))
+
+    def hooks_signature(self) -> tuple:
+        """() with the default hooks; else the class and its settings (every field but the name and
+        description), which decide what the hooks do."""
+        if not self.overridden_hooks():
+            return ()
+        settings = tuple(
+            (f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in ("name", "description")
+        )
+        return (f"{type(self).__module__}.{type(self).__qualname__}", settings)
+
+    # -- hooks (module docstring): the defaults train the stage's data with the model's own loss ---
+
+    def stage_data(self, context: StageContext) -> EncodedSet:
+        """The examples stage `context.stage` trains on."""
+        from hybridcl.data.batching import concat_encoded  # here: torch, which the report does without
+
+        sets = [context.train_sets[key] for key in context.stage.tasks]
+        return sets[0] if len(sets) == 1 else concat_encoded(sets)
+
+    def extra_loss(self, context: StageContext) -> ExtraLoss | None:
+        """A term added to the loss at each training step of the stage; None: none."""
+        return None
+
+    def after_stage(self, context: StageContext) -> None:
+        """After the stage is trained (or restored, or copied): rebuild or extend `context.state`."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from hybridcl.config import TrainConfig
 from hybridcl.data.batching import EncodedSet, Seq2SeqCollator, make_loader
 from hybridcl.faults import kill_point
 from hybridcl.model.hybrid import HybridModel
-from hybridcl.strategies import Stage, Strategy
+from hybridcl.strategies import ExtraLoss, Stage, Strategy
 
 CLEAR_REFS = "/proc/self/clear_refs"
 LOG_EVERY = 10  # optimizer steps between loss read-backs (each one waits for the GPU)
@@ -109,12 +109,19 @@ def stage_loader(encoded: EncodedSet, pad_token_id: int, train: TrainConfig, acc
 
 
 def train_stage(
-    model: HybridModel, loader, train: TrainConfig, accelerator: Accelerator, desc: str = "train"
+    model: HybridModel,
+    loader,
+    train: TrainConfig,
+    accelerator: Accelerator,
+    desc: str = "train",
+    extra_loss: ExtraLoss | None = None,
 ) -> StageStats:
     """Train `model`'s trainable parameters for `train.epochs` over `loader`; returns the stage's figures.
 
     `loader` yields dicts with input_ids / attention_mask / labels and is already sharded per process
     (its batch sampler takes num_replicas/rank), so it is not passed through `accelerator.prepare`.
+    `extra_loss(batch, outputs)`, when given, is added to the model's loss at every step (a strategy's
+    hook, hybridcl.strategies); the logged losses are the sums.
     """
     set_seed(train.seed)
     params = model.trainable_parameters()
@@ -145,7 +152,7 @@ def train_stage(
             tokens += int(batch["attention_mask"].sum()) + target_tokens
             batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
             with accelerator.accumulate(wrapped):
-                loss = wrapped(**batch).loss
+                loss = step_loss(wrapped, batch, extra_loss)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and train.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, train.max_grad_norm)
@@ -178,6 +185,13 @@ def train_stage(
     accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False).eval()  # drop autocast wrappers before eval
     accelerator.free_memory()
     return stats
+
+
+def step_loss(model, batch: dict, extra_loss: ExtraLoss | None) -> torch.Tensor:
+    """The model's loss on `batch`, plus the extra term when there is one. The outputs (logits and all)
+    are freed on return, as they were when the loop kept only `.loss`."""
+    outputs = model(**batch)
+    return outputs.loss if extra_loss is None else outputs.loss + extra_loss(batch, outputs)
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -1,0 +1,145 @@
+"""The results file's tree (docs/results-schema.md), built from stage records by pure functions.
+
+A stage record is a finished stage's parsed `stage.json` (written by the runner: `stage`, `seed`,
+`shared_with`, `train` (None at stage 0), `eval` per task), or None for a stage not finished yet. A
+strategy's records are `records[i][s]`: seed i (in the run's seed order), stage s = 0..S.
+
+    tree = results_tree(config, created=..., versions=..., device=..., seeds=..., data=..., strategies={
+        name: strategy_results(strategy, tasks, records, params), ...})
+
+Nothing here reads files or the environment: the runner (`ContinualRun.collect`) gathers the records
+and the rest, and writes the tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
+from hybridcl.metrics import METRICS, OUTPUT_STATS
+from hybridcl.run_files import SCHEMA_VERSION, results_dir_name
+from hybridcl.strategies import Strategy
+
+StageRecords = Sequence[Sequence[dict | None]]  # records[i][s]: seed i, stage s; None = not finished
+COST_FIGURES = ("wall_time_s", "tokens_per_s", "peak_memory_bytes")  # summarised over seeds
+TRAIN_COUNTS = ("peak_memory_kind", "steps", "examples")  # the first seed's, as they are
+
+
+def results_tree(
+    config: dict,
+    *,
+    created: str,
+    versions: dict,
+    device: dict,
+    seeds: list[int],
+    data: dict,
+    strategies: dict[str, dict],
+    finished: bool = False,
+) -> dict:
+    """The whole file: the run's settings and environment around each strategy's results. `config` is
+    the resolved config as plain JSON values; name, tasks and direction come from it."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": config["name"],
+        "created": created,
+        "finished": finished,
+        "config": config,
+        "versions": versions,
+        "device": device,
+        "tasks": list(config["data"]["languages"]),
+        "direction": config["data"]["direction"],
+        "metrics": list(METRICS),
+        "seeds": seeds,
+        "data": data,
+        "strategies": strategies,
+    }
+
+
+def strategy_results(strategy: Strategy, tasks: Sequence[str], records: StageRecords, params: dict) -> dict:
+    """One strategy's entry: its matrices and figures over seeds, parameters, cost and loss curves."""
+    per_seed = {stat: score_matrices(records, tasks, stat) for stat in METRICS + OUTPUT_STATS}
+    matrices, matrices_summary = {}, {}
+    for metric in METRICS:
+        matrices[metric], matrices_summary[metric] = summarize_matrices(per_seed[metric])
+    cl = {metric: summarize_cl(per_seed[metric]) for metric in METRICS}
+    return {
+        "label": strategy.description,
+        "results_dir": results_dir_name(strategy.name),
+        "stages": strategy.num_stages(tasks),
+        "matrices": matrices,
+        "matrices_summary": matrices_summary,
+        "cl": cl,
+        "params": params,
+        "efficiency": efficiency(cl, params),
+        "outputs": {stat: summarize_matrices(per_seed[stat])[1] for stat in OUTPUT_STATS},
+        "cost": cost(records),
+        "loss_curves": loss_curves(records[0]),
+    }
+
+
+def score_matrices(records: StageRecords, tasks: Sequence[str], score: str) -> list[list[list[float | None]]]:
+    """Per seed, the stage x task matrix of one metric or output statistic (None where not finished)."""
+    return [[[stage_score(record, task, score) for task in tasks] for record in seed] for seed in records]
+
+
+def stage_score(record: dict | None, task: str, score: str) -> float | None:
+    return None if record is None else record["eval"][task]["scores"].get(score)
+
+
+def efficiency(cl: dict, params: dict) -> dict:
+    """Each metric's average performance per million trainable parameters (of the largest stage)."""
+    trainable = max(stage["trainable"] for stage in params["per_stage"])
+    return {metric: per_million(cl[metric]["average"], trainable) for metric in METRICS}
+
+
+def per_million(summary: dict | None, trainable: int) -> dict | None:
+    """A figure per million trainable parameters, seed by seed (None where a seed has no value yet)."""
+    if summary is None or not trainable:
+        return None
+    return summarize([None if value is None else value / (trainable / 1e6) for value in summary["values"]])
+
+
+def cost(records: StageRecords) -> dict:
+    """Wall time, throughput and peak memory per stage (train and eval), summarised over seeds, and the
+    total wall times (None for a seed with a stage not finished)."""
+    return {
+        "stages": [stage_cost(records, s) for s in range(len(records[0]))],
+        "train_wall_time_s": total_wall_time(records, "train"),
+        "eval_wall_time_s": total_wall_time(records, "eval"),
+    }
+
+
+def stage_cost(records: StageRecords, s: int) -> dict:
+    """Stage s's row: its training (from stage 1) and evaluation figures; step and example counts and
+    the stage it was copied from are the first seed's."""
+    row = {"stage": s}
+    for part in ("train", "eval") if s else ("eval",):
+        row[part] = {key: summarize([part_figure(seed[s], part, key) for seed in records]) for key in COST_FIGURES}
+    first = records[0][s] or {}
+    if first.get("train"):
+        row["train"].update({key: first["train"][key] for key in TRAIN_COUNTS})
+    if first.get("shared_with"):
+        row["shared_with"] = first["shared_with"]
+    return row
+
+
+def part_figure(record: dict | None, part: str, key: str) -> float | None:
+    """One seed's figure of a stage's training, or of its evaluation (all tasks, evaluated together:
+    summed); None when the stage has not finished."""
+    if not (record or {}).get(part):
+        return None
+    if part == "eval":
+        return sum(task["cost"][key] for task in record["eval"].values())
+    return record["train"][key]
+
+
+def total_wall_time(records: StageRecords, part: str) -> dict | None:
+    """Training (stages 1..S) or evaluation (stages 0..S) wall time of each seed's whole run, summarised."""
+    first = 1 if part == "train" else 0
+    per_seed = [[part_figure(record, part, "wall_time_s") for record in seed[first:]] for seed in records]
+    return summarize([None if None in times else sum(times) for times in per_seed])
+
+
+def loss_curves(records: Sequence[dict | None]) -> dict[str, list[float]]:
+    """The training loss per optimizer step of each finished stage, for one seed (the first)."""
+    return {str(s): record["train"]["losses"] for s, record in enumerate(records) if s and record}
