@@ -2,6 +2,7 @@
 
 import importlib.util
 import logging
+import math
 import socket
 import statistics
 
@@ -12,9 +13,9 @@ from codebleu import calc_codebleu
 from nltk.translate.meteor_score import meteor_score
 
 from hybridcl.metrics import (
-    CODE_ONLY_METRICS,
     METRICS,
     OUTPUT_STATS,
+    PARSED_METRICS,
     WordNetMissingError,
     is_collapsed,
     require_wordnet,
@@ -187,7 +188,7 @@ def test_exact_match_normalises_whitespace_only():
 
 def test_summarisation_has_no_code_metrics():
     result = score_predictions(DOC_PREDS, DOC_REFS, "python", "summarize", per_example_codebleu=True)
-    for name in CODE_ONLY_METRICS:
+    for name in PARSED_METRICS:
         assert result["corpus"][name] is None
         assert "natural-language" in result["notes"][name]
     assert result["codebleu_components"] is None and result["reference_pass_rate"] is None
@@ -202,7 +203,7 @@ def test_languages_without_a_grammar_get_none_with_a_reason(lang):
         pytest.skip(f"tree_sitter_{lang} is installed here")
     code = "x = compute ( a , b , c )"
     result = score_predictions([code], [code], lang, "generate")
-    for name in CODE_ONLY_METRICS:
+    for name in PARSED_METRICS:
         assert result["corpus"][name] is None
         assert "not installed" in result["notes"][name]
     assert result["corpus"]["bleu"] == pytest.approx(1.0) and result["corpus"]["exact_match"] == 1.0
@@ -279,7 +280,7 @@ def test_a_registered_metric_is_scored_and_kept_per_example(monkeypatch):
     def share_longer(s):
         return [len(p) > len(r) for p, r in zip(s.predictions, s.references)]
 
-    toy = Metric("longer", "longer", lambda s: sum(share_longer(s)) / s.n, share_longer, code_only=True)
+    toy = Metric("longer", "longer", lambda s: sum(share_longer(s)) / s.n, share_longer, targets="code")
     monkeypatch.setitem(REGISTRY, toy.name, toy)
     scored = score_predictions(["abcd", "a"], ["ab", "abc"], "python", "generate")
     assert scored["corpus"]["longer"] == 0.5
@@ -291,8 +292,11 @@ def test_a_registered_metric_is_scored_and_kept_per_example(monkeypatch):
 def test_the_registry_names_every_metric_once_with_a_label():
     from hybridcl.metrics.registry import REGISTRY
 
-    assert METRICS == tuple(REGISTRY) == ("bleu", "meteor", "codebleu", "ast_similarity", "pass_rate", "exact_match")
-    assert CODE_ONLY_METRICS == ("codebleu", "ast_similarity", "pass_rate")
+    assert METRICS == tuple(REGISTRY)
+    assert METRICS[:6] == ("bleu", "meteor", "codebleu", "ast_similarity", "pass_rate", "exact_match")
+    assert set(PARSED_METRICS) == {"codebleu", "ast_similarity", "pass_rate"} | {
+        name for name in METRICS if name.startswith("codebleu_")
+    }
     assert all(metric.label for metric in REGISTRY.values())
 
 
@@ -358,3 +362,60 @@ def test_scores_are_stable_across_calls():
     second = score_predictions(PY_PREDS, PY_REFS, "python", "generate")
     assert first["corpus"] == second["corpus"] and first["per_example"] == second["per_example"]
     assert statistics.fmean(first["per_example"]["meteor"]) == first["corpus"]["meteor"]
+
+
+# --- CodeXGLUE's BLEU, against values worked out by hand ---------------------------------------
+
+
+def test_codexglue_corpus_bleu_by_hand():
+    from hybridcl.metrics.codexglue import corpus_bleu_smoothed
+
+    # "a b c d" vs "a b c e": matches 3/4, 2/3, 1/2, 0/1 -> add-one 4/5, 3/4, 2/3, 1/2; same length, bp 1
+    assert corpus_bleu_smoothed(["a b c d"], ["a b c e"]) == pytest.approx((4 / 5 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25)
+    # "a b" vs "a b c d": every smoothed precision 1; c = 2 <= r = 4 -> bp exp(1 - 4/2)
+    assert corpus_bleu_smoothed(["a b"], ["a b c d"]) == pytest.approx(math.exp(-1))
+    # the two as one corpus: counts add up (5/6, 3/4, 1/2, 0/1 -> 6/7, 4/5, 2/3, 1/2), c = 6, r = 8
+    both = corpus_bleu_smoothed(["a b c d", "a b"], ["a b c e", "a b c d"])
+    assert both == pytest.approx((6 / 7 * 4 / 5 * 2 / 3 * 1 / 2) ** 0.25 * math.exp(1 - 8 / 6))
+    # whitespace tokens: "x+1" is one token (sacrebleu's tokenizer would split it)
+    assert corpus_bleu_smoothed(["return x+1"], ["return x + 1"]) == pytest.approx(
+        (2 / 3 * 1 / 2 * 1 * 1) ** 0.25 * math.exp(1 - 4 / 2)
+    )
+    assert corpus_bleu_smoothed([""], ["a b"]) == 0.0
+
+
+def test_codexglue_smooth_bleu_by_hand():
+    from hybridcl.metrics.codexglue import nist_tokens, smooth_bleu
+
+    assert nist_tokens("Returns the Sum.") == ["returns", "the", "sum", "."]
+    # candidate 4 tokens, reference 7: matches 4/4 (unsmoothed), 2/3, 1/2, 0/1 -> (2+1)/(3+1), 2/3, 1/2;
+    # bp = 1 - (7 + 1) / (4 + 1)
+    expected = (1 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25 * math.exp(1 - 8 / 5)
+    assert smooth_bleu("Returns the sum.", "returns the sum of a list.") == pytest.approx(expected)
+    assert smooth_bleu("a b c", "a b c") == pytest.approx(1.0)
+    assert smooth_bleu("x y", "a b c") < 1e-70  # no unigram matches
+    assert smooth_bleu("", "a b") == pytest.approx(math.exp(1 - 3 / 1))  # the published script's empty case
+
+
+def test_codexglue_metrics_by_direction():
+    code = score_predictions(PY_PREDS, PY_REFS, "python", "generate")
+    assert code["corpus"]["codexglue_bleu"] > 0 and code["corpus"]["smooth_bleu"] is None
+    assert "code targets" in code["notes"]["smooth_bleu"]
+    text = score_predictions(DOC_PREDS, DOC_REFS, "python", "summarize")
+    assert text["corpus"]["smooth_bleu"] > 0 and text["corpus"]["codexglue_bleu"] is None
+
+
+def test_codebleu_components_beside_the_combined_score():
+    result = score_predictions(PY_PREDS, PY_REFS, "python", "generate")
+    parts = result["codebleu_components"]
+    for name, key in (
+        ("codebleu_ngram", "ngram_match_score"),
+        ("codebleu_weighted_ngram", "weighted_ngram_match_score"),
+        ("ast_similarity", "syntax_match_score"),
+        ("codebleu_dataflow", "dataflow_match_score"),
+    ):
+        assert result["corpus"][name] == parts[key]
+    assert result["corpus"]["codebleu"] == pytest.approx(
+        0.25 * sum(parts[k] for k in ("ngram_match_score", "weighted_ngram_match_score", "syntax_match_score"))
+        + 0.25 * (parts["dataflow_match_score"] or 1)
+    )

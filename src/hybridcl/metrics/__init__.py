@@ -50,12 +50,13 @@ from hybridcl.metrics.meteor import WordNetMissingError, require_wordnet
 from hybridcl.metrics.registry import REGISTRY, Metric, PredictionSet, normalize_whitespace
 
 METRICS = tuple(REGISTRY)
-CODE_ONLY_METRICS = tuple(name for name, metric in REGISTRY.items() if metric.code_only)
+# The metrics that parse code: None for natural-language targets and for languages without a grammar.
+PARSED_METRICS = tuple(name for name, metric in REGISTRY.items() if metric.unavailable is not None)
 
 __all__ = [
-    "CODE_ONLY_METRICS",
     "METRICS",
     "OUTPUT_STATS",
+    "PARSED_METRICS",
     "REGISTRY",
     "Metric",
     "WordNetMissingError",

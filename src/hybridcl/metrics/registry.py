@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from hybridcl.metrics import bleu, codebleu, meteor, syntax
+from hybridcl.metrics import bleu, codebleu, codexglue, meteor, syntax
 
 
 def normalize_whitespace(text: str) -> str:
@@ -97,14 +97,19 @@ def _pass_rate(s: PredictionSet) -> float | None:
     return None if s.parses is None else _mean(s.parses)
 
 
+TARGETS = ("any", "code", "text")
+
+
 @dataclass(frozen=True)
 class Metric:
     """An accuracy metric on 0-1, higher is better.
 
     `corpus` gives the figure of a whole prediction set (None: not defined here); `per_example` one
     value per prediction, stored in the predictions files under `per_example_key` (default: `name`).
-    `costly_per_example` ones are computed only on request. A `code_only` metric is None for natural-
-    language targets; `unavailable` names why it cannot be computed for a language (None: it can).
+    `costly_per_example` ones are computed only on request. `targets` "code" / "text": the metric is None
+    for the other kind of target (direction summarize / generate). `unavailable`, for metrics that parse
+    code: a language -> why it cannot be parsed (None: it can). `part_of`: the combined metric this one is
+    a component of (the report shows components beside it).
     """
 
     name: str
@@ -113,17 +118,38 @@ class Metric:
     per_example: Callable[[PredictionSet], list | None] | None = None
     per_example_key: str | None = None
     costly_per_example: bool = False
-    code_only: bool = False
-    unavailable: Callable[[str], str | None] = lambda language: None
+    targets: str = "any"
+    unavailable: Callable[[str], str | None] | None = None
+    part_of: str | None = None
 
     @property
     def example_key(self) -> str:
         return self.per_example_key or self.name
 
     def unavailable_reason(self, s: PredictionSet) -> str | None:
-        if self.code_only and not s.has_code_targets:
+        if self.targets == "code" and not s.has_code_targets:
             return f"direction {s.direction!r} has natural-language targets; this metric is for code"
-        return self.unavailable(s.language)
+        if self.targets == "text" and s.has_code_targets:
+            return f"direction {s.direction!r} has code targets; this metric is for natural-language summaries"
+        return None if self.unavailable is None else self.unavailable(s.language)
+
+
+def _codebleu_part(key: str) -> Callable[[PredictionSet], float]:
+    return lambda s: s.codebleu_components[key]
+
+
+def _codebleu_component(name: str, label: str, key: str, part_of: str | None = "codebleu") -> Metric:
+    return Metric(
+        name, label, _codebleu_part(key), targets="code", unavailable=codebleu.unavailable_reason, part_of=part_of
+    )
+
+
+def _codexglue_bleu(s: PredictionSet) -> float:
+    return s.timed("codexglue_bleu", codexglue.corpus_bleu_smoothed, s.predictions, s.references)
+
+
+def _smooth_bleus(s: PredictionSet) -> list[float]:
+    return s.timed("smooth_bleu", codexglue.smooth_bleus, s.predictions, s.references)
 
 
 REGISTRY: dict[str, Metric] = {
@@ -134,28 +160,28 @@ REGISTRY: dict[str, Metric] = {
         Metric(
             "codebleu",
             "CodeBLEU",
-            lambda s: s.codebleu_components["codebleu"],
+            _codebleu_part("codebleu"),
             _sentence_codebleus,
             costly_per_example=True,
-            code_only=True,
+            targets="code",
             unavailable=codebleu.unavailable_reason,
         ),
-        Metric(
-            "ast_similarity",
-            "AST similarity",
-            lambda s: s.codebleu_components["syntax_match_score"],
-            code_only=True,
-            unavailable=codebleu.unavailable_reason,
-        ),
+        # CodeBLEU's syntax component, a headline metric of its own (the seed asks for AST similarity)
+        _codebleu_component("ast_similarity", "AST similarity", "syntax_match_score", part_of=None),
         Metric(
             "pass_rate",
             "pass rate",
             _pass_rate,
             lambda s: s.parses,
             per_example_key="parses",
-            code_only=True,
+            targets="code",
             unavailable=syntax.unavailable_reason,
         ),
         Metric("exact_match", "exact match", lambda s: _mean(s.exact), lambda s: s.exact),
+        Metric("codexglue_bleu", "BLEU (CodeXGLUE)", _codexglue_bleu, targets="code"),
+        Metric("smooth_bleu", "smoothed BLEU (CodeXGLUE)", lambda s: _mean(_smooth_bleus(s)), targets="text"),
+        _codebleu_component("codebleu_ngram", "CodeBLEU n-gram", "ngram_match_score"),
+        _codebleu_component("codebleu_weighted_ngram", "CodeBLEU weighted n-gram", "weighted_ngram_match_score"),
+        _codebleu_component("codebleu_dataflow", "CodeBLEU dataflow", "dataflow_match_score"),
     )
 }
