@@ -1,19 +1,22 @@
 """Evaluation metrics (docs/design.md section 3): each one equals its reference implementation.
 
 The accuracy metrics are the entries of ``registry.REGISTRY`` (name, label, corpus and per-example
-functions, whether it is for code only); ``METRICS`` is their names in order. Adding a metric is one
+functions, which targets it is for); ``METRICS`` is their names in order. Adding a metric is one
 entry there. ``score_predictions(predictions, references, language, direction)`` scores one
 prediction set once per metric and returns::
 
     {
       "n": 2000, "language": "python", "direction": "generate",
-      "corpus": {                         # the six METRICS, which go into the accuracy matrices (0-1)
+      "corpus": {                         # the METRICS, which go into the accuracy matrices (0-1)
         "bleu":           sacrebleu.corpus_bleu(preds, [refs]).score / 100,
         "meteor":         mean of nltk meteor_score([tok(ref)], tok(pred))        (see meteor.py),
         "codebleu":       calc_codebleu(refs, preds, lang)["codebleu"]            | None,
         "ast_similarity": calc_codebleu(...)["syntax_match_score"]                | None,
         "pass_rate":      share of predictions tree-sitter parses without error   | None  (syntax.py),
         "exact_match":    share equal to the reference after " ".join(s.split()),
+        "codexglue_bleu": CodeXGLUE's corpus BLEU-4 (add-one smoothing, whitespace tokens) | None,
+        "smooth_bleu":    CodeXGLUE's smoothed sentence BLEU-4, mean (summarisation)      | None,
+        "codebleu_ngram", "codebleu_weighted_ngram", "codebleu_dataflow": CodeBLEU's parts | None,
         # then the three OUTPUT_STATS (collapse.py), which describe the outputs and are not accuracy
         # metrics: they never enter the accuracy matrices or the continual-learning figures
         "distinct_share": distinct predictions / predictions,
@@ -28,9 +31,9 @@ prediction set once per metric and returns::
       "seconds": {metric: wall time spent on it},
     }
 
-None means "not defined here", never 0: code-only metrics (codebleu, ast_similarity, pass_rate) are
+None means "not defined here", never 0: the PARSED_METRICS (CodeBLEU and its parts, pass rate) are
 None for the ``summarize`` direction (natural-language targets) and for languages whose tree-sitter
-grammar is not installed (this project pins python and javascript; java, go, php, ruby get None).
+grammar is not installed; codexglue_bleu is for code targets, smooth_bleu for docstrings (this project pins python and javascript; java, go, php, ruby get None).
 Per-example CodeBLEU is off by default (``per_example_codebleu=True`` costs as much again as the
 corpus call); per-example BLEU is sacrebleu's sentence BLEU.
 
