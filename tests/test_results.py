@@ -44,6 +44,7 @@ STRATEGY_KEYS = {
     "efficiency",
     "cost",
     "loss_curves",
+    "codebleu_dataflow_counted_as_one",
 }
 CL_KEYS = {"average", "forgetting", "forgetting_rate", "bwt", "fwt", "notes"}
 SUMMARY_KEYS = {"mean", "std", "ci95", "n", "values"}
@@ -226,3 +227,13 @@ def test_efficiency_is_the_average_per_million_trainable_parameters_of_the_large
     averages = entry["cl"]["bleu"]["average"]["values"]
     assert entry["efficiency"]["bleu"]["values"] == [pytest.approx(2 * value) for value in averages]
     assert per_million({"values": [1.0]}, 0) is None and per_million(None, 10) is None
+
+
+def test_a_zero_dataflow_match_is_flagged_where_codebleu_counted_it_as_one():
+    records = finished_records()
+    for evaluation in (r["eval"][task] for seed in records for r in seed for task in TASKS):
+        evaluation["scores"]["codebleu_dataflow"] = 0.5
+    records[1][2]["eval"]["javascript"]["scores"]["codebleu_dataflow"] = 0.0
+    records[0][1]["eval"]["python"]["scores"].update(codebleu=None, codebleu_dataflow=0.0)  # no CodeBLEU here
+    entry = strategy_results(get_strategy("task_specific"), TASKS, records, params(1000))
+    assert entry["codebleu_dataflow_counted_as_one"] == [{"seed": 1, "stage": 2, "task": "javascript"}]

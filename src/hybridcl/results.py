@@ -74,6 +74,7 @@ def strategy_results(strategy: Strategy, tasks: Sequence[str], records: StageRec
         "outputs": {stat: summarize_matrices(per_seed[stat])[1] for stat in OUTPUT_STATS},
         "cost": cost(records),
         "loss_curves": loss_curves(records[0]),
+        "codebleu_dataflow_counted_as_one": dataflow_counted_as_one(records, tasks),
     }
 
 
@@ -84,6 +85,19 @@ def score_matrices(records: StageRecords, tasks: Sequence[str], score: str) -> l
 
 def stage_score(record: dict | None, task: str, score: str) -> float | None:
     return None if record is None else record["eval"][task]["scores"].get(score)
+
+
+def dataflow_counted_as_one(records: StageRecords, tasks: Sequence[str]) -> list[dict]:
+    """The evaluations whose CodeBLEU counted a zero dataflow match as a full one (codebleu 0.7.0 weighs
+    `dataflow_match_score or 1`): {seed, stage, task} each, in seed, stage, task order."""
+    return [
+        {"seed": record["seed"], "stage": record["stage"], "task": task}
+        for seed in records
+        for record in seed
+        if record is not None
+        for task in tasks
+        if stage_score(record, task, "codebleu") is not None and stage_score(record, task, "codebleu_dataflow") == 0
+    ]
 
 
 def efficiency(cl: dict, params: dict) -> dict:
