@@ -21,6 +21,7 @@ import pytest
 from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
 from hybridcl.report import ResultsError, console_summary, load_results, write_report
 from hybridcl.run_files import RESULTS_FILE, SCHEMA_VERSION
+from hybridcl.strategies import STRATEGIES
 
 METRICS = ["bleu", "meteor", "codebleu", "ast_similarity", "pass_rate", "exact_match"]
 BASE = 60_492_288
@@ -156,7 +157,9 @@ def make_results(strategies=("task_specific", "shared_layer", "lora_only", "laye
     noises = [noise * (1, -1, 0)[i % 3] for i in range(len(seeds))]
     for name in strategies:
         per_stage, stored, what = PARAMS[name]
-        per_stage = per_stage[: 1 if name == "joint" else len(tasks)]
+        components = STRATEGIES[name].components(tasks)
+        # One entry per stage, like the runner (stages after the second train what the second does).
+        per_stage = [per_stage[min(s, len(per_stage) - 1)] for s in range(1 if name == "joint" else len(tasks))]
         matrices, summaries, cl, eff = {}, {}, {}, {}
         for metric in METRICS:
             if metric in null_metrics:
@@ -196,8 +199,10 @@ def make_results(strategies=("task_specific", "shared_layer", "lora_only", "laye
             "matrices_summary": summaries,
             "outputs": output_stats(name, len(per_stage) + 1, len(tasks), seeds, collapsed),
             "cl": cl,
-            "params": {
+            "params": {  # like count_params: a component's size is None when the strategy has none
                 "base": BASE,
+                "lora_per_adapter": LORA if components.loras else None,
+                "layer": LAYER if components.layers else None,
                 "per_stage": stages,
                 "stored": stored,
                 "stored_pct_of_base": 100 * stored / BASE,
@@ -569,7 +574,9 @@ def test_three_tasks_and_empty_results(tmp_path):
 
 
 def test_number_formatting():
-    from hybridcl.report import _f, _ms, _signed
+    from hybridcl.report.text import mean_std as _ms
+    from hybridcl.report.text import number as _f
+    from hybridcl.report.text import signed as _signed
 
     assert _f(None) == "n/a" and _f(float("nan")) == "n/a"
     assert _f(0.29) == "0.2900"
@@ -630,7 +637,8 @@ def test_three_seeds_with_separate_intervals_give_verdicts(three_seed_report):
 
 
 def test_a_verdict_needs_three_seeds_and_separate_intervals():
-    from hybridcl.report import MIN_SEEDS_FOR_VERDICT, _untested_reason
+    from hybridcl.report.verdicts import MIN_SEEDS_FOR_VERDICT
+    from hybridcl.report.verdicts import untested_reason as _untested_reason
 
     assert MIN_SEEDS_FOR_VERDICT == 3
     apart = [summarize([0.30, 0.31, 0.32]), summarize([0.10, 0.11, 0.12])]
