@@ -108,8 +108,8 @@ class Metric:
     value per prediction, stored in the predictions files under `per_example_key` (default: `name`).
     `costly_per_example` ones are computed only on request. `targets` "code" / "text": the metric is None
     for the other kind of target (direction summarize / generate). `unavailable`, for metrics that parse
-    code: a language -> why it cannot be parsed (None: it can). `part_of`: the combined metric this one is
-    a component of (the report shows components beside it).
+    code: a language -> why it cannot be parsed (None: it can). `headline` metrics fill the report's sentences
+    and tables; `beside`: the metric this one is shown next to (a part of it, or another definition of it).
     """
 
     name: str
@@ -120,7 +120,8 @@ class Metric:
     costly_per_example: bool = False
     targets: str = "any"
     unavailable: Callable[[str], str | None] | None = None
-    part_of: str | None = None
+    headline: bool = True
+    beside: str | None = None
 
     @property
     def example_key(self) -> str:
@@ -138,9 +139,10 @@ def _codebleu_part(key: str) -> Callable[[PredictionSet], float]:
     return lambda s: s.codebleu_components[key]
 
 
-def _codebleu_component(name: str, label: str, key: str, part_of: str | None = "codebleu") -> Metric:
+def _codebleu_component(name: str, label: str, key: str, headline: bool = False) -> Metric:
+    part = _codebleu_part(key)
     return Metric(
-        name, label, _codebleu_part(key), targets="code", unavailable=codebleu.unavailable_reason, part_of=part_of
+        name, label, part, targets="code", unavailable=codebleu.unavailable_reason, headline=headline, beside="codebleu"
     )
 
 
@@ -166,8 +168,8 @@ REGISTRY: dict[str, Metric] = {
             targets="code",
             unavailable=codebleu.unavailable_reason,
         ),
-        # CodeBLEU's syntax component, a headline metric of its own (the seed asks for AST similarity)
-        _codebleu_component("ast_similarity", "AST similarity", "syntax_match_score", part_of=None),
+        # CodeBLEU's syntax part, a headline metric of its own (the seed asks for AST similarity)
+        _codebleu_component("ast_similarity", "AST similarity", "syntax_match_score", headline=True),
         Metric(
             "pass_rate",
             "pass rate",
@@ -178,8 +180,15 @@ REGISTRY: dict[str, Metric] = {
             unavailable=syntax.unavailable_reason,
         ),
         Metric("exact_match", "exact match", lambda s: _mean(s.exact), lambda s: s.exact),
-        Metric("codexglue_bleu", "BLEU (CodeXGLUE)", _codexglue_bleu, targets="code"),
-        Metric("smooth_bleu", "smoothed BLEU (CodeXGLUE)", lambda s: _mean(_smooth_bleus(s)), targets="text"),
+        Metric("codexglue_bleu", "BLEU (CodeXGLUE)", _codexglue_bleu, targets="code", headline=False, beside="bleu"),
+        Metric(
+            "smooth_bleu",
+            "smoothed BLEU (CodeXGLUE)",
+            lambda s: _mean(_smooth_bleus(s)),
+            targets="text",
+            headline=False,
+            beside="bleu",
+        ),
         _codebleu_component("codebleu_ngram", "CodeBLEU n-gram", "ngram_match_score"),
         _codebleu_component("codebleu_weighted_ngram", "CodeBLEU weighted n-gram", "weighted_ngram_match_score"),
         _codebleu_component("codebleu_dataflow", "CodeBLEU dataflow", "dataflow_match_score"),

@@ -10,6 +10,7 @@ bottom; each part has its module:
 - RQ2, shared vs specific layer (`task_specific` vs `shared_layer`, `shared_layer_frozen`): rq2_sharing.py
 - RQ3, capacity allocation (A per million trainable parameters, stored parameters): rq3_capacity.py
 - RQ4, continual learning (F, BWT, FWT; `full_finetune` and `joint` as references): rq4_continual.py
+- other definitions and parts (CodeXGLUE's BLEU, CodeBLEU's parts, the dataflow quirk): side_metrics.py
 - per strategy (matrices, outputs, figures, parameters, cost): per_strategy.py
 - the figures: plots.py
 
@@ -35,6 +36,7 @@ from hybridcl.report import (
     rq3_capacity,
     rq4_continual,
     sections,
+    side_metrics,
 )
 from hybridcl.report.plots import write_plots
 from hybridcl.report.text import FIGURE_SHORT, NA, metric_label
@@ -64,6 +66,7 @@ def write_report(results: dict[str, Any], run_dir: str | Path, *, plots: bool = 
         lines += rq2_sharing.section(run)
         lines += rq3_capacity.section(run)
         lines += rq4_continual.section(run)
+        lines += side_metrics.section(run)
         lines += per_strategy.section(run)
     else:
         lines += sections.no_results()

@@ -19,6 +19,7 @@ from typing import Any
 
 from hybridcl.cl_figures import summarize
 from hybridcl.errors import UserError
+from hybridcl.metrics.registry import REGISTRY
 from hybridcl.run_files import RESULTS_FILE, SCHEMA_VERSION
 from hybridcl.strategies import STRATEGIES
 
@@ -201,6 +202,7 @@ class StrategyView:
     eval_wall_time_s: Summary | None
     loss_curves: dict[int, list[float]]  # stage -> loss per optimizer step (the first seed)
     freezes_finished_tasks: bool  # never trains what evaluates a finished task (the registry says)
+    dataflow_counted_as_one: tuple[Mapping[str, Any], ...]  # {seed, stage, task}; () in older results
 
     @classmethod
     def of(cls, name: str, raw: Mapping[str, Any], tasks: Sequence[str]) -> StrategyView:
@@ -225,6 +227,7 @@ class StrategyView:
             eval_wall_time_s=Summary.of(cost["eval_wall_time_s"]),
             loss_curves={int(stage): losses for stage, losses in raw["loss_curves"].items()},
             freezes_finished_tasks=bool(tasks) and registered is not None and registered.freezes_finished_tasks(tasks),
+            dataflow_counted_as_one=tuple(raw.get("codebleu_dataflow_counted_as_one", ())),
         )
 
     def figure(self, metric: str, figure: str) -> Summary | None:
@@ -266,7 +269,8 @@ class RunView:
     tasks: tuple[str, ...]
     direction: str | None
     seeds: tuple[int, ...]
-    metrics: tuple[str, ...]
+    metrics: tuple[str, ...]  # the headline metrics, which the sections and tables use
+    side_metrics: dict[str, tuple[str, ...]]  # headline metric -> the metrics shown beside it (registry)
     config: Mapping[str, Any]
     device: Mapping[str, Any]
     versions: Mapping[str, str]
@@ -285,7 +289,8 @@ class RunView:
             tasks=tasks,
             direction=results.get("direction"),
             seeds=tuple(results.get("seeds", ())),
-            metrics=tuple(results.get("metrics", ())),
+            metrics=tuple(m for m in results.get("metrics", ()) if m not in REGISTRY or REGISTRY[m].headline),
+            side_metrics=_side_metrics(results.get("metrics", ())),
             config=results.get("config", {}),
             device=results.get("device", {}),
             versions=results.get("versions", {}),
@@ -338,3 +343,11 @@ class RunView:
         """A of the base model: the mean of stage 0's row, seed by seed (stage 0 is the same base for all)."""
         rows = (s.cells[metric][0] for s in self.strategies.values())
         return next((average for row in rows if (average := mean_per_seed(row)) is not None), None)
+
+
+def _side_metrics(metrics: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    side: dict[str, tuple[str, ...]] = {}
+    for metric in metrics:
+        if metric in REGISTRY and (beside := REGISTRY[metric].beside) is not None:
+            side[beside] = side.get(beside, ()) + (metric,)
+    return side
