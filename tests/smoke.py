@@ -41,18 +41,34 @@ def javascript_record(verb: str, noun: str, i: int, split: str) -> Record:
     )
 
 
+def go_record(verb: str, noun: str, i: int, split: str) -> Record:
+    """A third language for task streams beyond two (no tree-sitter grammar pinned: code metrics are None)."""
+    code = f"func {verb.capitalize()}{noun.capitalize()}{i}({noun} []string) []string {{\n\treturn {noun}[:{i}]\n}}"
+    return Record(
+        f"pkg{i % 4}", f"f{i}.go", f"{verb}{noun}{i}", "go", code, f"{verb.capitalize()} the first {i} {noun}.", split
+    )
+
+
+RECORD_MAKERS = {"python": python_record, "javascript": javascript_record, "go": go_record}
+
+
+def write_smoke_language(corpus: Path, language: str) -> None:
+    make = RECORD_MAKERS[language]
+    pairs = [(verb, noun) for verb in VERBS for noun in NOUNS]
+    for split, chunk, first in (
+        ("pretrain", pairs[:60], 60),
+        ("train", pairs[:60], 0),
+        ("valid", pairs[60:72], 0),
+        ("test", pairs[72:], 0),
+    ):
+        records = [make(verb, noun, first + i, split) for i, (verb, noun) in enumerate(chunk)]
+        write_jsonl_gz(records, corpus / language / f"{split}.jsonl.gz")
+
+
 def build_smoke_assets(root: Path) -> dict[str, Path]:
     corpus = root / "corpus"
-    for language, make in (("python", python_record), ("javascript", javascript_record)):
-        pairs = [(verb, noun) for verb in VERBS for noun in NOUNS]
-        for split, chunk, first in (
-            ("pretrain", pairs[:60], 60),
-            ("train", pairs[:60], 0),
-            ("valid", pairs[60:72], 0),
-            ("test", pairs[72:], 0),
-        ):
-            records = [make(verb, noun, first + i, split) for i, (verb, noun) in enumerate(chunk)]
-            write_jsonl_gz(records, corpus / language / f"{split}.jsonl.gz")
+    for language in ("python", "javascript"):
+        write_smoke_language(corpus, language)
     build_stand_in_base(corpus, root / "base", size="micro", steps=20, progress=False)
     return {"corpus": corpus, "base": root / "base", "cache": root / "cache"}
 
