@@ -1,16 +1,19 @@
-"""analysis.md and plots from a synthetic results dict that follows docs/results-schema.md exactly.
+"""analysis.md and plots from a synthetic results file, built the way the runner builds it.
 
 The numbers are made up but consistent: each seed's accuracy matrix is built from a few knobs per
-strategy (score right after a task's own stage, forgetting of task 1, zero-shot score on task 2),
-and every figure of the results (matrices, summaries, CL figures, efficiency) is derived from those
-matrices the way the runner derives them. Tests then turn the knobs and check that the generated
-sentences follow the numbers.
+strategy (score right after a task's own stage, forgetting of task 1, zero-shot score on task 2) and
+written into stage records, the runner's `stage.json` of each seed and stage (every evaluation's scores,
+output statistics and cost; every training's losses and cost). The results file is then built from
+those records by `hybridcl.results`, as `ContinualRun.collect` builds it, so that every figure
+(matrices, summaries, CL figures, efficiency, cost) is the runner's. Tests then turn the knobs and
+check that the generated sentences follow the numbers.
 
 Verdicts ("is better", "holds", "supported", a named leader) need 3 seeds and separate 95% intervals,
 so the tests of verdicts use `three_seed_report`; the 2-seed `full_report` has none.
 """
 
 import copy
+import dataclasses
 import json
 import re
 import struct
@@ -18,16 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
+from hybridcl.cl_figures import summarize
+from hybridcl.metrics import METRICS, OUTPUT_STATS, REGISTRY
 from hybridcl.report import ResultsError, console_summary, load_results, write_report
+from hybridcl.results import results_tree, strategy_results
 from hybridcl.run_files import RESULTS_FILE, SCHEMA_VERSION
-from hybridcl.strategies import STRATEGIES
+from hybridcl.strategies import Components, Strategy, Use, get_strategy, shared_prefix
 
-METRICS = ["bleu", "meteor", "codebleu", "ast_similarity", "pass_rate", "exact_match"]
+HEADLINE_METRICS = [m for m in METRICS if REGISTRY[m].headline]  # the report's tables, sentences and plots
 BASE = 60_492_288
 LORA = 589_824
+LORA_MODULES = 36  # q and v of CodeT5-small's attentions: 6 encoder blocks x 1, 6 decoder blocks x 2
 LAYER = 3_146_752
-RESULTS_DIRS = {"task_specific": "experiment_1_results", "shared_layer": "experiment_2_results"}
 
 # Per strategy: score right after each task's own stage (diag), drop of task 1 after stage 2 (forget),
 # zero-shot score on task 2 after stage 1 (zero_shot). Base model scores: BASE_ROW.
@@ -41,7 +46,7 @@ KNOBS = {
     "full_finetune": {"diag": [0.35, 0.33], "forget": 0.15, "zero_shot": 0.07},
     "joint": {"diag": [0.31, 0.29], "forget": 0.0, "zero_shot": 0.0},
 }
-PARAMS = {  # trainable per stage, stored for all tasks, stored_what
+PARAMS = {  # trainable per stage, stored for all tasks, stored_what (two tasks)
     "task_specific": ([LORA + LAYER, LORA + LAYER], 2 * (LORA + LAYER), "2 LoRA + 2 layer(s)"),
     "shared_layer": ([LORA + LAYER, LORA + LAYER], 2 * LORA + LAYER, "2 LoRA + 1 layer(s)"),
     "shared_layer_frozen": ([LORA + LAYER, LORA], 2 * LORA + LAYER, "2 LoRA + 1 layer(s)"),
@@ -50,6 +55,8 @@ PARAMS = {  # trainable per stage, stored for all tasks, stored_what
     "full_finetune": ([BASE, BASE], BASE, "whole base"),
     "joint": ([LORA + LAYER], LORA + LAYER, "1 LoRA + 1 layer(s)"),
 }
+# The headline metrics' scores are the knobs' times this; the other metrics of the registry (CodeXGLUE's
+# BLEU, CodeBLEU's parts, ...) are not scored here (None), so the report shows no side metrics by default.
 METRIC_SCALE = {
     "bleu": 1.0,
     "meteor": 1.4,
@@ -58,12 +65,15 @@ METRIC_SCALE = {
     "pass_rate": 2.5,
     "exact_match": 0.2,
 }
+assert set(METRIC_SCALE) == set(HEADLINE_METRICS), "give every headline metric of the registry a scale"
 
 
 HEALTHY_OUTPUTS = {"distinct_share": 0.97, "repetition_rate": 0.04, "length_ratio": 0.92}
 COLLAPSED_OUTPUTS = {"distinct_share": 0.01, "repetition_rate": 0.96, "length_ratio": 3.1}  # "def _def _def ..."
+assert set(HEALTHY_OUTPUTS) == set(COLLAPSED_OUTPUTS) == set(OUTPUT_STATS)
 # Every evaluation of make_results(collapsed=COLLAPSED_CELL) is healthy but this one.
 COLLAPSED_CELL = ("shared_layer", 2, 0)  # after stage 2 (javascript), on python
+LOSSES = [2.5 * 0.99**i + 0.3 + 0.05 * ((i * 7919) % 13) / 13 for i in range(120)]  # every stage's, every seed's
 VERDICT_WORDS = re.compile(
     r"\*\*`|\b(?:holds|does not hold|supported|is better|better on|forgets (?:less|more)|"
     r"Forgets least|Best (?:backward|average)|Most forward|Most efficient|"
@@ -72,11 +82,12 @@ VERDICT_WORDS = re.compile(
 
 
 def seed_matrix(name, knobs, tasks, metric, noise):
-    """One seed's accuracy matrix of one metric (rows: stages 0..S; columns: tasks)."""
+    """One seed's accuracy matrix of one metric (rows: stages 0..S; columns: tasks). Row 0 is the base
+    model's, which every strategy shares: the strategy's `spread` scales the noise of the rows it trains."""
     k = METRIC_SCALE[metric]
     n = len(tasks)
-    noise *= knobs.get("spread", 1.0)
     base = [BASE_ROW[j % 2] * k + noise for j in range(n)]
+    noise *= knobs.get("spread", 1.0)
     diag = [knobs["diag"][j % 2] * k + noise for j in range(n)]
     if name == "joint":
         return [base, diag]
@@ -87,139 +98,143 @@ def seed_matrix(name, knobs, tasks, metric, noise):
     return rows
 
 
-def output_stats(name, rows, n_tasks, seeds, collapsed):
-    """The runner's `outputs`: per statistic, a (stage x task) matrix of summaries over seeds."""
+def train_figures(stage, i, trainable):
+    """What seed i's (the i-th seed's) training of a stage reports (`StageStats.to_dict()`)."""
+    return {"losses": LOSSES, "steps": 200, "examples": 1600, "target_tokens": 64_000,
+            "wall_time_s": 100.0 + 4 * i + stage - 1, "tokens_per_s": 5000.0 + 100 * i,
+            "peak_memory_bytes": 2_100_000_000 + 100_000_000 * i, "peak_memory_kind": "process_peak_rss",
+            "trainable_params": trainable}  # fmt: skip
 
-    def value(stat, s, j):
-        return (COLLAPSED_OUTPUTS if (name, s, j) == collapsed else HEALTHY_OUTPUTS)[stat]
 
-    return {stat: summarize_matrices([[[value(stat, s, j) for j in range(n_tasks)] for s in range(rows)]
-                                      for _ in seeds])[1] for stat in HEALTHY_OUTPUTS}  # fmt: skip
+def eval_cost(i):
+    """What seed i's evaluation of one task costs (`EvalStats.to_dict()` and the scoring time)."""
+    wall = 10.0 + 0.5 * i
+    return {"wall_time_s": wall, "generated_tokens": 45_000, "tokens_per_s": 45_000 / wall,
+            "peak_memory_bytes": 1_100_000_000 - 100_000_000 * i, "peak_memory_kind": "process_peak_rss",
+            "score_time_s": 2.0}  # fmt: skip
+
+
+def seed_records(strategy: Strategy, tasks, knobs, seed, i, noise, null_metrics, collapsed, params):
+    """Seed i's stage records, stages 0..S, as the runner writes them when it trains every stage itself.
+    Stage 0 evaluates the base model (no adapter, no layer), the same for every strategy."""
+    name = strategy.name
+    cells = {m: seed_matrix(name, knobs, tasks, m, noise) for m in HEADLINE_METRICS if m not in null_metrics}
+    records = []
+    for s in range(strategy.num_stages(tasks) + 1):
+        evaluation = {}
+        for j, task in enumerate(tasks):
+            scores = {m: cells[m][s][j] if m in cells else None for m in METRICS}
+            hit = collapsed is not None and tuple(collapsed[1:]) == (s, j) and (s == 0 or collapsed[0] == name)
+            evaluation[task] = {
+                "scores": scores | (COLLAPSED_OUTPUTS if hit else HEALTHY_OUTPUTS),
+                "notes": {m: "not scored in this synthetic run" for m, v in scores.items() if v is None},
+                "components": dataclasses.asdict(strategy.evaluation(tasks, s, task) if s else Use()),
+                "cost": eval_cost(i),
+            }
+        if s == 0:
+            records.append({"stage": 0, "seed": seed, "train": None, "eval": evaluation})
+        else:
+            train = train_figures(s, i, params["per_stage"][s - 1]["trainable"])
+            records.append({"stage": s, "seed": seed, "shared_with": None, "train": train, "eval": evaluation})
+    return records
+
+
+def stage_records(strategies, tasks, seeds, knobs, noise, null_metrics=(), collapsed=None):
+    """Per strategy, its records[i][s] (seed i, stage s). Seeds get +noise, -noise, 0, +noise, ... on every
+    cell. A stage the runner would copy from an earlier strategy of the run (`shared_prefix`) is that
+    strategy's record with `shared_with`; the knobs must give both the same scores there."""
+    records = {}
+    for name in strategies:
+        strategy = get_strategy(name)
+        params = synthetic_params(strategy, tasks)
+        records[name] = [seed_records(strategy, tasks, knobs[name], seed, i, noise * (1, -1, 0)[i % 3], null_metrics,
+                                      collapsed, params) for i, seed in enumerate(seeds)]  # fmt: skip
+        for s in range(1, strategy.num_stages(tasks) + 1):
+            earlier = [d for d in records if d != name]  # the strategies before it in the run, in order
+            donor = next((d for d in earlier if shared_prefix(get_strategy(d), strategy, tasks) >= s), None)
+            if donor is None:
+                continue
+            for i, seed_stages in enumerate(records[name]):
+                copied = copy.deepcopy(records[donor][i][s])
+                scores = [copied["eval"][t]["scores"] == seed_stages[s]["eval"][t]["scores"] for t in tasks]
+                assert all(scores), f"the knobs of {name} and {donor} disagree on their shared stage {s}"
+                seed_stages[s] = copied | {"shared_with": copied["shared_with"] or donor}
+    return records
+
+
+def component_count(components: Components) -> int:
+    return BASE if components.base else len(components.loras) * LORA + len(components.layers) * LAYER
+
+
+def synthetic_params(strategy: Strategy, tasks):
+    """What `hybridcl.params.count_params` writes for CodeT5-small with the config's LoRA and layer: the
+    trainable counts of PARAMS (stages after the second train what the second does), the stored ones of the
+    components the registry gives the strategy (PARAMS' for two tasks)."""
+    trainable, stored, what = PARAMS[strategy.name]
+    components = strategy.components(tasks)
+    if len(tasks) == 2:
+        assert (stored, what) == (component_count(components), stored_what(components)), strategy.name
+    per_stage = [
+        {"stage": stage.index, "tasks": list(stage.tasks), "trainable": (t := trainable[min(s, len(trainable) - 1)]),
+         "trainable_pct_of_base": 100 * t / BASE} for s, stage in enumerate(strategy.stages(tasks))
+    ]  # fmt: skip
+    return {"strategy": strategy.name, "tasks": list(tasks), "base": BASE,
+            "lora_per_adapter": LORA if components.loras else None,
+            "lora_modules": LORA_MODULES if components.loras else 0,
+            "layer": LAYER if components.layers else None,
+            "num_loras": len(components.loras), "num_layers": len(components.layers),
+            "per_stage": per_stage, "stored": component_count(components), "stored_what": stored_what(components),
+            "stored_pct_of_base": 100 * component_count(components) / BASE}  # fmt: skip
+
+
+def stored_what(components: Components) -> str:
+    return "whole base" if components.base else f"{len(components.loras)} LoRA + {len(components.layers)} layer(s)"
+
+
+CONFIG = {
+    "name": "synthetic",
+    "data": {"source": "data/corpus", "languages": ["python", "javascript"], "direction": "generate", "n_train": 800,
+             "n_valid": 200},
+    "model": {"name": "Salesforce/codet5-small", "random_init": False},
+    "lora": {"r": 16, "alpha": 32, "dropout": 0.1, "target_modules": ["q", "v"]},
+    "layer": {"position": "encoder_top", "init": "identity"},
+    "train": {"epochs": 2, "batch_size": 8, "lr": 0.0005, "weight_decay": 0.0, "warmup_ratio": 0.0,
+              "mixed_precision": "auto", "seed": 0},
+    "strategies": [],
+}  # fmt: skip
+DATA = {
+    "counts": {"train_read": 48119, "train_examined": 812, "train": 800, "valid_read": 6015, "valid_examined": 200,
+               "valid": 200},
+    "skips": {"duplicate": 12, "too_long": 3},
+    "split_skips": {"train": {"duplicate": 10, "too_long": 3}, "valid": {"duplicate": 2}},
+}  # fmt: skip
 
 
 def make_results(strategies=("task_specific", "shared_layer", "lora_only", "layer_only"), seeds=(0, 1),
                  tasks=("python", "javascript"), knobs=None, noise=0.001, null_metrics=(), collapsed=None):  # fmt: skip
-    """A results dict of schema version 1. Seeds get +noise, -noise, 0, +noise, ... on every cell (the
-    mean stays the knobs' value; a knob `spread` scales a strategy's noise). `collapsed`: (strategy, stage,
-    task column) whose outputs collapsed; every other evaluation's outputs are healthy."""
+    """A results dict of the current schema version, built by `hybridcl.results` from `stage_records`. Seeds
+    get +noise, -noise, 0, +noise, ... on every cell (the mean stays the knobs' value; a knob `spread` scales
+    a strategy's noise). `null_metrics`: headline metrics with no score anywhere. `collapsed`: (strategy,
+    stage, task column) whose outputs collapsed; every other evaluation's outputs are healthy."""
     knobs = copy.deepcopy(knobs or KNOBS)
     tasks = list(tasks)
-    out = {
-        "schema_version": SCHEMA_VERSION,
-        "name": "synthetic",
-        "created": "2026-11-24T19:30:00+00:00",
-        "finished": True,
-        "config": {
-            "name": "synthetic",
-            "data": {
-                "source": "data/corpus",
-                "languages": tasks,
-                "direction": "generate",
-                "n_train": 800,
-                "n_valid": 200,
-            },
-            "model": {"name": "Salesforce/codet5-small", "random_init": False},
-            "lora": {"r": 16, "alpha": 32, "dropout": 0.1, "target_modules": ["q", "v"]},
-            "layer": {"position": "encoder_top", "init": "identity"},
-            "train": {
-                "epochs": 2,
-                "batch_size": 8,
-                "lr": 0.0005,
-                "weight_decay": 0.0,
-                "warmup_ratio": 0.0,
-                "mixed_precision": "auto",
-                "seed": 0,
-            },  # fmt: skip
-            "strategies": list(strategies),
-        },
-        "versions": {"hybridcl": "0.1.0", "python": "3.11.7", "torch": "2.13.0"},
-        "device": {"type": "cpu", "name": "test cpu", "processes": 1},
-        "tasks": tasks,
-        "direction": "generate",
-        "metrics": METRICS,
-        "seeds": list(seeds),
-        "data": {
-            t: {
-                "counts": {
-                    "train_read": 48119,
-                    "train_examined": 812,
-                    "train": 800,
-                    "valid_read": 6015,
-                    "valid_examined": 200,
-                    "valid": 200,
-                },
-                "skips": {"duplicate": 12, "too_long": 3},
-            }
-            for t in tasks
-        },  # fmt: skip
-        "strategies": {},
-    }
-    noises = [noise * (1, -1, 0)[i % 3] for i in range(len(seeds))]
+    config = copy.deepcopy(CONFIG)
+    config["data"]["languages"], config["strategies"] = tasks, list(strategies)
+    records = stage_records(strategies, tasks, seeds, knobs, noise, null_metrics, collapsed)
+    entries = {}
     for name in strategies:
-        per_stage, stored, what = PARAMS[name]
-        components = STRATEGIES[name].components(tasks)
-        # One entry per stage, like the runner (stages after the second train what the second does).
-        per_stage = [per_stage[min(s, len(per_stage) - 1)] for s in range(1 if name == "joint" else len(tasks))]
-        matrices, summaries, cl, eff = {}, {}, {}, {}
-        for metric in METRICS:
-            if metric in null_metrics:
-                rows = 2 if name == "joint" else len(tasks) + 1
-                per_seed = [[[None] * len(tasks) for _ in range(rows)] for _ in seeds]
-            else:
-                per_seed = [seed_matrix(name, knobs[name], tasks, metric, e) for e in noises]
-            matrices[metric], summaries[metric] = summarize_matrices(per_seed)
-            cl[metric] = summarize_cl(per_seed)
-            a = cl[metric]["average"]
-            eff[metric] = None if a is None else summarize([v * 1e6 / max(per_stage) for v in a["values"]])
-        stages = [
-            {"stage": s + 1, "tasks": tasks if name == "joint" else [tasks[s]], "trainable": t,
-             "trainable_pct_of_base": 100 * t / BASE} for s, t in enumerate(per_stage)
-        ]  # fmt: skip
-        # Like the runner: stage 0 (evaluation only) and a row for every stage, finished or not.
-        cost_stages = [{"stage": 0, "eval": {"wall_time_s": summarize([20.0, 21.0][: len(seeds)]),
-                                             "tokens_per_s": summarize([9000.0, 9100.0][: len(seeds)]),
-                                             "peak_memory_bytes": summarize([1.1e9, 1.0e9][: len(seeds)])}}]  # fmt: skip
-        for s in range(len(per_stage)):
-            st = {"stage": s + 1,
-                  "train": {"wall_time_s": summarize([100.0 + s, 104.0 + s][: len(seeds)]),
-                            "tokens_per_s": summarize([5000.0, 5100.0][: len(seeds)]),
-                            "peak_memory_bytes": summarize([2.1e9, 2.2e9][: len(seeds)]),
-                            "peak_memory_kind": "process_peak_rss", "steps": 200, "examples": 1600},
-                  "eval": {"wall_time_s": summarize([20.0, 21.0][: len(seeds)]),
-                           "tokens_per_s": summarize([9000.0, 9100.0][: len(seeds)]),
-                           "peak_memory_bytes": summarize([1.1e9, 1.0e9][: len(seeds)])}}  # fmt: skip
-            if s == 0 and name in ("shared_layer", "shared_layer_frozen"):
-                st["shared_with"] = "task_specific"
-            cost_stages.append(st)
-        out["strategies"][name] = {
-            "label": f"synthetic {name}",
-            "results_dir": RESULTS_DIRS.get(name, f"{name}_results"),
-            "stages": len(per_stage),
-            "matrices": matrices,
-            "matrices_summary": summaries,
-            "outputs": output_stats(name, len(per_stage) + 1, len(tasks), seeds, collapsed),
-            "cl": cl,
-            "params": {  # like count_params: a component's size is None when the strategy has none
-                "base": BASE,
-                "lora_per_adapter": LORA if components.loras else None,
-                "layer": LAYER if components.layers else None,
-                "per_stage": stages,
-                "stored": stored,
-                "stored_pct_of_base": 100 * stored / BASE,
-                "stored_what": what,
-            },  # fmt: skip
-            "efficiency": eff,
-            "cost": {
-                "stages": cost_stages,
-                "train_wall_time_s": summarize([204.0, 212.0][: len(seeds)]),
-                "eval_wall_time_s": summarize([40.0, 42.0][: len(seeds)]),
-            },  # fmt: skip
-            "loss_curves": {
-                str(s + 1): [2.5 * 0.99**i + 0.3 + 0.05 * ((i * 7919) % 13) / 13 for i in range(120)]
-                for s in range(len(per_stage))
-            },  # fmt: skip
-        }
-    return out
+        strategy = get_strategy(name)
+        entries[name] = strategy_results(strategy, tasks, records[name], synthetic_params(strategy, tasks))
+    return results_tree(
+        config,
+        created="2026-11-24T19:30:00+00:00",
+        versions={"hybridcl": "0.1.0", "python": "3.11.7", "torch": "2.13.0"},
+        device={"type": "cpu", "name": "test cpu", "processes": 1},
+        seeds=list(seeds),
+        data={t: copy.deepcopy(DATA) for t in tasks},
+        strategies=entries,
+        finished=True,
+    )
 
 
 def section(text, heading):
@@ -287,7 +302,7 @@ def test_files_written(full_report):
     run, paths, text = full_report
     assert paths[0] == run / "analysis.md"
     names = {p.name for p in paths[1:]}
-    expected = {f"accuracy_matrix_{m}.png" for m in METRICS} | {
+    expected = {f"accuracy_matrix_{m}.png" for m in HEADLINE_METRICS} | {
         "forgetting_bleu.png",
         "score_vs_params_bleu.png",
         "loss_curves.png",
@@ -327,6 +342,11 @@ def test_matrix_and_cl_tables_hold_the_numbers(full_report):
     sl = per[per.index("### `shared_layer`") :]
     row = line_with(sl, "| BLEU |")
     assert "0.0400 ± 0.0000" in row
+    # Cost, summed from the records: training 100 + 101 s (seed 0), 104 + 105 s (seed 1); evaluation 10 s
+    # (10.5 s) per task, 2 tasks, stages 0..2. shared_layer's stage 1 is task_specific's, copied.
+    assert "Total: training 205.0 s ± 5.7 s, evaluation 61.5 s ± 2.1 s." in ts
+    assert "| 2 | 103.0 s ± 2.8 s | 5,050 ± 71 | 2.00 GiB ± 67.4 MiB (RSS) | 200 | 1,600 | 20.5 s ± 0.7 s |" in ts
+    assert "| 1 (shared with `task_specific`) | 102.0 s ± 2.8 s |" in sl
 
 
 def test_rq1_winner_and_ci(three_seed_report):
@@ -452,18 +472,18 @@ def test_nulls_render_as_na(tmp_path):
 
 
 def test_unfinished_run(tmp_path):
+    # shared_layer's stage 2 has finished in no seed yet (no stage.json): the runner's tree of that moment.
     results = make_results(strategies=("task_specific", "shared_layer"))
+    records = stage_records(("task_specific", "shared_layer"), results["tasks"], results["seeds"], KNOBS, 0.001)
+    for seed in records["shared_layer"]:
+        seed[2] = None
+    sl = strategy_results(get_strategy("shared_layer"), results["tasks"], records["shared_layer"],
+                          results["strategies"]["shared_layer"]["params"])  # fmt: skip
+    results["strategies"]["shared_layer"] = sl
     results["finished"] = False
     results["config"]["strategies"].append("lora_only")
-    sl = results["strategies"]["shared_layer"]
-    for metric in METRICS:
-        sl["matrices"][metric][2] = [None, None]
-        sl["matrices_summary"][metric][2] = [None, None]
-        sl["cl"][metric] = {k: (v if k == "fwt" else None) for k, v in sl["cl"][metric].items()}
-        sl["efficiency"][metric] = None
-    unmeasured = {"wall_time_s": None, "tokens_per_s": None, "peak_memory_bytes": None}
-    sl["cost"]["stages"][2] = {"stage": 2, "train": dict(unmeasured), "eval": dict(unmeasured)}
-    del sl["loss_curves"]["2"]
+    assert sl["matrices"]["bleu"][2] == [None, None] and sl["cl"]["bleu"]["average"] is None
+    assert sl["cl"]["bleu"]["fwt"] is not None and sl["efficiency"]["bleu"] is None and list(sl["loss_curves"]) == ["1"]
     write_report(results, tmp_path)  # with plots: a half-empty matrix and a missing loss curve must draw
     status = section((tmp_path / "analysis.md").read_text(), "Status")
     assert "**unfinished**" in status
@@ -501,7 +521,7 @@ def test_all_seven_strategies(tmp_path):
     assert "gap (joint − it) +0.0100; resolved" in rq4
     assert "`shared_layer_frozen` (the ablation" in section(text, "RQ2")
     assert "| `joint` |" in section(text, "Results at a glance")
-    assert len(paths) == 1 + len(METRICS) + 3
+    assert len(paths) == 1 + len(HEADLINE_METRICS) + 3
 
 
 def test_the_design_check_covers_each_strategy_that_freezes_finished_tasks(tmp_path):
@@ -564,7 +584,7 @@ def test_three_tasks_and_empty_results(tmp_path):
     assert "`task_specific` 0.0000 [0.0000, 0.0000] vs `shared_layer` 0.0200 [0.0200, 0.0200]" in line
     assert "difference (`task_specific` − `shared_layer`) -0.0200; untested: 2 seeds" in line
     assert "| 3: python |" in text
-    assert len(paths) == 1 + len(METRICS) + 3
+    assert len(paths) == 1 + len(HEADLINE_METRICS) + 3
     # Nothing trained yet: the report still renders and says so.
     empty = {"schema_version": SCHEMA_VERSION, "name": "empty", "finished": False, "tasks": ["python"], "metrics": ["bleu"],
              "seeds": [0], "strategies": {}, "config": {"strategies": ["task_specific"]}}  # fmt: skip

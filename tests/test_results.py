@@ -222,6 +222,16 @@ def test_cost_sums_the_tasks_of_an_evaluation_and_the_stages_of_a_seed():
     assert cost["eval_wall_time_s"]["values"] == [12.0, 12.0]  # stages 0..2: 2 + 4 + 6
 
 
+def test_an_evaluation_throughput_is_all_tokens_over_all_time_and_its_peak_the_highest():
+    """The tasks of a stage are evaluated one after another: throughputs and peaks do not add up."""
+    records = finished_records()
+    for seed in records:
+        seed[2]["eval"]["javascript"]["cost"].update(generated_tokens=50, peak_memory_bytes=3000)
+    stage2 = strategy_results(get_strategy("task_specific"), TASKS, records, params(50))["cost"]["stages"][2]["eval"]
+    assert stage2["tokens_per_s"]["values"] == [pytest.approx(60 / 6.0)] * 2  # (10 + 50) tokens in 3 + 3 s
+    assert stage2["peak_memory_bytes"]["values"] == [3000, 3000]
+
+
 def test_efficiency_is_the_average_per_million_trainable_parameters_of_the_largest_stage():
     entry = strategy_results(get_strategy("task_specific"), TASKS, finished_records(), params(500_000))
     averages = entry["cl"]["bleu"]["average"]["values"]

@@ -138,13 +138,20 @@ def stage_cost(records: StageRecords, s: int) -> dict:
 
 
 def part_figure(record: dict | None, part: str, key: str) -> float | None:
-    """One seed's figure of a stage's training, or of its evaluation (all tasks, evaluated together:
-    summed); None when the stage has not finished."""
+    """One seed's figure of a stage's training, or of its evaluation; None when the stage has not
+    finished. The tasks are evaluated one after another: their wall times add up, the throughput is
+    all generated tokens over that time, the peak memory the highest of theirs."""
     if not (record or {}).get(part):
         return None
-    if part == "eval":
-        return sum(task["cost"][key] for task in record["eval"].values())
-    return record["train"][key]
+    if part == "train":
+        return record["train"][key]
+    costs = [task["cost"] for task in record["eval"].values()]
+    wall = sum(cost["wall_time_s"] for cost in costs)
+    if key == "wall_time_s":
+        return wall
+    if key == "tokens_per_s":
+        return sum(cost["generated_tokens"] for cost in costs) / wall if wall else 0.0
+    return max(cost[key] for cost in costs)
 
 
 def total_wall_time(records: StageRecords, part: str) -> dict | None:
