@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hybridcl.baselines import MergeThenAdd
 from hybridcl.strategies import STRATEGIES, Components, Sequential, Use, get_strategy, shared_prefix
 
 PY, JS, JAVA = "python", "javascript", "java"
@@ -138,9 +139,15 @@ EXPECTED = {
         [[U("joint", "joint")] * 3] * 2,
     ),
 }
+# The baselines (hybridcl.baselines): replay and ewc on Experiment 2's components; merge_then_add and olora
+# train a LoRA per task and evaluate every task on the base with the adapters merged in so far.
+for tasks in (TWO, THREE):
+    EXPECTED["replay", tasks] = EXPECTED["ewc", tasks] = EXPECTED["shared_layer", tasks]
+    merged = (C(tasks), [C([task]) for task in tasks], [[U()] * len(tasks)] * (len(tasks) + 1))
+    EXPECTED["merge_then_add", tasks] = EXPECTED["olora", tasks] = merged
 
 
-def test_the_registry_holds_the_seven_strategies():
+def test_the_registry_holds_the_seven_strategies_and_the_four_baselines():
     assert set(STRATEGIES) == {
         "task_specific",
         "shared_layer",
@@ -149,6 +156,10 @@ def test_the_registry_holds_the_seven_strategies():
         "layer_only",
         "full_finetune",
         "joint",
+        "replay",
+        "ewc",
+        "merge_then_add",
+        "olora",
     }
     assert {name for name, _ in EXPECTED} == set(STRATEGIES)
     for name, strategy in STRATEGIES.items():
@@ -161,12 +172,16 @@ def test_components_trainable_and_evaluation_follow_design(name, tasks):
     strategy = get_strategy(name)
     assert strategy.components(tasks) == components
     assert strategy.num_stages(tasks) == len(trainable)
-    assert [strategy.trainable(tasks, s) for s in range(1, len(trainable) + 1)] == trainable
+    assert [strategy.stage(tasks, s).trainable for s in range(1, len(trainable) + 1)] == trainable
     table = [[strategy.evaluation(tasks, s, task) for task in tasks] for s in range(len(trainable) + 1)]
     assert table == evaluation
-    # while training stage s, the components of its (last) task are active
+    # while training stage s, the components of its (last) task are active (an adapter that is merged into
+    # the base after its stage is evaluated as part of the base)
     for stage in strategy.stages(tasks):
-        assert stage.active == strategy.evaluation(tasks, stage.index, stage.tasks[-1])
+        evaluated = strategy.evaluation(tasks, stage.index, stage.tasks[-1])
+        if isinstance(strategy, MergeThenAdd):
+            evaluated = U(stage.active.lora, evaluated.layer)
+        assert stage.active == evaluated
         # everything trained is used in the forward pass (nothing trains without gradients)
         assert set(stage.trainable.loras) <= {stage.active.lora}
         assert set(stage.trainable.layers) <= {stage.active.layer}
@@ -197,7 +212,7 @@ def test_which_strategies_freeze_finished_tasks(tasks):
 def test_task_order_is_respected():
     strategy = get_strategy("task_specific")
     tasks = (JS, PY)
-    assert strategy.trainable(tasks, 1) == C([JS], [JS])
+    assert strategy.stage(tasks, 1).trainable == C([JS], [JS])
     assert strategy.evaluation(tasks, 1, PY) == U(JS, JS)  # python comes second: zero-shot with javascript's
 
 
@@ -230,7 +245,7 @@ def test_unknown_strategy_and_bad_arguments():
     with pytest.raises(ValueError, match="stage 3 out of range"):
         strategy.evaluation(TWO, 3, PY)
     with pytest.raises(ValueError, match="stage 3 out of range"):
-        strategy.trainable(TWO, 3)
+        strategy.stage(TWO, 3)
     with pytest.raises(ValueError, match="unknown task 'go'"):
         strategy.evaluation(TWO, 1, "go")
     with pytest.raises(ValueError, match="distinct"):

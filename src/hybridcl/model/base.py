@@ -132,11 +132,6 @@ def freeze(model: PreTrainedModel) -> PreTrainedModel:
     return model
 
 
-def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    """Parameters of `model`, each shared tensor (tied embeddings) counted once."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
 def _pretrained(source: str, where: str, *, is_dir: bool, local_only: bool):
     if is_dir:
         missing = [f for f in ("config.json",) if not (Path(source) / f).is_file()]
