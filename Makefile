@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml scripts/install-wordnet.sh
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(TORCH_INDEX_URL),$(PY) -m pip install -q "$(TORCH_PIN)" --index-url $(TORCH_INDEX_URL))
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,tracking]'
 	bash scripts/install-wordnet.sh $(VENV)
 	touch $@
 

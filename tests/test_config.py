@@ -68,7 +68,9 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
         ("lora.target_modules=[q, '']", "non-empty string"),
         ("lora.target_modules=[q, 3]", "non-empty string"),
         ("layer.init=zeros", "must be one of ['identity', 'random'], got 'zeros'"),
-        ("layer.position=decoder_top", "must be one of ['encoder_top'], got 'decoder_top'"),
+        ("layer.position=middle", "must be one of ['encoder_top', 'decoder_top'], got 'middle'"),
+        ("layer.count=-1", "must be >= 0, got -1"),
+        ("layer.count=1.5", "expected a whole number, got 1.5"),
         ("train.epochs=0", "positive"),
         ("train.batch_size=0", "positive"),
         ("train.grad_accum_steps=0", "positive"),
@@ -93,6 +95,11 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
         ("strategies=[task_specific, magic]", "got ['task_specific', 'magic']"),
         ("strategies=[joint, joint]", "without repeats"),
         ("seeds=0", "must be positive, got 0"),
+        ("cl.replay_size=0", "must be positive, got 0"),
+        ("cl.replay_policy=fifo", "must be one of ['reservoir', 'per_task'], got 'fifo'"),
+        ("cl.ewc_lambda=-1", "must be finite and >= 0, got -1.0"),
+        ("cl.ewc_fisher_examples=-5", "must be >= 0, got -5"),
+        ("cl.olora_lambda=.inf", "must be finite and >= 0, got inf"),
     ],
 )
 def test_impossible_settings_name_the_key_in_one_line(override, message):

@@ -111,6 +111,14 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from hybridcl.sweep import parse_grid, run_sweep
+
+    overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds is not None else [])
+    run_sweep(args.config, parse_grid(args.grid), overrides, args.out)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from hybridcl.report import load_results, write_report
 
@@ -226,6 +234,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(run=_run)
 
+    sweep = commands.add_parser(
+        "sweep",
+        help="one run per point of a grid of config values (e.g. lora.r x layer.count), then sweep_summary.json/.md "
+        "and sweep_pareto.png; started again, it continues",
+    )
+    sweep.add_argument("config", help="YAML config, e.g. configs/local.yaml")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        required=True,
+        metavar="KEY=V1,V2,...",
+        help="values of one config key (repeatable: the points are the cartesian product)",
+    )
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    sweep.add_argument("--seeds", type=int, default=None, help="number of seeds of every point (overrides `seeds`)")
+    sweep.add_argument("--out", default=None, help="sweep folder (default: runs/<name>-sweep); reused to continue")
+    sweep.set_defaults(run=_sweep)
+
     report = commands.add_parser(
         "report", help=f"regenerate {ANALYSIS_FILE} and {PLOTS_DIR}/ from a run's results JSON"
     )
@@ -256,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if unparsed and args.command != "bench":  # bench hands its options to its own parser
         parser.error(f"unrecognized arguments: {' '.join(unparsed)}")
     args.unparsed = unparsed
-    if argv is None and args.command in ("run", "report"):
+    if argv is None and args.command in ("run", "sweep", "report"):
         pin_hash_seed()
     for key, value in LIBRARY_ENVIRONMENT.items():
         os.environ.setdefault(key, value)

@@ -21,9 +21,12 @@ from hybridcl.strategies import STRATEGIES
 
 LANGUAGES = ("python", "javascript", "java", "go", "php", "ruby")
 DIRECTIONS = ("generate", "summarize")
-LAYER_POSITIONS = ("encoder_top",)
+# encoder_top: after the last encoder block, before the encoder's final layer norm; decoder_top: the same in the decoder.
+LAYER_POSITIONS = ("encoder_top", "decoder_top")
 LAYER_INITS = ("identity", "random")
 MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
+TRACKERS = ("none", "tensorboard", "mlflow")  # train.log_with: accelerate's tracker names
+REPLAY_POLICIES = ("reservoir", "per_task")
 # The stand-in base sizes: the keys of hybridcl.model.pretrain.SIZES, which imports torch (a test keeps them equal).
 BASE_SIZES = ("micro", "tiny", "small")
 
@@ -135,12 +138,18 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class LayerSettings:
-    """The extra full transformer layer: one T5 encoder block of the base's sizes."""
+    """The extra full layer: `count` consecutive T5 blocks of the base's sizes (0: no layer), at `position`."""
 
-    position: str = "encoder_top"  # appended after the last encoder block, before the final layer norm
-    init: str = "identity"  # identity: zero attention `o` and feed-forward `wo`; "random": T5's own init
+    position: str = "encoder_top"  # see LAYER_POSITIONS
+    # identity: every residual branch's output projection (attention `o`, feed-forward `wo`) is zero; "random": T5's own
+    init: str = "identity"
+    count: int = 1
 
-    RULES: ClassVar[dict[str, Rule]] = {"position": one_of(LAYER_POSITIONS), "init": one_of(LAYER_INITS)}
+    RULES: ClassVar[dict[str, Rule]] = {
+        "position": one_of(LAYER_POSITIONS),
+        "init": one_of(LAYER_INITS),
+        "count": NON_NEGATIVE,
+    }
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,7 @@ class TrainConfig:
     grad_accum_steps: int = 1
     mixed_precision: str = "auto"  # auto: bf16 on GPUs that support it, else fp32; or "no" / "bf16" / "fp16"
     seed: int = 0
+    log_with: str = "none"  # experiment tracking (hybridcl.tracking): "tensorboard" or "mlflow", into <out>/tracking/
 
     RULES: ClassVar[dict[str, Rule]] = {
         "epochs": POSITIVE,
@@ -165,6 +175,7 @@ class TrainConfig:
         "max_grad_norm": NON_NEGATIVE_FINITE,
         "mixed_precision": one_of(MIXED_PRECISIONS),
         "seed": NON_NEGATIVE,
+        "log_with": one_of(TRACKERS),
     }
 
 
@@ -188,6 +199,25 @@ class OfflineConfig:
 
 
 @dataclass(frozen=True)
+class CLConfig:
+    """The continual-learning baselines' settings (hybridcl.baselines): a baseline takes the fields it has by name."""
+
+    replay_size: int = 200  # replay: earlier tasks' training examples in the buffer
+    replay_policy: str = "reservoir"  # reservoir: uniform over every earlier example; per_task: equal shares
+    ewc_lambda: float = 100.0  # ewc: weight of the penalty lambda/2 * sum F (theta - theta*)^2
+    ewc_fisher_examples: int = 1000  # ewc: the stage's training examples the Fisher averages over; 0: all
+    olora_lambda: float = 0.5  # olora: weight of the orthogonality penalty sum ||A_new A_old^T||^2
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "replay_size": POSITIVE,
+        "replay_policy": one_of(REPLAY_POLICIES),
+        "ewc_lambda": NON_NEGATIVE_FINITE,
+        "ewc_fisher_examples": NON_NEGATIVE,
+        "olora_lambda": NON_NEGATIVE_FINITE,
+    }
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "seed"
     data: DataConfig = field(default_factory=DataConfig)
@@ -197,12 +227,14 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
+    cl: CLConfig = field(default_factory=CLConfig)
     strategies: tuple[str, ...] = ("task_specific", "shared_layer")
     seeds: int = 1  # independent repetitions (training seeds train.seed, train.seed + 1, ...)
 
     RULES: ClassVar[dict[str, Rule]] = {  # the sections' fields: in each section's RULES
         "name": FOLDER_NAME,
-        "strategies": distinct(one_of(STRATEGIES)),
+        # looked up when checked: a strategy registered after import (a plug-in, a test) is known too
+        "strategies": distinct((lambda name: name in STRATEGIES, f"one of {list(STRATEGIES)}")),
         "seeds": POSITIVE,
     }
 
@@ -217,10 +249,22 @@ class Config:
             raise ConfigError(
                 "offline.build needs data.source to be a local folder (where the corpus is built), got 'hub'"
             )
+        if self.layer.count == 0:
+            _check_layerless(self.strategies, self.data.languages)
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check_layerless(strategies: Iterable[str], tasks: tuple[str, ...]) -> None:
+    """With layer.count=0 a layer has no parameters: a strategy with a stage that trains only layers trains nothing."""
+    for name in strategies:
+        if any(not (s.trainable.loras or s.trainable.base) for s in STRATEGIES[name].stages(tasks)):
+            raise ConfigError(
+                f"layer.count=0 leaves strategy {name!r} nothing to train (it trains only layers); "
+                "use layer.count >= 1 or leave it out of strategies"
+            )
 
 
 def _check(section: Any, prefix: str) -> None:

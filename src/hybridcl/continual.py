@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -46,7 +47,7 @@ from safetensors.torch import load_file, save_file
 
 from hybridcl import versions
 from hybridcl.atomic import atomic_path, remove_temp_files, write_text
-from hybridcl.config import Config, ConfigError
+from hybridcl.config import Config, ConfigError, load_config
 from hybridcl.data.batching import EncodedSet, encode_records
 from hybridcl.data.csn import TaskData, format_skips, load_task_data
 from hybridcl.evaluate import evaluate_task
@@ -58,11 +59,12 @@ from hybridcl.params import count_params
 from hybridcl.results import results_tree, strategy_results
 from hybridcl.run_files import RESULTS_FILE, results_dir_name
 from hybridcl.strategies import StageContext, Strategy, Use, get_strategy, shared_prefix
+from hybridcl.tracking import Tracker, check_installed
 from hybridcl.train import make_accelerator, prepare_stage, resolve_mixed_precision, stage_loader, train_stage
 
 # Settings that change no figure of a finished stage: a run folder may be continued with other values.
 # `seeds` and `strategies` add (or leave out) whole runs of one strategy and seed.
-UNLOCKED_KEYS = ("name", "seeds", "strategies", "data.cache_dir", "eval.batch_size", "offline.build")
+UNLOCKED_KEYS = ("name", "seeds", "strategies", "data.cache_dir", "eval.batch_size", "offline.build", "train.log_with")
 SKIP_WARNING_SHARE = 0.2  # a split that finds more than this share of the records it looks at unusable gets a warning
 CHOSEN_SKIP = "code_too_long"
 
@@ -81,7 +83,7 @@ class ContinualRun:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.tasks_order = tuple(cfg.data.languages)
-        self.strategies = [get_strategy(name) for name in cfg.strategies]
+        self.strategies = [get_strategy(name).configured(cfg.cl) for name in cfg.strategies]
         self.seeds = [cfg.train.seed + k for k in range(cfg.seeds)]
 
     # ---------------------------------------------------------------------------------- set-up
@@ -93,7 +95,9 @@ class ContinualRun:
         self.created = self._created() if continuing else _now()
         if self.cfg.offline.build:
             build_offline_assets(self.cfg)
-        self.accelerator = make_accelerator(self.cfg.train)
+        check_installed(self.cfg.train.log_with)
+        self.accelerator = make_accelerator(self.cfg.train, tracking_dir=self.out / "tracking")
+        self.tracker = Tracker(self.accelerator, _plain_config(self.cfg))
         self._main = self.accelerator.is_main_process  # the one process that writes files
         self.device = self.accelerator.device
         self.base, self.tokenizer = load_base(self.cfg.model)
@@ -119,7 +123,8 @@ class ContinualRun:
         path = self.out / "config.yaml"
         if not path.is_file() or next(self.out.rglob("stage.json"), None) is None:
             return False
-        saved = _result_settings(yaml.safe_load(path.read_text()) or {})
+        # Read as a config: a key added since the folder was written takes its default, the value its run had.
+        saved = _result_settings(_plain_config(load_config(path)))
         current = _result_settings(_plain_config(self.cfg))
         differing = sorted(_diff_keys(saved, current))
         if differing:
@@ -173,6 +178,8 @@ class ContinualRun:
         if self._main:
             write_report(results, self.out)
             _write_json(self.out / RESULTS_FILE, results)
+        if results["finished"]:
+            self.tracker.log_cl_figures(results)
         # Every process waits for the report, then leaves the process group: a process that exits while
         # another still talks to it aborts (SIGABRT), and torchrun then stops the rest mid-write.
         self.accelerator.wait_for_everyone()
@@ -184,8 +191,13 @@ class ContinualRun:
         if (self.stage_dir(strategy, seed, n_stages) / "stage.json").is_file():
             say(f"{strategy.name} seed {seed}: every stage finished before")
             return
+        with self.tracker.run(f"{strategy.name}/seed{seed}", strategy=strategy.name, seed=seed):
+            self._run_stages(strategy, seed, n_stages)
+
+    def _run_stages(self, strategy: Strategy, seed: int, n_stages: int) -> None:
         model = HybridModel(copy.deepcopy(self.base), self.cfg.lora, self.cfg.layer).to(self.device)
         self._stage0(model, strategy, seed)
+        self.tracker.log_stage(self._read_stage(strategy, seed, 0), losses=False)
         train_sets = {key: task.train for key, task in self.tasks.items()}
         state = {}  # the strategy's own, across this seed's stages (StageContext.state)
         for index in range(1, n_stages + 1):
@@ -195,7 +207,8 @@ class ContinualRun:
                 model, stage, self.tasks_order, seed, train_sets, folder, state, main_process=self._main
             )
             donor = self._donor(strategy, index)
-            if (folder / "stage.json").is_file():
+            finished_before = (folder / "stage.json").is_file()
+            if finished_before:
                 self._restore(strategy, context)
                 done = "restored (finished before)"
             elif donor is not None:
@@ -205,6 +218,9 @@ class ContinualRun:
                 self._train_and_evaluate(strategy, context)
                 done = "trained and evaluated"
             say(f"{strategy.name} stage {index} seed {seed}: {done}")
+            # a stage trained now logged its losses step by step; a restored or copied one has them in stage.json
+            trained_now = not finished_before and donor is None
+            self.tracker.log_stage(self._read_stage(strategy, seed, index), losses=not trained_now)
             self.write_results()
 
     def stage_dir(self, strategy: Strategy, seed: int, index: int) -> Path:
@@ -247,7 +263,10 @@ class ContinualRun:
         loader = stage_loader(strategy.stage_data(context), self.tokenizer.pad_token_id, train, self.accelerator)
         desc = f"{strategy.name} s{context.stage.index} seed{context.seed}"
         extra_loss = strategy.extra_loss(context)
-        stats = train_stage(context.model, loader, train, self.accelerator, desc=desc, extra_loss=extra_loss)
+        log_losses = functools.partial(self.tracker.log_losses, context.stage.index)
+        stats = train_stage(
+            context.model, loader, train, self.accelerator, desc=desc, extra_loss=extra_loss, on_losses=log_losses
+        )
         self._save_components(context.model, context.stage.trainable, context.folder)
         strategy.after_stage(context)
         self._finish_stage(strategy, context, stats.to_dict(), desc)

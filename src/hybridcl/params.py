@@ -16,7 +16,7 @@ from transformers import T5ForConditionalGeneration
 
 from hybridcl.config import Config, LayerSettings, LoraSettings
 from hybridcl.model.hybrid import HybridModel
-from hybridcl.strategies import Strategy, get_strategy
+from hybridcl.strategies import Components, Strategy, get_strategy
 
 
 def _numel(params) -> int:
@@ -33,7 +33,7 @@ def _build(base_model: T5ForConditionalGeneration, lora: LoraSettings, layer: La
 
 
 def component_sizes(base_model: T5ForConditionalGeneration, lora: LoraSettings, layer: LayerSettings) -> dict[str, Any]:
-    """Sizes of one LoRA adapter, one full layer and the base, measured on real modules."""
+    """Sizes of one LoRA adapter, one full layer (`layer.count` blocks) and the base, measured on real modules."""
     model = _build(base_model, lora, layer)
     model.add_task_lora("probe")
     model.add_layer("probe")
@@ -103,26 +103,35 @@ def count_params(
         "num_layers": len(components.layers),
         "per_stage": stages,
         "stored": stored,
-        "stored_what": "whole base"
-        if components.base
-        else f"{len(components.loras)} LoRA + {len(components.layers)} layer(s)",
+        "stored_what": _stored_what(components, layer),
         "stored_pct_of_base": _pct(stored, base),
     }
 
 
+def _stored_what(components: Components, layer: LayerSettings) -> str:
+    if components.base:
+        return "whole base"
+    layers = f"{len(components.layers)} layer(s)" if layer.count else "no layer (layer.count=0)"
+    return f"{len(components.loras)} LoRA + {layers}"
+
+
 def format_params_table(
-    sizes: dict[str, Any], counts: Sequence[dict[str, Any]], lora: LoraSettings | None = None
+    sizes: dict[str, Any],
+    counts: Sequence[dict[str, Any]],
+    lora: LoraSettings | None = None,
+    layer: LayerSettings | None = None,
 ) -> str:
     """A plain-text report: component sizes, then one row per strategy."""
     lines = ["Components", ""]
     rank = f", r={lora.r}" if lora is not None else ""
+    blocks = f"{layer.count} block(s) at {layer.position}; " if layer is not None else ""
     lines.append(f"  base model           {sizes['base']:>12,}")
     lines.append(
         f"  LoRA adapter         {sizes['lora_per_adapter']:>12,}  ({sizes['lora_modules']} modules{rank}; "
         f"{sizes['lora_pct_of_base']:.2f}% of base)"
     )
     lines.append(
-        f"  full layer           {sizes['layer']:>12,}  ({sizes['layer_pct_of_base_plus_layer']:.2f}% of base + layer; "
+        f"  full layer           {sizes['layer']:>12,}  ({blocks}{sizes['layer_pct_of_base_plus_layer']:.2f}% of base + layer; "
         f"{sizes['layer_pct_of_base']:.2f}% of base)"
     )
     lines += ["", "Strategies (trainable per stage; stored for all tasks at the end; % of base)", ""]
@@ -147,4 +156,4 @@ def params_report(cfg: Config, base_model: T5ForConditionalGeneration) -> str:
     strategies = [get_strategy(name) for name in cfg.strategies]
     sizes = component_sizes(base_model, cfg.lora, cfg.layer)
     counts = [count_params(s, tasks, base_model, cfg.lora, cfg.layer) for s in strategies]
-    return format_params_table(sizes, counts, cfg.lora)
+    return format_params_table(sizes, counts, cfg.lora, cfg.layer)

@@ -40,6 +40,9 @@ model, the stage, the task order, the seed, every task's training set, the stage
 
 A strategy that overrides a hook adds its class and settings to its `stage_signature`: it shares
 stages only with strategies of the same class and settings, never with one that keeps the defaults.
+Its settings come from the config's `cl` section (`configured`). The classic continual-learning
+baselines built this way (replay, ewc, olora, merge_then_add) are in `hybridcl.baselines`, which adds
+them to `STRATEGIES` when this module loads.
 """
 
 from __future__ import annotations
@@ -140,9 +143,6 @@ class Strategy:
             raise ValueError(f"{self.name}: stage {index} out of range 1..{len(stages)}")
         return stages[index - 1]
 
-    def trainable(self, tasks: Sequence[str], index: int) -> Components:
-        return self.stage(tasks, index).trainable
-
     def components(self, tasks: Sequence[str]) -> Components:
         """Every component the strategy creates, in order of first use."""
         tasks = _tasks(tasks)
@@ -208,6 +208,11 @@ class Strategy:
                 )
             )
         return tuple(signature)
+
+    def configured(self, settings: Any) -> Strategy:
+        """This strategy with the values `settings` (the config's `cl` section) has for its fields, by name."""
+        values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(self) if hasattr(settings, f.name)}
+        return dataclasses.replace(self, **values)
 
     def overridden_hooks(self) -> tuple[str, ...]:
         return tuple(hook for hook in HOOKS if getattr(type(self), hook) is not getattr(Strategy, hook))
@@ -361,3 +366,7 @@ def _trains_part_of(trainable: Components, use: Use) -> bool:
 
 def _unique(names) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n is not None))
+
+
+# Last: hybridcl.baselines subclasses the classes above and adds its strategies to STRATEGIES.
+import hybridcl.baselines  # noqa: E402, F401

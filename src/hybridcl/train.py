@@ -10,6 +10,7 @@ import math
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,14 +71,17 @@ def component_seed(seed: int, role: str) -> int:
     return seed * 1_000_003 + int.from_bytes(role.encode(), "little") % 1_000_003
 
 
-def make_accelerator(train: TrainConfig, cpu: bool | None = None) -> Accelerator:
-    """cpu=None: the GPU (CUDA or MPS) when there is one, else the CPU. On CUDA, float32 matmuls may use TF32."""
+def make_accelerator(train: TrainConfig, cpu: bool | None = None, tracking_dir: Path | None = None) -> Accelerator:
+    """cpu=None: the GPU (CUDA or MPS) when there is one, else the CPU. On CUDA, float32 matmuls may use TF32.
+    With `train.log_with` set, the accelerator holds that tracker, writing under `tracking_dir`."""
     # accelerate only sets up multi-process CPU runs (gloo) when told it is on the CPU.
     on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available()) if cpu is None else cpu
+    tracking = {} if train.log_with == "none" else {"log_with": train.log_with, "project_dir": tracking_dir}
     accelerator = Accelerator(
         cpu=on_cpu,
         mixed_precision=resolve_mixed_precision(train.mixed_precision),
         gradient_accumulation_steps=train.grad_accum_steps,
+        **tracking,
     )
     if accelerator.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -115,13 +119,16 @@ def train_stage(
     accelerator: Accelerator,
     desc: str = "train",
     extra_loss: ExtraLoss | None = None,
+    on_losses: Callable[[int, list[float]], None] | None = None,
 ) -> StageStats:
     """Train `model`'s trainable parameters for `train.epochs` over `loader`; returns the stage's figures.
 
     `loader` yields dicts with input_ids / attention_mask / labels and is already sharded per process
     (its batch sampler takes num_replicas/rank), so it is not passed through `accelerator.prepare`.
     `extra_loss(batch, outputs)`, when given, is added to the model's loss at every step (a strategy's
-    hook, hybridcl.strategies); the logged losses are the sums.
+    hook, hybridcl.strategies); the logged losses are the sums. `on_losses(first_step, losses)`, when
+    given, gets the losses each time they are read back (every LOG_EVERY optimizer steps; steps count
+    from 1): a tracker's live loss curve.
     """
     set_seed(train.seed)
     params = model.trainable_parameters()
@@ -142,6 +149,13 @@ def train_stage(
     tokens = 0
     step_losses, pending = [], []  # losses stay on the device until logged: no GPU sync every step
     bar = tqdm(total=total_steps, desc=desc, disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+
+    def read_back(pending: list[torch.Tensor]) -> None:
+        losses = accelerator.reduce(torch.stack(pending), "mean").tolist()
+        if on_losses is not None:
+            on_losses(len(stats.losses) + 1, losses)
+        stats.losses.extend(losses)
+
     for epoch in range(train.epochs):
         if hasattr(loader.batch_sampler, "set_epoch"):
             loader.batch_sampler.set_epoch(epoch)
@@ -167,13 +181,13 @@ def train_stage(
                 bar.update(1)
                 kill_point("train step")
                 if len(pending) == LOG_EVERY or stats.steps == total_steps:
-                    stats.losses.extend(accelerator.reduce(torch.stack(pending), "mean").tolist())
+                    read_back(pending)
                     pending = []
                     bar.set_postfix(
                         loss=f"{stats.losses[-1]:.3f}", ex_s=f"{stats.examples / (time.perf_counter() - start):.1f}"
                     )
     if pending:  # a loader shorter than its declared length
-        stats.losses.extend(accelerator.reduce(torch.stack(pending), "mean").tolist())
+        read_back(pending)
     bar.close()
     stats.wall_time_s = time.perf_counter() - start
     totals = accelerator.reduce(

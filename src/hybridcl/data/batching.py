@@ -351,6 +351,15 @@ def concat_encoded(sets: Sequence[EncodedSet]) -> EncodedSet:
     return EncodedSet(join([s.source_ids for s in sets]), join([s.target_ids for s in sets]))
 
 
+def select_encoded(encoded: EncodedSet, indices: Sequence[int]) -> EncodedSet:
+    """The examples `indices` of `encoded`, in that order (e.g. a replay buffer's)."""
+
+    def pick(ids: RaggedIds) -> RaggedIds:
+        return RaggedIds.from_lists([ids[i] for i in indices])
+
+    return EncodedSet(pick(encoded.source_ids), pick(encoded.target_ids))
+
+
 def make_loader(
     encoded: EncodedSet,
     batch_size: int,

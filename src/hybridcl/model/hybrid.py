@@ -1,4 +1,4 @@
-"""The hybrid model: a frozen T5 base + named LoRA adapters + extra full encoder layers.
+"""The hybrid model: a frozen T5 base + named LoRA adapters + extra full layers.
 
 Components (docs/design.md section 1):
 
@@ -6,12 +6,15 @@ Components (docs/design.md section 1):
   from `LoraSettings`, on the base's `q`/`v` only. The extra layers' `q`/`v` are never wrapped: the
   config excludes every module under `extra_layers` (`exclude_modules`), so an adapter added after a
   layer does not reach into it.
-- *Full layers*: T5 encoder blocks of the base's sizes, one per name. They live in one `ExtraLayers`
-  module appended to `base.encoder.block` (after the last encoder block, before the encoder's final
-  layer norm), so the T5 stack calls it like any block, with the same attention mask and relative
-  position bias. At most one of them runs in a forward pass (`activate`); with none active it passes
-  its input through. With `LayerSettings.init == "identity"` a new layer's attention output `o` and
-  feed-forward output `wo` are zero, so it computes the identity.
+- *Full layers*: one per name, each `LayerSettings.count` T5 blocks of the base's sizes (none with
+  count 0: the layer is then the identity, without parameters). They live in one `ExtraLayers` module
+  appended to the block list of the stack that `LayerSettings.position` names (`encoder_top`:
+  `base.encoder.block`, `decoder_top`: `base.decoder.block`; after the last block, before the final
+  layer norm), so the T5 stack calls it like any block, with the same attention masks, relative
+  position biases and (decoder) cache. At most one layer runs in a forward pass (`activate`); with
+  none active the slot passes its input through. With `LayerSettings.init == "identity"` every
+  residual branch's output projection (attention `o`, feed-forward `wo`) of a new block is zero, so
+  each block computes the identity.
 
 `activate(lora, layer)` chooses what a forward pass uses (None = that component is not used; with
 lora=None the PEFT adapters are disabled and the base runs bare). `set_trainable` says exactly which
@@ -42,9 +45,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import T5ForConditionalGeneration
+from transformers.cache_utils import DynamicLayer, EncoderDecoderCache
 from transformers.models.t5.modeling_t5 import T5Block
 
 from hybridcl.atomic import atomic_path
@@ -53,32 +58,67 @@ from hybridcl.config import LAYER_INITS, LAYER_POSITIONS, ConfigError, LayerSett
 # Attribute of `ExtraLayers` holding the named blocks; the LoRA config excludes every module under it.
 EXTRA_ATTR = "extra_layers"
 LORA_EXCLUDE = rf".*\.{EXTRA_ATTR}\..*"
+# Each sublayer of a T5 block adds its branch to the residual stream through one of these projections:
+# zero, the block computes the identity.
+RESIDUAL_OUTPUTS = ("SelfAttention.o", "EncDecAttention.o", "DenseReluDense.wo")
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
 class ExtraLayers(nn.Module):
-    """Named T5 encoder blocks in one slot of the encoder stack; the `active` one runs (None: identity).
+    """Named layers, each a list of T5 blocks run in order, in one slot of a T5 stack (encoder or decoder);
+    the `active` one runs (None: identity).
 
-    Called by `T5Stack` exactly like a `T5Block` (transformers 5.x): positional
-    `(hidden_states, attention_mask, position_bias, ...)` plus keyword arguments, returning
-    `(hidden_states, self_attention_position_bias, cross_attention_position_bias)`. The encoder has no
-    cache, so appending a block does not touch the decoder's cache or `generate`.
+    Called by `T5Stack` exactly like a `T5Block` (transformers 5.x): positional `(hidden_states,
+    attention_mask, position_bias, encoder_hidden_states, encoder_attention_mask,
+    encoder_decoder_position_bias)` plus keyword arguments (`past_key_values`, ...), returning
+    `(hidden_states, self_attention_position_bias, cross_attention_position_bias)`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, base_blocks: int) -> None:
         super().__init__()
         setattr(self, EXTRA_ATTR, nn.ModuleDict())
+        self.base_blocks = base_blocks  # the stack's own blocks: the extra blocks' indices (cache slots) follow
         self.active: str | None = None
 
     @property
     def layers(self) -> nn.ModuleDict:
         return getattr(self, EXTRA_ATTR)
 
-    def forward(self, hidden_states, attention_mask=None, position_bias=None, *args, **kwargs):
-        if self.active is None:
-            return hidden_states, position_bias, None
-        return self.layers[self.active](hidden_states, attention_mask, position_bias, *args, **kwargs)
+    def forward(
+        self,
+        hidden_states,
+        attention_mask=None,
+        position_bias=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        encoder_decoder_position_bias=None,
+        past_key_values=None,
+        **kwargs,
+    ):
+        blocks = self.layers[self.active] if self.active is not None else ()
+        _make_cache_room(past_key_values, self.base_blocks + len(blocks))
+        for block in blocks:
+            hidden_states, position_bias, cross_bias = block(
+                hidden_states,
+                attention_mask,
+                position_bias,
+                encoder_hidden_states,
+                encoder_attention_mask,
+                encoder_decoder_position_bias,
+                past_key_values=past_key_values,
+                **kwargs,
+            )
+            encoder_decoder_position_bias = cross_bias if cross_bias is not None else encoder_decoder_position_bias
+        return hidden_states, position_bias, encoder_decoder_position_bias
+
+
+def _make_cache_room(cache, size: int) -> None:
+    """The decoder's cache holds one slot per block of the base's config; the extra blocks' slots come after."""
+    if isinstance(cache, EncoderDecoderCache):
+        for part in (cache.self_attention_cache, cache.cross_attention_cache):
+            while len(part.layers) < size:
+                part.layers.append(DynamicLayer())
 
 
 def lora_config(settings: LoraSettings):
@@ -127,10 +167,11 @@ def _seeded(seed: int | None) -> Iterator[None]:
 
 
 class HybridModel(nn.Module):
-    """A T5 base with named LoRA adapters and named extra encoder layers (see the module docstring).
+    """A T5 base with named LoRA adapters and named extra layers (see the module docstring).
 
     `base` is modified in place (PEFT injects LoRA layers into it; the extra layers slot is appended to
-    `base.encoder.block` on the first `add_layer`), and all its parameters are frozen here.
+    the block list of the layer position's stack on the first `add_layer`), and all its parameters are
+    frozen here.
     """
 
     def __init__(
@@ -146,14 +187,17 @@ class HybridModel(nn.Module):
             raise ValueError(f"layer.position {layer.position!r} is not supported; choose from {list(LAYER_POSITIONS)}")
         if layer.init not in LAYER_INITS:
             raise ValueError(f"layer.init {layer.init!r} is not supported; choose from {list(LAYER_INITS)}")
-        if any(isinstance(block, ExtraLayers) for block in base.encoder.block):
+        if layer.count < 0:
+            raise ValueError(f"layer.count must be >= 0, got {layer.count}")
+        if any(isinstance(block, ExtraLayers) for stack in (base.encoder, base.decoder) for block in stack.block):
             raise ValueError("this base already carries extra layers (it belongs to another HybridModel)")
         if any(hasattr(module, "lora_A") for module in base.modules()):
             raise ValueError("this base already carries LoRA layers; pass a plain T5ForConditionalGeneration")
         self.base = base
         self.lora_settings = lora
         self.layer_settings = layer
-        self.num_base_layers = len(base.encoder.block)
+        self.stack = base.encoder if layer.position == "encoder_top" else base.decoder  # where the layers go
+        self.num_base_layers = len(self.stack.block)
         # The PeftModel wrapping `base` (created on the first add_task_lora). Not registered as a
         # submodule: its parameters are `base`'s own, already registered.
         self.__dict__["peft"] = None
@@ -204,28 +248,29 @@ class HybridModel(nn.Module):
                 self.peft.add_adapter(name, config)
 
     def add_layer(self, name: str, *, seed: int | None = None) -> None:
-        """Add a full encoder layer `name` (base sizes; identity or T5-random init). Does not activate it."""
+        """Add a full layer `name`: `layer_settings.count` blocks (base sizes; identity or T5-random init).
+        Does not activate it."""
         _check_name(name)
         if name in self.layer_names:
             raise ValueError(f"layer {name!r} already exists")
         if self._extra is None:
-            self._extra = ExtraLayers()
-            self.base.encoder.block.append(self._extra)
+            self._extra = ExtraLayers(self.num_base_layers)
+            self.stack.block.append(self._extra)
         with _seeded(seed):
-            block = self._new_block()
-        self._extra.layers[name] = block
+            blocks = nn.ModuleList(self._new_block(self.num_base_layers + i) for i in range(self.layer_settings.count))
+        self._extra.layers[name] = blocks
         self._apply_trainable()
 
-    def _new_block(self) -> T5Block:
-        encoder = self.base.encoder
-        block = T5Block(encoder.config, has_relative_attention_bias=False, layer_idx=self.num_base_layers)
+    def _new_block(self, index: int) -> T5Block:
+        block = T5Block(self.stack.config, has_relative_attention_bias=False, layer_idx=index)
         block.apply(self.base._init_weights)  # T5's own initialisation, not torch's defaults
         if self.layer_settings.init == "identity":
             with torch.no_grad():
-                block.layer[0].SelfAttention.o.weight.zero_()
-                block.layer[-1].DenseReluDense.wo.weight.zero_()
+                for module_name, module in block.named_modules():
+                    if module_name.endswith(RESIDUAL_OUTPUTS):
+                        module.weight.zero_()
         # Same dtype/device as the base's blocks, parameter by parameter (T5 keeps `wo` in fp32).
-        reference = dict(encoder.block[self.num_base_layers - 1].named_parameters())
+        reference = dict(self.stack.block[self.num_base_layers - 1].named_parameters())
         for pname, param in block.named_parameters():
             ref = reference.get(pname, next(iter(reference.values())))
             param.data = param.data.to(device=ref.device, dtype=ref.dtype)
@@ -317,7 +362,7 @@ class HybridModel(nn.Module):
         ]
 
     def layer_parameters(self, name: str) -> list[nn.Parameter]:
-        return list(self._layer(name).parameters())
+        return list(self._blocks(name).parameters())
 
     def base_parameters(self) -> list[nn.Parameter]:
         """The base model's own parameters (tied weights once), without LoRA and extra layers."""
@@ -328,9 +373,13 @@ class HybridModel(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.base.parameters() if p.requires_grad]
 
-    def _layer(self, name: str) -> T5Block:
+    def _blocks(self, name: str) -> nn.ModuleList:
         _require("layer", name, self.layer_names)
         return self._extra.layers[name]
+
+    def _layer(self, name: str, index: int = 0) -> T5Block:
+        """Block `index` of layer `name`."""
+        return self._blocks(name)[index]
 
     # ------------------------------------------------------------------------------- running
 
@@ -365,6 +414,23 @@ class HybridModel(nn.Module):
                 for module, weight in zip(wrapped, originals):
                     module.get_base_layer().weight.copy_(weight)
 
+    def merge_lora(self, name: str) -> None:
+        """Fold adapter `name` into the base weights for good (W <- W + alpha/r * B A in every module it
+        wraps) and delete it: PEFT's `merge_and_unload` for one adapter, the others stay."""
+        from peft.tuners.lora import LoraLayer
+
+        _require("LoRA adapter", name, self.lora_names)
+        with torch.no_grad():
+            for module in self.base.modules():
+                if isinstance(module, LoraLayer) and name in module.lora_A:
+                    module.get_base_layer().weight += module.get_delta_weight(name)
+        if self._active[0] == name:
+            self.activate(None, self._active[1])
+        loras, layers, base = self._trainable
+        self._trainable = (tuple(n for n in loras if n != name), layers, base)
+        with self._keeping_state():
+            self.peft.delete_adapter(name)
+
     # ---------------------------------------------------------------------------- state / io
 
     def lora_state(self, name: str) -> dict[str, torch.Tensor]:
@@ -376,8 +442,13 @@ class HybridModel(nn.Module):
         return {key: value.detach().clone() for key, value in state.items()}
 
     def layer_state(self, name: str) -> dict[str, torch.Tensor]:
-        """Layer `name`'s weights (T5Block state dict keys), detached copies."""
-        return {key: value.detach().clone() for key, value in self._layer(name).state_dict().items()}
+        """Layer `name`'s weights, detached copies: block i's under "i.<T5Block key>", except that a layer of
+        one block keeps T5Block's own keys (it loads into a stock T5 block, as files from before layer.count do)."""
+        blocks = self._blocks(name)
+        state = blocks.state_dict()
+        if len(blocks) == 1:
+            state = {key.removeprefix("0."): value for key, value in state.items()}
+        return {key: value.detach().clone() for key, value in state.items()}
 
     def save_lora(self, name: str, out_dir: str | os.PathLike) -> Path:
         """Write adapter `name` in PEFT format to out_dir/lora/<name>/ (atomically); return that folder.
@@ -402,6 +473,7 @@ class HybridModel(nn.Module):
             "format": "pt",
             "hybridcl_layer": name,
             "position": self.layer_settings.position,
+            "count": str(self.layer_settings.count),
             "init": self.layer_settings.init,
             "d_model": str(self.config.d_model),
         }
@@ -449,14 +521,26 @@ class HybridModel(nn.Module):
             set_peft_model_state_dict(self.peft, state, adapter_name=name)
 
     def load_layer(self, name: str, out_dir: str | os.PathLike) -> None:
-        """Load out_dir/layers/<name>.safetensors into layer `name` (created if missing)."""
-        self.set_layer_state(name, load_file(str(Path(out_dir) / "layers" / f"{name}.safetensors")))
+        """Load out_dir/layers/<name>.safetensors into layer `name` (created if missing); a file saved with
+        another position or block count is refused."""
+        path = Path(out_dir) / "layers" / f"{name}.safetensors"
+        with safe_open(str(path), "pt") as saved:
+            metadata = saved.metadata() or {}
+        mine = {"position": self.layer_settings.position, "count": str(self.layer_settings.count)}
+        for key, value in mine.items():
+            theirs = metadata.get(key, "1" if key == "count" else None)  # files from before layer.count: one block
+            if theirs != value:
+                raise ValueError(f"{path}: layer {key}={theirs} does not match this model's {key}={value}")
+        self.set_layer_state(name, load_file(str(path)))
 
     def set_layer_state(self, name: str, state: dict[str, torch.Tensor]) -> None:
-        """Put T5Block weights into layer `name` (created if missing)."""
+        """Put weights as `layer_state` gives them into layer `name` (created if missing)."""
         if name not in self.layer_names:
             self.add_layer(name)
-        self._layer(name).load_state_dict(state, strict=True)
+        blocks = self._blocks(name)
+        if len(blocks) == 1:
+            state = {f"0.{key}": value for key, value in state.items()}
+        blocks.load_state_dict(state, strict=True)
 
     def load_task(self, name: str, out_dir: str | os.PathLike) -> None:
         """Load every saved component called `name` from out_dir (what `save_task` wrote)."""

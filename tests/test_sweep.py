@@ -1,0 +1,221 @@
+"""`hybridcl sweep` on configs/smoke.yaml: the points, the summary taken from each point's results, resuming."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import hybridcl.continual as continual
+from hybridcl.cli import main
+from hybridcl.config import ConfigError
+from hybridcl.continual import ContinualRun
+from hybridcl.run_files import RESULTS_FILE
+from hybridcl.sweep import pareto_front, parse_grid, run_sweep, sweep_points
+from smoke import SMOKE
+from test_continual import counting
+
+GRID = ["lora.r=2,4", "layer.count=0,1"]
+POINTS = ["lora.r=2,layer.count=0", "lora.r=2,layer.count=1", "lora.r=4,layer.count=0", "lora.r=4,layer.count=1"]
+
+
+def smoke_overrides(assets: dict) -> list[str]:
+    return [
+        f"data.source={assets['corpus']}",
+        f"model.name={assets['base']}",
+        f"data.cache_dir={assets['cache']}",
+        "strategies=[task_specific, lora_only]",
+    ]
+
+
+@pytest.fixture(scope="module")
+def sweep(smoke_assets, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("sweep")
+    return out, run_sweep(SMOKE, parse_grid(GRID), smoke_overrides(smoke_assets), out)
+
+
+def test_every_point_is_a_finished_run_folder(sweep):
+    out, summary = sweep
+    assert [row["point"] for row in summary["points"]] == POINTS
+    assert [row["overrides"] for row in summary["points"]][1] == {"lora.r": 2, "layer.count": 1}
+    for point in POINTS:
+        results = json.loads((out / point / RESULTS_FILE).read_text())
+        assert results["finished"] is True
+        r, count = (int(part.split("=")[1]) for part in point.split(","))
+        assert (results["config"]["lora"]["r"], results["config"]["layer"]["count"]) == (r, count)
+
+
+def test_the_summary_holds_each_points_own_figures(sweep):
+    out, summary = sweep
+    saved = json.loads((out / "sweep_summary.json").read_text())
+    assert saved == json.loads(json.dumps(summary))
+    assert saved["metric"] == "bleu" and saved["grid"] == {"lora.r": [2, 4], "layer.count": [0, 1]}
+    for row in saved["points"]:
+        results = json.loads((out / row["point"] / RESULTS_FILE).read_text())
+        assert list(row["strategies"]) == ["task_specific", "lora_only"]
+        for name, entry in row["strategies"].items():
+            params = results["strategies"][name]["params"]
+            average = results["strategies"][name]["cl"]["bleu"]["average"]
+            assert entry["trainable"] == max(stage["trainable"] for stage in params["per_stage"])
+            assert entry["stored"] == params["stored"]
+            assert entry["average"] == {key: average[key] for key in ("mean", "std", "ci95", "n")}
+            assert entry["average"]["n"] == 1
+    trainable = {row["point"]: row["strategies"]["task_specific"]["trainable"] for row in saved["points"]}
+    assert (
+        trainable["lora.r=2,layer.count=0"] < trainable["lora.r=4,layer.count=0"] < trainable["lora.r=4,layer.count=1"]
+    )
+
+
+def test_count_0_makes_task_specific_what_lora_only_is(sweep):
+    _, summary = sweep
+    for row in summary["points"]:
+        specific, lora_only = (figures(row["strategies"][name]) for name in ("task_specific", "lora_only"))
+        assert (specific == lora_only) == (row["overrides"]["layer.count"] == 0), row["point"]
+
+
+def figures(entry: dict) -> tuple:
+    return entry["trainable"], entry["stored"], entry["average"]
+
+
+def test_the_markdown_table_and_the_pareto_plot(sweep):
+    out, summary = sweep
+    table = (out / "sweep_summary.md").read_text().splitlines()
+    rows = [line for line in table if line.startswith("| lora.r=")]
+    assert len(rows) == 8
+    first = summary["points"][0]["strategies"]["task_specific"]
+    cells = [cell.strip() for cell in rows[0].split("|")[1:-1]]
+    assert cells[:4] == ["lora.r=2,layer.count=0", "task_specific", f"{first['trainable']:,}", f"{first['stored']:,}"]
+    assert cells[4].startswith(f"{first['average']['mean']:.4f} ± ")
+    assert (out / "sweep_pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    entries = [entry for row in summary["points"] for entry in row["strategies"].values()]
+    for axis in ("trainable", "stored"):
+        front = pareto_front([(entry[axis], entry["average"]["mean"]) for entry in entries])
+        assert {k for k, entry in enumerate(entries) if entry["pareto"][axis]} == front
+    marks = [line.split("|")[-2].strip() for line in rows]
+    mark = {(True, True): "T+S", (True, False): "T", (False, True): "S", (False, False): ""}
+    assert marks == [mark[entry["pareto"]["trainable"], entry["pareto"]["stored"]] for entry in entries]
+
+
+def test_a_second_call_trains_nothing_and_gives_the_same_summary(sweep, smoke_assets, monkeypatch):
+    out, summary = sweep
+    trained = counting(monkeypatch)
+    again = run_sweep(SMOKE, parse_grid(GRID), smoke_overrides(smoke_assets), out)
+    assert trained == []
+    assert again == summary
+
+
+def test_a_run_folder_from_before_layer_count_continues_as_one_block(sweep, smoke_assets, tmp_path, monkeypatch):
+    folder = tmp_path / "old"
+    shutil.copytree(sweep[0] / POINTS[1], folder)
+    config = (folder / "config.yaml").read_text()
+    assert "  count: 1\n" in config
+    (folder / "config.yaml").write_text(config.replace("  count: 1\n", ""))
+    one, two = (point_config(smoke_assets, count) for count in (1, 2))
+    trained = counting(monkeypatch)
+    assert ContinualRun(one, folder).run()["finished"] is True
+    assert trained == []
+    with pytest.raises(ConfigError, match="layer.count: 1 there, 2 now"):
+        ContinualRun(two, folder).run()
+
+
+def point_config(smoke_assets: dict, count: int):
+    grid = parse_grid(["lora.r=2", f"layer.count={count}"])
+    return sweep_points(SMOKE, grid, smoke_overrides(smoke_assets))[0].config
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_killed_sweep_continues_where_it_stopped(smoke_assets, tmp_path, monkeypatch):
+    """Killed in the second point's stage 2: started again, the first point and the second's stage 1 are
+    restored, and only the rest is trained."""
+    grid, overrides, out = parse_grid(["lora.r=2", "layer.count=0,1"]), smoke_overrides(smoke_assets), tmp_path
+    real_train_stage, calls = continual.train_stage, []
+
+    def train_stage_dying_at_the_sixth(model, loader, train, accelerator, desc="", **hooks):
+        calls.append(desc)
+        if len(calls) == 6:  # the first point trains 4 stages; then task_specific s1, s2 of the second
+            raise Interrupted(desc)
+        return real_train_stage(model, loader, train, accelerator, desc, **hooks)
+
+    monkeypatch.setattr(continual, "train_stage", train_stage_dying_at_the_sixth)
+    with pytest.raises(Interrupted, match="task_specific s2 seed0"):
+        run_sweep(SMOKE, grid, overrides, out)
+    assert not (out / "sweep_summary.json").exists()
+    monkeypatch.setattr(continual, "train_stage", real_train_stage)
+    trained = counting(monkeypatch)
+    summary = run_sweep(SMOKE, grid, overrides, out)
+    assert trained == ["task_specific s2 seed0", "lora_only s1 seed0", "lora_only s2 seed0"]
+    assert [row["point"] for row in summary["points"]] == POINTS[:2]
+    assert all(row["finished"] for row in summary["points"])
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        (["lora.r=4,0"], "sweep point lora.r=0: lora.r must be positive, got 0"),
+        (["lora.rr=4"], "sweep point lora.rr=4: unknown key(s) ['lora.rr']"),
+        (["layer.count=1,0", "strategies=[task_specific],[layer_only]"], "strategy 'layer_only' nothing to train"),
+        (["layer.position=encoder_top,middle"], "sweep point layer.position=middle: layer.position must be one of"),
+    ],
+)
+def test_a_grid_value_the_config_refuses_stops_the_sweep_before_anything_runs(smoke_assets, tmp_path, grid, message):
+    out = tmp_path / "sweep"
+    with pytest.raises(ConfigError) as caught:
+        run_sweep(SMOKE, parse_grid(grid), smoke_overrides(smoke_assets), out)
+    assert message in str(caught.value)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "texts, message",
+    [
+        (["lora.r"], "not of the form key=value,value"),
+        (["lora.r="], "not of the form"),
+        (["lora.r=4,8", "lora.r=16"], "lora.r is given twice"),
+        (["lora.r=4,4"], "repeated values"),
+        (["lora.r=[4"], "not valid YAML"),
+        ([], "at least one --grid"),
+    ],
+)
+def test_a_malformed_grid_is_refused(texts, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        parse_grid(texts)
+
+
+def test_grid_values_are_read_as_yaml_and_points_are_the_cartesian_product(smoke_assets):
+    grid = parse_grid(["lora.r=4, 8", "layer.position=encoder_top,decoder_top", "lora.target_modules=[q],[q, v]"])
+    assert grid == {
+        "lora.r": [4, 8],
+        "layer.position": ["encoder_top", "decoder_top"],
+        "lora.target_modules": [["q"], ["q", "v"]],
+    }
+    points = sweep_points(SMOKE, grid, smoke_overrides(smoke_assets))
+    assert len(points) == 8
+    assert points[0].name == "lora.r=4,layer.position=encoder_top,lora.target_modules=[q]"
+    last = points[-1]
+    assert last.name == "lora.r=8,layer.position=decoder_top,lora.target_modules=[q,v]"
+    assert (last.config.lora.r, last.config.layer.position, last.config.lora.target_modules) == (
+        8,
+        "decoder_top",
+        ("q", "v"),
+    )
+
+
+def test_the_pareto_front():
+    #          0: dominated by 1   1            2: fewer params  3: no score  4: ties 1
+    pairs = [(100, 0.10), (100, 0.20), (10, 0.05), (5, None), (100, 0.20), (1000, 0.15)]
+    assert pareto_front(pairs) == {1, 2, 4}
+
+
+def test_the_sweep_command_refuses_a_bad_value_in_one_line(smoke_assets, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    sets = [arg for override in smoke_overrides(smoke_assets) for arg in ("--set", override)]
+    status = main(["sweep", str(SMOKE), "--grid", "lora.r=4,0", "--out", str(out), *sets])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith("hybridcl: error: sweep point lora.r=0: lora.r must be positive, got 0")
+    assert not out.exists()
