@@ -5,11 +5,12 @@ never retrain a finished task; the references `full_finetune` (forgetting baseli
 
 from __future__ import annotations
 
-from hybridcl.report.collapse import collapse_warning
+from hybridcl.report.collapse import collapse_warning, figure_cell
 from hybridcl.report.comparisons import difference_text, leader_cell, missing_advice, ranking_line
-from hybridcl.report.text import FIGURE_SHORT, NA, code, codes, mean_ci, metric_label, number, signed, table
+from hybridcl.report.text import FIGURE_SHORT, NA, code, codes, count, mean_ci, metric_label, number, signed, table
 from hybridcl.report.verdicts import HIGHER_IS_BETTER, LEADER_NOTE, Comparison, compare, status
 from hybridcl.report.view import RunView
+from hybridcl.strategies import STRATEGIES
 
 BASELINE, UPPER_BOUND = "full_finetune", "joint"
 CLAIMS = {"forgetting": "Forgets least", "bwt": "Best backward transfer", "fwt": "Most forward transfer"}
@@ -37,7 +38,7 @@ def section(run: RunView) -> list[str]:
     lines += design_check(run, sequential, metric)
     lines += forgetting_baseline(run, sequential, metric)
     lines += upper_bound(run, sequential, metric)
-    return lines + ["", *leader_table(run, sequential)]
+    return lines + ["", *methods_table(run, sequential, metric), *leader_table(run, sequential)]
 
 
 def ranking(run: RunView, sequential: list[str], metric: str, figure: str) -> str:
@@ -52,6 +53,28 @@ def ranking(run: RunView, sequential: list[str], metric: str, figure: str) -> st
         source=f"`cl.{metric}.{figure}`",
         figure=figure,
     )
+
+
+def methods_table(run: RunView, sequential: list[str], metric: str) -> list[str]:
+    """With continual-learning methods in the run (strategies that override a hook: replay, EWC, ...),
+    every sequential strategy side by side, least forgetting first."""
+    if not any(name in STRATEGIES and STRATEGIES[name].overridden_hooks() for name in sequential):
+        return []
+    figures = ("forgetting", "bwt", "fwt", "average")
+
+    def forgetting(name: str) -> float:
+        f = run.figure(name, metric, "forgetting")
+        return float("inf") if f is None else f.mean
+
+    rows = [
+        [code(name)]
+        + [figure_cell(run, name, metric, fig) for fig in figures]
+        + [count(run.strategies[name].params.stored)]
+        for name in sorted(sequential, key=forgetting)
+    ]
+    header = ["strategy", "F ↓", "BWT ↑", "FWT ↑", "A ↑", "stored parameters"]
+    intro = f"The sequential strategies and the continual-learning methods side by side ({metric_label(metric)}):"
+    return [intro, ""] + table(header, rows)
 
 
 def leader_table(run: RunView, sequential: list[str]) -> list[str]:
