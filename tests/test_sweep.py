@@ -12,10 +12,11 @@ import hybridcl.continual as continual
 from hybridcl.cli import main
 from hybridcl.config import ConfigError
 from hybridcl.continual import ContinualRun
-from hybridcl.run_files import RESULTS_FILE
+from hybridcl.run_files import ANALYSIS_FILE, RESULTS_FILE
 from hybridcl.sweep import pareto_front, parse_grid, run_sweep, sweep_points
 from smoke import SMOKE
 from test_continual import counting
+from test_report import section
 
 GRID = ["lora.r=2,4", "layer.count=0,1"]
 POINTS = ["lora.r=2,layer.count=0", "lora.r=2,layer.count=1", "lora.r=4,layer.count=0", "lora.r=4,layer.count=1"]
@@ -96,6 +97,34 @@ def test_the_markdown_table_and_the_pareto_plot(sweep):
     marks = [line.split("|")[-2].strip() for line in rows]
     mark = {(True, True): "T+S", (True, False): "T", (False, True): "S", (False, False): ""}
     assert marks == [mark[entry["pareto"]["trainable"], entry["pareto"]["stored"]] for entry in entries]
+
+
+def test_rq3_of_every_point_sets_it_among_the_sweeps_points(sweep):
+    out, summary = sweep
+    front = [
+        f"{name} at {row['point']}"
+        for row in summary["points"]
+        for name, entry in row["strategies"].items()
+        if entry["pareto"]["trainable"]
+    ]
+    for point in POINTS:
+        rq3 = section((out / point / ANALYSIS_FILE).read_text(), "RQ3")
+        assert "Across the capacity sweep this run is a point of (4 points" in rq3
+        assert sum(line.startswith("| lora.r=") for line in rq3.splitlines()) == 8
+        assert f"Pareto front of A against trainable parameters: {', '.join(front)}." in rq3
+
+
+def test_hybridcl_report_on_a_point_finds_its_sweep(sweep, tmp_path):
+    out, _ = sweep
+    copy = tmp_path / "sweep"
+    shutil.copytree(out, copy)
+    point = copy / POINTS[0]
+    (point / ANALYSIS_FILE).unlink()
+    assert main(["report", str(point)]) == 0
+    assert "Across the capacity sweep" in (point / ANALYSIS_FILE).read_text()
+    (copy / "sweep_summary.json").unlink()
+    assert main(["report", str(point)]) == 0
+    assert "Across the capacity sweep" not in (point / ANALYSIS_FILE).read_text()
 
 
 def test_a_second_call_trains_nothing_and_gives_the_same_summary(sweep, smoke_assets, monkeypatch):

@@ -121,8 +121,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from hybridcl.report import load_results, write_report
+    from hybridcl.sweep import enclosing_sweep
 
-    written = write_report(load_results(args.run_dir), args.run_dir)
+    written = write_report(load_results(args.run_dir), args.run_dir, sweep=enclosing_sweep(args.run_dir))
     print("\n".join(str(path) for path in written))
     return 0
 

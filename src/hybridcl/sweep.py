@@ -116,6 +116,10 @@ def run_sweep(
         ContinualRun(point.config, out / point.name).run()
     summary = {"config": str(config_path), "overrides": list(overrides), "grid": grid, **sweep_summary(points, out)}
     write_summary(summary, out)
+    from hybridcl.report import load_results, write_report
+
+    for point in points:  # RQ3 of every point's analysis.md now sets it among the sweep's points
+        write_report(load_results(out / point.name), out / point.name, plots=False, sweep=summary)
     say(f"sweep summary: {out / SUMMARY_MD} ({SUMMARY_JSON}, {PARETO_PNG})")
     return summary
 
@@ -171,6 +175,9 @@ def write_summary(summary: dict, out: Path) -> None:
     plot_pareto(summary, out / PARETO_PNG)
 
 
+SUMMARY_HEADER = ("point", "strategy", "trainable", "stored", "A", "95% CI", "seeds", "front")
+
+
 def summary_markdown(summary: dict) -> str:
     grid = ", ".join(f"{key} in {values}" for key, values in summary["grid"].items())
     lines = [
@@ -180,23 +187,38 @@ def summary_markdown(summary: dict) -> str:
         "95% CI). Trainable: the largest stage's. Front: on the Pareto front of A against trainable (T) or "
         "stored (S) parameters.",
         "",
-        "| point | strategy | trainable | stored | A | 95% CI | seeds | front |",
+        "| " + " | ".join(SUMMARY_HEADER) + " |",
         "|---|---|---:|---:|---:|---|---:|---|",
     ]
-    for row in summary["points"]:
-        for name, entry in row["strategies"].items():
-            lines.append(
-                f"| {row['point']} | {name} | {entry['trainable']:,} | {entry['stored']:,} | "
-                f"{_score_cells(entry['average'])} | {_front_cell(entry['pareto'])} |"
-            )
+    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(summary)]
     return "\n".join(lines) + "\n"
 
 
-def _score_cells(average: dict | None) -> str:
+def summary_rows(summary: dict) -> list[list[str]]:
+    """One row of SUMMARY_HEADER per point and strategy (the summary table, and RQ3's in analysis.md)."""
+    return [
+        [row["point"], name, f"{entry['trainable']:,}", f"{entry['stored']:,}"]
+        + _score_cells(entry["average"])
+        + [_front_cell(entry["pareto"])]
+        for row in summary["points"]
+        for name, entry in row["strategies"].items()
+    ]
+
+
+def _score_cells(average: dict | None) -> list[str]:
     if average is None:
-        return "n/a | n/a | 0"
+        return ["n/a", "n/a", "0"]
     low, high = average["ci95"]
-    return f"{average['mean']:.4f} ± {average['std']:.4f} | [{low:.4f}, {high:.4f}] | {average['n']}"
+    return [f"{average['mean']:.4f} ± {average['std']:.4f}", f"[{low:.4f}, {high:.4f}]", str(average["n"])]
+
+
+def enclosing_sweep(run_dir: str | Path) -> dict | None:
+    """The summary of the sweep `run_dir` is a point of (its parent's sweep_summary.json), or None."""
+    path = Path(run_dir).resolve().parent / SUMMARY_JSON
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    return summary if any(row["point"] == Path(run_dir).resolve().name for row in summary["points"]) else None
 
 
 def _front_cell(pareto: dict[str, bool]) -> str:

@@ -46,9 +46,12 @@ from hybridcl.run_files import ANALYSIS_FILE
 __all__ = ["ResultsError", "console_summary", "load_results", "write_report"]
 
 
-def write_report(results: dict[str, Any], run_dir: str | Path, *, plots: bool = True) -> list[Path]:
+def write_report(
+    results: dict[str, Any], run_dir: str | Path, *, plots: bool = True, sweep: dict | None = None
+) -> list[Path]:
     """Write `run_dir/analysis.md` and `run_dir/plots/*.png` from `results`; returns the paths written
-    (analysis.md first). `plots=False` writes analysis.md only (existing plots are left alone).
+    (analysis.md first). `plots=False` writes analysis.md only (existing plots are left alone). `sweep`:
+    the summary of the capacity sweep this run is a point of (hybridcl.sweep), for RQ3.
 
     `results` follows docs/results-schema.md; partial results (an unfinished run, one seed, one task,
     any subset of strategies, null figures) render, with n/a where a figure is missing.
@@ -64,7 +67,7 @@ def write_report(results: dict[str, Any], run_dir: str | Path, *, plots: bool = 
         lines += sections.overview(run)
         lines += rq1_interaction.section(run)
         lines += rq2_sharing.section(run)
-        lines += rq3_capacity.section(run)
+        lines += rq3_capacity.section(run, sweep)
         lines += rq4_continual.section(run)
         lines += side_metrics.section(run)
         lines += per_strategy.section(run)

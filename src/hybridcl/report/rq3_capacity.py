@@ -28,7 +28,7 @@ ADDED_COMPONENTS = (
 )
 
 
-def section(run: RunView) -> list[str]:
+def section(run: RunView, sweep: dict | None = None) -> list[str]:
     metric = run.primary
     lines = ["## RQ3: Capacity allocation (parameter efficiency)", ""]
     lines += [
@@ -54,7 +54,27 @@ def section(run: RunView) -> list[str]:
         lines += [f"A per million trainable parameters, every metric ({spread_note(run)}):", ""]
         rows = [[code(s.name)] + [mean_std(s.efficiency[m]) for m in run.metrics] for s in run.strategies.values()]
         lines += table(["strategy"] + [metric_label(m) for m in run.metrics], rows)
-    return lines
+    return lines + sweep_lines(run, sweep)
+
+
+def sweep_lines(run: RunView, sweep: dict | None) -> list[str]:
+    """This run among the points of its capacity sweep, and the Pareto front of A against parameters."""
+    if sweep is None:
+        return []
+    from hybridcl.sweep import SUMMARY_HEADER, summary_rows  # the sweep's own table, not a second copy
+
+    rows = summary_rows(sweep)
+    front = [f"{row[1]} at {row[0]}" for row in rows if "T" in row[-1]]
+    return [
+        f"Across the capacity sweep this run is a point of ({len(sweep['points'])} points; A = "
+        f"{metric_label(sweep['metric'])}; front: on the Pareto front of A against trainable (T) or stored (S) "
+        "parameters):",
+        "",
+        *table(list(SUMMARY_HEADER), rows),
+        f"- Pareto front of A against trainable parameters: {', '.join(front) or NA}. "
+        f"_Rests on each point's `cl.{sweep['metric']}.average` and `params`._",
+        "",
+    ]
 
 
 def rankings(run: RunView, metric: str) -> list[str]:
