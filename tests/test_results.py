@@ -11,6 +11,7 @@ import pytest
 from hybridcl.metrics import METRICS, OUTPUT_STATS
 from hybridcl.results import per_million, results_tree, strategy_results
 from hybridcl.strategies import get_strategy
+from test_continual import keys
 
 SCHEMA_DOC = Path(__file__).parents[1] / "docs" / "results-schema.md"
 TASKS = ("python", "javascript")
@@ -133,17 +134,6 @@ def mid_run() -> dict:
             "shared_layer": strategy_results(get_strategy("shared_layer"), TASKS, only_stage0_records(), params(60)),
         }
     )
-
-
-def keys(tree):
-    """Every key of every object in a JSON tree."""
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            yield key
-            yield from keys(value)
-    elif isinstance(tree, list):
-        for value in tree:
-            yield from keys(value)
 
 
 def summaries(tree):
