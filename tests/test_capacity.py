@@ -13,10 +13,11 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from hybridcl.cli import build_parser, main
 from hybridcl.config import ConfigError, LayerSettings, LoraSettings, load_config
+from hybridcl.model.base import codet5_small_config
 from hybridcl.model.hybrid import ExtraLayers, HybridModel
 from hybridcl.params import component_sizes, count_params
 from smoke import SMOKE
-from test_hybrid import CODET5_SMALL_ARCH, logits, randomise_layer, randomise_lora
+from test_hybrid import logits, randomise_layer, randomise_lora
 from tiny_models import TINY, tiny_t5
 
 POSITIONS = ("encoder_top", "decoder_top")
@@ -232,7 +233,7 @@ def test_a_layer_file_from_before_layer_count_loads_as_one_block(tiny_base, batc
 @pytest.fixture(scope="module")
 def codet5_small_arch() -> T5ForConditionalGeneration:
     torch.manual_seed(0)
-    return T5ForConditionalGeneration(CODET5_SMALL_ARCH)
+    return T5ForConditionalGeneration(codet5_small_config())
 
 
 @pytest.mark.parametrize(

@@ -12,30 +12,14 @@ from peft import LoraConfig, PeftModel, get_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
 from peft.tuners.tuners_utils import check_target_module_exists
 from safetensors import safe_open
-from transformers import T5Config, T5ForConditionalGeneration
+from transformers import T5ForConditionalGeneration
 
 from hybridcl.config import Config, ConfigError, LayerSettings, LoraSettings
+from hybridcl.model.base import codet5_small_config
 from hybridcl.model.hybrid import ExtraLayers, HybridModel, check_target_modules
 from hybridcl.params import component_sizes, count_params, format_params_table, params_report
 from tiny_models import TINY, tiny_t5
 
-CODET5_SMALL_ARCH = T5Config(
-    vocab_size=32100,
-    d_model=512,
-    d_kv=64,
-    d_ff=2048,
-    num_layers=6,
-    num_decoder_layers=6,
-    num_heads=8,
-    relative_attention_num_buckets=32,
-    dropout_rate=0.1,
-    feed_forward_proj="relu",
-    is_encoder_decoder=True,
-    pad_token_id=0,
-    eos_token_id=2,
-    decoder_start_token_id=0,
-    tie_word_embeddings=True,
-)
 RANDOM = LayerSettings(init="random")
 
 
@@ -454,7 +438,7 @@ def test_generate_with_the_extra_layer_matches_greedy_decoding_without_cache(bas
 @pytest.fixture(scope="module")
 def codet5_small_arch() -> T5ForConditionalGeneration:
     torch.manual_seed(0)
-    return T5ForConditionalGeneration(CODET5_SMALL_ARCH)
+    return T5ForConditionalGeneration(codet5_small_config())
 
 
 def test_codet5_small_component_sizes(codet5_small_arch):
