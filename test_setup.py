@@ -1,12 +1,23 @@
-"""The seed's set-up check: imports, WordNet, tree-sitter grammars, a forward/backward pass of the
-hybrid model and the device, each with how to fix it. Same as `hybridcl doctor`."""
+"""The seed's set-up check, the same as `hybridcl doctor CONFIG`: imports, WordNet, tree-sitter grammars, a
+forward/backward pass of the hybrid model and the device, then the model and data of CONFIG (default: the
+seed's experiment, configs/seed.yaml) resolved without downloading, and the run's plan. Exit code 2 on any
+problem, one line each.
+
+    python test_setup.py [CONFIG] [--set KEY=VALUE ...]
+"""
 
 import sys
+from pathlib import Path
 
 from _bootstrap import ensure_hybridcl
 
+SEED_CONFIG = Path(__file__).with_name("configs") / "seed.yaml"
+
 if __name__ == "__main__":
     ensure_hybridcl()
-    from hybridcl.doctor import run_checks
+    from hybridcl.cli import main
 
-    sys.exit(0 if run_checks() else 1)
+    args = sys.argv[1:]
+    if not args or args[0].startswith("--"):
+        args = [str(SEED_CONFIG), *args]
+    sys.exit(main(["doctor", *args]))

@@ -288,4 +288,4 @@ def test_every_command_that_takes_a_config_takes_set():
         if "config" in destinations:
             taking_config.append(name)
             assert "set" in destinations, name
-    assert set(taking_config) == {"params", "run", "sweep"}
+    assert set(taking_config) == {"doctor", "params", "run", "sweep"}

@@ -212,19 +212,20 @@ def test_stock_transformers_reads_the_folder(folder):
     assert sum(p.numel() for p in model.parameters()) == 60_492_288
 
 
-def test_the_hub_name_with_only_pytorch_model_bin_is_refused_offline(folder, tmp_path, monkeypatch):
-    """The hub repository has a pickled pytorch_model.bin and no safetensors: load_base never reads the .bin
-    (here it is not even a pickle) and says so; offline, no conversion is attempted."""
-    snapshot = tmp_path / "models--Salesforce--codet5-small" / "snapshots" / ("0" * 40)
-    snapshot.mkdir(parents=True)
-    (snapshot.parents[1] / "refs").mkdir()
-    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+def test_the_hub_name_with_a_pytorch_model_bin_that_is_no_pickle_fails_in_one_line(folder, tmp_path, monkeypatch):
+    """The hub repository ships only pytorch_model.bin, which load_base reads through torch's weights-only
+    unpickler (tests/test_model_sources.py loads one). Here the cached .bin is not even a pickle: the unpickler
+    refuses it and the error is one line naming the file."""
+    published = tmp_path / "published"
+    published.mkdir()
     for name in ("config.json", *replica.TOKENIZER_FILES):
-        shutil.copy(folder / name, snapshot / name)
-    (snapshot / "pytorch_model.bin").write_bytes(b"never unpickled")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    # read at import: set it there too, as HF_HUB_OFFLINE=1 in the environment of a fresh process does
-    # (otherwise transformers would still try the hub's safetensors conversion, see the docs)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(ModelError, match="does not appear to have a file named model.safetensors"):
+        shutil.copy(folder / name, published / name)
+    (published / "pytorch_model.bin").write_bytes(b"never unpickled")
+    snapshot = replica.place_in_hub_cache(published, tmp_path / "hub")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelError) as caught:
         load_base(ModelConfig(name=CODET5_SMALL_NAME))
+    assert str(caught.value) == (
+        f"{snapshot / 'pytorch_model.bin'}: refused by torch's weights-only unpickler (Unsupported operand 110); "
+        "only plain tensors are read"
+    )

@@ -229,16 +229,20 @@ def test_missing_split_names_the_paths_tried(tmp_path):
         csn.read_split(DataConfig(source=str(tmp_path)), "python", "test")
 
 
-def test_unreachable_hub_fails_fast_naming_the_offline_alternatives(monkeypatch):
+def test_unreachable_hub_fails_fast_naming_the_offline_alternatives(monkeypatch, tmp_path):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: set it there
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty cache
     start = time.monotonic()
     with pytest.raises(DataError, match="hybridcl corpus build") as error:
         csn.read_split(DataConfig(source="hub"), "python", "train")
     assert time.monotonic() - start < 10
     message = str(error.value)
-    assert "hf://datasets/code-search-net/code_search_net@refs%2Fconvert%2Fparquet" in message
+    # data.hub_revision=auto tried the conversion branch, then main, each in the local cache only
+    assert "code-search-net/code_search_net@refs/convert/parquet: not in the local cache" in message
+    assert "code-search-net/code_search_net@main: not in the local cache" in message
+    assert "offline mode" in message and str(tmp_path / "hf") in message
     assert "data.hub_root" in message and "\n" not in message
 
 
@@ -264,12 +268,13 @@ def test_a_partial_conversion_folder_is_found(tmp_path):
 @pytest.mark.parametrize(
     "damage, expected",
     [
-        ("no split folder", r"no python train split under .*python/train/\*\.parquet"),
+        ("no split folder", r"\(parquet-conversion\): no python train split; expected python/train/NNNN\.parquet"),
         ("a shard that is not parquet", r"0001\.parquet \(python train\): not a readable parquet file"),
         ("columns missing", r"0000\.parquet \(python train\): column\(s\) \['func_documentation_string'\] missing"),
     ],
 )
 def test_a_broken_hub_layout_is_one_line_naming_file_language_and_split(tmp_path, damage, expected):
+    write_hub_shards(tmp_path, "validation", [[hub_row(9)]])  # the form is recognised: train is what is wrong
     if damage == "a shard that is not parquet":
         write_hub_shards(tmp_path, "train", [[hub_row(0)]])
         (tmp_path / "python" / "train" / "0001.parquet").write_text("not parquet")

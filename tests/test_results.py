@@ -31,6 +31,7 @@ TOP_KEYS = {
     "metrics",
     "seeds",
     "data",
+    "sources",
     "strategies",
 }
 STRATEGY_KEYS = {

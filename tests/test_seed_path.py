@@ -1,6 +1,7 @@
 """The seed's own path without the hub: configs/seed.yaml on a replica of CodeSearchNet's parquet layout
 (`data.hub_root`) and a model folder in codet5-small's format, through the very loading code the hub
-root and the hub name take, nothing monkeypatched."""
+root and the hub name take, nothing monkeypatched. Then the same config on a replica of each of the
+other forms CodeSearchNet is served in (`hybridcl corpus replica --form`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from hybridcl.cli import main
+from hybridcl.config import load_config
+from hybridcl.data.csn import load_task_data
+from hybridcl.data.forms import FORMS
+from hybridcl.data.source import resolve_data
 from hybridcl.model.replica import corpus_texts, write_codet5_small_replica
 from hybridcl.run_files import RESULTS_FILE
 
@@ -76,3 +81,53 @@ def test_seed_config_runs_on_both_replicas_and_writes_its_report(
     }
     assert (out / "analysis.md").is_file()
     assert "python      train        60 ->        24 ->      24" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def form_replicas(smoke_assets, hub_replica, tmp_path_factory) -> dict[str, Path]:
+    """The smoke corpus in each form, written by `hybridcl corpus replica --form`."""
+    out = {FORMS[0]: hub_replica}
+    for form in FORMS[1:]:
+        out[form] = tmp_path_factory.mktemp(form)
+        args = ["corpus", "replica", "--corpus", str(smoke_assets["corpus"]), "--out", str(out[form]), "--form", form]
+        assert main(args) == 0
+    return out
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_seed_config_reads_the_same_tasks_from_every_form(form_replicas, tmp_path, form):
+    tasks = {}
+    for name in (FORMS[0], form):
+        overrides = [f"data.hub_root={form_replicas[name]}", f"data.cache_dir={tmp_path / name}", *SMOKE_SIZES]
+        data = load_config(SEED, overrides).data
+        source = resolve_data(data, data.languages)
+        assert (source.kind, source.form, source.id) == ("local", name, str(form_replicas[name]))
+        tasks[name] = [load_task_data(data, language, source) for language in data.languages]
+    assert [task.counts["train_read"] for task in tasks[form]] == [60, 60]
+    for ours, theirs in zip(tasks[form], tasks[FORMS[0]]):
+        assert (ours.train, ours.valid, ours.counts) == (theirs.train, theirs.valid, theirs.counts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["release-zip"])
+def test_the_seed_config_runs_on_a_release_form(form_replicas, codet5_replica, tmp_path, capsys, form):
+    out = tmp_path / "run"
+    overrides = [
+        f"data.hub_root={form_replicas[form]}",
+        f"model.name={codet5_replica}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        *SMOKE_SIZES,
+        "strategies=[task_specific]",
+    ]
+    status = main(["run", str(SEED), "--out", str(out), *[arg for o in overrides for arg in ("--set", o)]])
+    assert status == 0, capsys.readouterr().err
+    results = json.loads((out / RESULTS_FILE).read_text())
+    assert results["finished"] is True and set(results["strategies"]) == {"task_specific"}
+    assert results["data"]["python"]["counts"] == {
+        "train_read": 60,
+        "train_examined": 24,
+        "train": 24,
+        "valid_read": 12,
+        "valid_examined": 6,
+        "valid": 6,
+    }

@@ -15,11 +15,14 @@ from hybridcl.run_files import ANALYSIS_FILE, PLOTS_DIR, RESULTS_FILE
 # - library progress bars off (transformers' "Loading weights", "Writing model shards", datasets', the hub's);
 # - OpenMP's idle threads spin 1,000 rounds instead of 300,000 before they sleep: beside one busy process a
 #   training step of the tiny stand-in took 3.0x its quiet time, now 1.8x, at the same quiet speed
-#   (benchmarks/busy_machine.py).
+#   (benchmarks/busy_machine.py);
+# - transformers never asks the hub to convert a pytorch_model.bin repository to safetensors (it would on a
+#   hub-name load of such a repository; load_base reads a local folder, so this is a second guard).
 LIBRARY_ENVIRONMENT = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
     "GOMP_SPINCOUNT": "1000",
+    "DISABLE_SAFETENSORS_CONVERSION": "1",
 }
 
 
@@ -48,7 +51,7 @@ def _corpus_replica(args: argparse.Namespace) -> int:
     from itertools import islice
 
     from hybridcl.data.csn import read_records, split_path
-    from hybridcl.data.hub import write_replica
+    from hybridcl.data.replicas import write_replica
     from hybridcl.data.schema import SPLITS
 
     for language in args.languages:
@@ -56,11 +59,11 @@ def _corpus_replica(args: argparse.Namespace) -> int:
             split: list(islice(read_records(split_path(args.corpus, language, split), language), args.rows))
             for split in SPLITS
         }
-        written = write_replica(records, args.out, language, shards=args.shards)
+        written = write_replica(records, args.out, language, shards=args.shards, form=args.form)
         print(
             f"{language}: "
             + ", ".join(f"{split} {len(rows):,} rows" for split, rows in records.items())
-            + f" in {len(written)} parquet files under {args.out}/{language}/"
+            + f" in {len(written)} file(s) under {args.out}/ ({args.form})"
         )
     return 0
 
@@ -137,7 +140,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from hybridcl.doctor import run_checks
 
-    return 0 if run_checks() else 1
+    return run_checks(args.config, args.set)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,10 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=_corpus_check)
 
+    from hybridcl.data.forms import FORMS
+
     replica = corpus_commands.add_parser(
         "replica",
-        help="write a corpus in the hub's parquet layout (DIR/<language>/<split>/NNNN.parquet, hub "
-        "column names), to run the hub path offline with --set data.hub_root=DIR",
+        help="write a corpus in one of the forms CodeSearchNet is served in (default: the hub's parquet "
+        "conversion, DIR/<language>/<split>/NNNN.parquet with hub column names), to run the hub path offline "
+        "with --set data.hub_root=DIR",
     )
     replica.add_argument("--corpus", required=True, help="a corpus written by `hybridcl corpus build`")
     replica.add_argument("--out", required=True, help="output directory")
@@ -195,7 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="languages to copy (default: python javascript)",
     )
     replica.add_argument("--rows", type=int, default=3000, help="rows per split at most (default: 3000)")
-    replica.add_argument("--shards", type=int, default=3, help="parquet files per split (default: 3)")
+    replica.add_argument("--shards", type=int, default=3, help="files per split (default: 3)")
+    replica.add_argument(
+        "--form",
+        choices=FORMS,
+        default=FORMS[0],
+        help="parquet-conversion: <language>/<split>/NNNN.parquet (refs/convert/parquet); push-to-hub-parquet: "
+        "<language>/<split>-NNNNN-of-NNNNN.parquet; release-zip: data/<language>.zip holding "
+        "<language>/final/jsonl/<split>/*.jsonl.gz; release-jsonl: those files unpacked (default: parquet-conversion)",
+    )
     replica.set_defaults(run=_corpus_replica)
 
     base = commands.add_parser("base", help="the offline stand-in base model")
@@ -264,7 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(run=_bench)
 
-    doctor = commands.add_parser("doctor", help="check imports, WordNet, tree-sitter grammars, a hybrid pass, device")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check imports, WordNet, tree-sitter grammars, a hybrid pass, device; with a config, resolve its "
+        "model and data (no download) and print its plan",
+    )
+    doctor.add_argument("config", nargs="?", default=None, help="YAML config to check, e.g. configs/seed.yaml")
+    doctor.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     doctor.set_defaults(run=_doctor)
     return parser
 

@@ -73,9 +73,11 @@ class DataConfig:
     # CodeSearchNet-schema files (e.g. the output of `hybridcl corpus build`).
     source: str = "hub"
     hub_id: str = "code-search-net/code_search_net"
-    hub_revision: str = "refs/convert/parquet"
-    # The folder or URL holding the parquet conversion's `<language>/<split>/*.parquet`; "" = the hub's
-    # own, `hf://datasets/<hub_id>@<hub_revision>`. A local replica of that layout goes here too.
+    # "auto": the parquet conversion branch `refs/convert/parquet` first, then `main` (whichever of
+    # CodeSearchNet's forms its files show, see hybridcl.data.forms); or a branch, tag or commit, read alone.
+    hub_revision: str = "auto"
+    # A local folder holding CodeSearchNet in one of its served forms (parquet conversion, push_to_hub
+    # parquet, the release's zips, the release unpacked), read instead of the hub; "" = the hub.
     hub_root: str = ""
     languages: tuple[str, ...] = ("python", "javascript")
     direction: str = "generate"  # generate: docstring -> code; summarize: code -> docstring
@@ -93,7 +95,10 @@ class DataConfig:
     RULES: ClassVar[dict[str, Rule]] = {
         "source": TEXT,
         "hub_id": TEXT,
-        "hub_revision": TEXT,
+        "hub_revision": (
+            lambda v: TEXT[0](v) and not any(c.isspace() for c in v),
+            "auto, or a branch, tag or 40-hex commit (a non-empty string without spaces)",
+        ),
         "hub_root": STRING,
         "cache_dir": TEXT,
         "languages": distinct(one_of(LANGUAGES)),
@@ -115,8 +120,19 @@ class ModelConfig:
     # Tokenizer to use instead of the model's own (hub id or directory); "" = the model's. Lets a
     # random-init codet5-small run offline with the stand-in base's tokenizer.
     tokenizer: str = ""
+    # The hub revision of `name`: a branch, a tag or a 40-hex commit (recorded with the commit it resolves to).
+    # Stays "main" for a directory.
+    revision: str = "main"
 
-    RULES: ClassVar[dict[str, Rule]] = {"name": TEXT, "random_init": FLAG, "tokenizer": STRING}
+    RULES: ClassVar[dict[str, Rule]] = {
+        "name": TEXT,
+        "random_init": FLAG,
+        "tokenizer": STRING,
+        "revision": (
+            lambda v: isinstance(v, str) and v != "" and not any(c.isspace() for c in v),
+            "a branch, tag or 40-hex commit (a non-empty string without spaces)",
+        ),
+    }
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ from hybridcl.model.hybrid import HybridModel, check_target_modules
 from hybridcl.params import count_params
 from hybridcl.results import results_tree, strategy_results
 from hybridcl.run_files import RESULTS_FILE, results_dir_name
+from hybridcl.sources import SOURCES_FILE, check_continuation, describe, record_sources, records, resolve_sources
 from hybridcl.strategies import StageContext, Strategy, Use, get_strategy, shared_prefix
 from hybridcl.tracking import Tracker, check_installed
 from hybridcl.train import make_accelerator, prepare_stage, resolve_mixed_precision, stage_loader, train_stage
@@ -100,11 +101,17 @@ class ContinualRun:
         self.tracker = Tracker(self.accelerator, _plain_config(self.cfg))
         self._main = self.accelerator.is_main_process  # the one process that writes files
         self.device = self.accelerator.device
-        self.base, self.tokenizer = load_base(self.cfg.model)
+        sources = resolve_sources(self.cfg)
+        if continuing:
+            check_continuation(self.out, sources)
+        self.sources = records(sources)
+        for key, record in self.sources.items():
+            say(f"{key}: {describe(record)}")
+        self.base, self.tokenizer = load_base(self.cfg.model, source=sources["model"])
         if self.tokenizer is None:
             raise ConfigError(f"model {self.cfg.model.name!r} has no tokenizer; a run needs one to read the data")
         check_target_modules(self.base, self.cfg.lora.target_modules)
-        loaded = {key: load_task_data(self.cfg.data, key) for key in self.tasks_order}
+        loaded = {key: load_task_data(self.cfg.data, key, source=sources["data"]) for key in self.tasks_order}
         say(data_summary(loaded))
         self.tasks = {key: self._encode_task(data) for key, data in loaded.items()}
         self.params = {
@@ -115,6 +122,8 @@ class ContinualRun:
             if removed:
                 say(f"removed {removed} temporary file(s) of writes interrupted in an earlier run")
             write_text(self.out / "config.yaml", yaml.safe_dump(_plain_config(self.cfg), sort_keys=False))
+            if not continuing or not (self.out / SOURCES_FILE).is_file():
+                record_sources(self.out, sources)
         self.write_results()
 
     def _check_out_dir(self) -> bool:
@@ -392,6 +401,7 @@ class ContinualRun:
             },
             seeds=self.seeds,
             data={key: task.data for key, task in self.tasks.items()},
+            sources=self.sources,
             strategies=strategies,
             finished=finished,
         )

@@ -1,11 +1,17 @@
-"""`hybridcl doctor` / `python test_setup.py`: is this machine ready to run an experiment?
+"""`hybridcl doctor [CONFIG]` / `python test_setup.py [CONFIG]`: is this machine ready to run an experiment?
 
-Each check returns (ok, what it found or how to fix it); nothing here downloads anything.
+Each check returns (ok, what it found or how to fix it); nothing here downloads anything. With a config,
+the model and data it names are resolved as the run would resolve them (where from, revision, form,
+files, download size, cached or not) and the run's plan is printed: stages, optimizer steps and
+evaluations. Any failing check makes the exit code 2.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module, metadata
+
+Check = Callable[[], tuple[bool, str]]  # () -> (ok, what was found or how to fix it)
 
 REQUIRED = (
     "torch",
@@ -119,14 +125,50 @@ CHECKS = {
 }
 
 
-def run_checks() -> bool:
-    all_ok = True
-    for name, check in CHECKS.items():
+def config_checks(config: str, overrides: list[str]) -> dict[str, Check]:
+    """The checks of one config: its model and data resolve as the run resolves them, and its plan.
+    A config that does not build raises its ConfigError."""
+    from hybridcl.config import load_config
+    from hybridcl.data.hub import resolve_data
+    from hybridcl.model.base import resolve_model
+    from hybridcl.plan import plan_run
+    from hybridcl.sources import describe
+
+    cfg = load_config(config, overrides)
+    return {
+        "config": lambda: (True, f"{config}: {', '.join(cfg.strategies)}; {cfg.seeds} seed(s)"),
+        "model": lambda: (True, describe(resolve_model(cfg.model).as_record())),
+        "data": lambda: (True, describe(resolve_data(cfg.data, cfg.data.languages).as_record())),
+        "plan": lambda: (True, plan_run(cfg).describe()),
+    }
+
+
+def run_checks(config: str | None = None, overrides: list[str] = ()) -> int:
+    """Print one line per check; 0 when every check passes, else 2."""
+    failed = sum(not _report(name, check) for name, check in CHECKS.items())
+    if config is not None:
         try:
-            ok, message = check()
-        except Exception as error:  # a doctor reports every failure, it does not stop at the first
-            ok, message = False, f"{type(error).__name__}: {error}"
-        all_ok &= ok
-        print(f"[{'ok' if ok else 'FAIL'}] {name}: {message}")
-    print("ready" if all_ok else "not ready: fix the FAIL lines above")
-    return all_ok
+            checks = config_checks(config, list(overrides))
+        except Exception as error:
+            message = _first_line(error)
+            checks = {"config": lambda: (False, message)}
+        failed += sum(not _report(name, check) for name, check in checks.items())
+    print("ready" if not failed else f"not ready: {failed} problem(s); fix the FAIL lines above")
+    return 2 if failed else 0
+
+
+def _report(name: str, check: Check) -> bool:
+    try:
+        ok, message = check()
+    except Exception as error:  # a doctor reports every failure, it does not stop at the first
+        ok, message = False, _first_line(error)
+    print(f"[{'ok' if ok else 'FAIL'}] {name}: {message}")
+    return ok
+
+
+def _first_line(error: Exception) -> str:
+    """A user error's own words; anything else with its type."""
+    from hybridcl.errors import UserError
+
+    text = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or type(error).__name__

@@ -14,7 +14,14 @@ from hybridcl.config import EvalConfig
 from hybridcl.data.batching import EncodedSet, LengthGroupedBatchSampler, Seq2SeqCollator, source_target_texts
 from hybridcl.data.schema import Record
 from hybridcl.metrics import score_predictions
-from hybridcl.train import peak_memory, reset_peak_memory
+from hybridcl.train import (
+    NEW_VALUES_NEED_A_FRESH_OUT,
+    AcceleratorOutOfMemory,
+    free_cached_memory,
+    is_out_of_memory,
+    peak_memory,
+    reset_peak_memory,
+)
 
 
 @dataclass
@@ -24,6 +31,7 @@ class EvalStats:
     tokens_per_s: float
     peak_memory_bytes: int
     peak_memory_kind: str
+    batch_size_used: int  # eval.batch_size, or less where generation ran out of memory and halved it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,7 +57,13 @@ def generate(
     With an `accelerator` of N processes, process r generates batches r, r+N, r+2N, ... of the same
     batch list a single process forms (so the same predictions, each example once), and every process
     gets all predictions back. Cost: the longest wall time and highest peak memory of the processes, the
-    generated tokens of all.
+    generated tokens of all, the smallest batch size any of them used.
+
+    A batch that runs out of accelerator memory is generated in halves (and every later batch in pieces
+    of that size), down to one example; one example that does not fit is an AcceleratorOutOfMemory.
+    Each process halves on its own: the batch list, and so each process's share, stays the same. A greedy
+    prediction depends on its own example alone (source padding is masked), so halving changes none,
+    up to the last-bit differences other batch shapes can make on a GPU in bf16.
     """
     rank, processes = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     model.eval()
@@ -71,28 +85,69 @@ def _generate_shard(
     batches = list(LengthGroupedBatchSampler(encoded.lengths, settings.batch_size, shuffle=False))
     pairs: list[tuple[int, str]] = []
     generated = 0
+    limit = settings.batch_size  # halved on out-of-memory, for this batch and every later one
     start = time.perf_counter()
     for indices in tqdm(batches[rank::processes], desc=desc, leave=False, dynamic_ncols=True, disable=rank > 0):
-        batch = collate([encoded[i] for i in indices])
-        output = model.generate(
+        done = 0
+        while done < len(indices):
+            piece = indices[done : done + limit]
+            output = _generate_batch(model, collate([encoded[i] for i in piece]), settings, device)
+            if output is None:
+                limit = _halved(limit, desc, settings)
+                continue
+            generated += generated_tokens(output, tokenizer.eos_token_id)
+            texts = tokenizer.batch_decode(output, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            pairs.extend(zip(piece, texts))
+            done += len(piece)
+    return pairs, _stats(time.perf_counter() - start, generated, *peak_memory(device), limit)
+
+
+def generated_tokens(output: torch.Tensor, eos_token_id: int | None) -> int:
+    """The tokens the batch's sequences generated: each up to and including its first EOS, or all its
+    steps when it never ends (a model with random weights, say, which repeats the pad token)."""
+    steps = output[:, 1:]  # after the decoder start token
+    if eos_token_id is None:
+        return steps.numel()
+    is_eos = steps == eos_token_id
+    lengths = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, steps.shape[1])
+    return int(lengths.sum())
+
+
+def _generate_batch(model, batch: dict, settings: EvalConfig, device: torch.device) -> torch.Tensor | None:
+    """Greedy output ids of one batch, or None when it ran out of accelerator memory."""
+    try:
+        return model.generate(
             input_ids=batch["input_ids"].to(device),
             attention_mask=batch["attention_mask"].to(device),
             max_new_tokens=settings.max_new_tokens,
             do_sample=False,
             num_beams=1,
         )
-        generated += int((output[:, 1:] != tokenizer.pad_token_id).sum())
-        texts = tokenizer.batch_decode(output, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        pairs.extend(zip(indices, texts))
-    return pairs, _stats(time.perf_counter() - start, generated, *peak_memory(device))
+    except RuntimeError as error:
+        if not is_out_of_memory(error):
+            raise
+    free_cached_memory(device)  # here, not in the except block: the error's frames hold the batch's tensors
+    return None
 
 
-def _stats(wall: float, generated: int, kind: str, peak: int) -> EvalStats:
-    return EvalStats(wall, generated, generated / wall if wall else 0.0, peak, kind)
+def _halved(limit: int, desc: str, settings: EvalConfig) -> int:
+    if limit == 1:
+        raise AcceleratorOutOfMemory(
+            f"out of accelerator memory generating {desc} one example at a time "
+            f"(eval.max_new_tokens={settings.max_new_tokens}); lower eval.max_new_tokens or data.max_source_tokens "
+            f"({NEW_VALUES_NEED_A_FRESH_OUT})"
+        )
+    tqdm.write(f"{desc}: out of accelerator memory at generation batch {limit}; retrying at {limit // 2}")
+    return limit // 2
+
+
+def _stats(wall: float, generated: int, kind: str, peak: int, batch_size: int) -> EvalStats:
+    return EvalStats(wall, generated, generated / wall if wall else 0.0, peak, kind, batch_size)
 
 
 def _combine(shards: list[tuple[list[tuple[int, str]], EvalStats]], size: int) -> tuple[list[str], EvalStats]:
-    """All processes' predictions in the set's order; the slowest wall time, all tokens, the highest peak."""
+    """All processes' predictions in the set's order; the slowest wall time, all tokens, the highest peak,
+    the smallest batch."""
     predictions = [""] * size
     for pairs, _ in shards:
         for index, text in pairs:
@@ -103,6 +158,7 @@ def _combine(shards: list[tuple[list[tuple[int, str]], EvalStats]], size: int) -
         sum(c.generated_tokens for c in costs),
         costs[0].peak_memory_kind,
         max(c.peak_memory_bytes for c in costs),
+        min(c.batch_size_used for c in costs),
     )
 
 

@@ -34,6 +34,7 @@ def results_tree(
     seeds: list[int],
     data: dict,
     strategies: dict[str, dict],
+    sources: dict | None = None,
     finished: bool = False,
 ) -> dict:
     """The whole file: the run's settings and environment around each strategy's results. `config` is
@@ -51,6 +52,7 @@ def results_tree(
         "metrics": list(METRICS),
         "seeds": seeds,
         "data": data,
+        "sources": sources or {},
         "strategies": strategies,
     }
 

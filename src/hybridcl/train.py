@@ -6,6 +6,8 @@ and several processes (`torchrun` / `accelerate launch`).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import resource
 import sys
@@ -23,12 +25,19 @@ from transformers import get_linear_schedule_with_warmup
 
 from hybridcl.config import TrainConfig
 from hybridcl.data.batching import EncodedSet, Seq2SeqCollator, make_loader
+from hybridcl.errors import UserError
 from hybridcl.faults import kill_point
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.strategies import ExtraLoss, Stage, Strategy
 
 CLEAR_REFS = "/proc/self/clear_refs"
 LOG_EVERY = 10  # optimizer steps between loss read-backs (each one waits for the GPU)
+# The settings an out-of-memory error suggests changing all change results, so a run folder refuses them.
+NEW_VALUES_NEED_A_FRESH_OUT = "a run folder with finished stages takes new values only as a fresh --out"
+
+
+class AcceleratorOutOfMemory(UserError):
+    """Training or generation that does not fit in the accelerator's memory at the configured sizes."""
 
 
 @dataclass
@@ -156,39 +165,39 @@ def train_stage(
             on_losses(len(stats.losses) + 1, losses)
         stats.losses.extend(losses)
 
-    for epoch in range(train.epochs):
-        if hasattr(loader.batch_sampler, "set_epoch"):
-            loader.batch_sampler.set_epoch(epoch)
-        for batch in loader:
-            target_tokens = int((batch["labels"] != -100).sum())  # counted on the host copy
-            stats.examples += batch["input_ids"].shape[0]
-            stats.target_tokens += target_tokens
-            tokens += int(batch["attention_mask"].sum()) + target_tokens
-            batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-            with accelerator.accumulate(wrapped):
-                loss = step_loss(wrapped, batch, extra_loss)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and train.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(params, train.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            step_losses.append(loss.detach())
-            if accelerator.sync_gradients:
-                pending.append(torch.stack(step_losses).mean())
-                step_losses = []
-                stats.steps += 1
-                bar.update(1)
-                kill_point("train step")
-                if len(pending) == LOG_EVERY or stats.steps == total_steps:
-                    read_back(pending)
-                    pending = []
-                    bar.set_postfix(
-                        loss=f"{stats.losses[-1]:.3f}", ex_s=f"{stats.examples / (time.perf_counter() - start):.1f}"
-                    )
+    with bar, training_memory_hint(train, desc):  # the bar closes before an error line is printed
+        for epoch in range(train.epochs):
+            if hasattr(loader.batch_sampler, "set_epoch"):
+                loader.batch_sampler.set_epoch(epoch)
+            for batch in loader:
+                target_tokens = int((batch["labels"] != -100).sum())  # counted on the host copy
+                stats.examples += batch["input_ids"].shape[0]
+                stats.target_tokens += target_tokens
+                tokens += int(batch["attention_mask"].sum()) + target_tokens
+                batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+                with accelerator.accumulate(wrapped):
+                    loss = step_loss(wrapped, batch, extra_loss)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and train.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(params, train.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                step_losses.append(loss.detach())
+                if accelerator.sync_gradients:
+                    pending.append(torch.stack(step_losses).mean())
+                    step_losses = []
+                    stats.steps += 1
+                    bar.update(1)
+                    kill_point("train step")
+                    if len(pending) == LOG_EVERY or stats.steps == total_steps:
+                        read_back(pending)
+                        pending = []
+                        bar.set_postfix(
+                            loss=f"{stats.losses[-1]:.3f}", ex_s=f"{stats.examples / (time.perf_counter() - start):.1f}"
+                        )
     if pending:  # a loader shorter than its declared length
         read_back(pending)
-    bar.close()
     stats.wall_time_s = time.perf_counter() - start
     totals = accelerator.reduce(
         torch.tensor([tokens, stats.examples, stats.target_tokens], device=accelerator.device), "sum"
@@ -206,6 +215,37 @@ def step_loss(model, batch: dict, extra_loss: ExtraLoss | None) -> torch.Tensor:
     are freed on return, as they were when the loop kept only `.loss`."""
     outputs = model(**batch)
     return outputs.loss if extra_loss is None else outputs.loss + extra_loss(batch, outputs)
+
+
+@contextlib.contextmanager
+def training_memory_hint(train: TrainConfig, desc: str):
+    """Out of accelerator memory inside: one AcceleratorOutOfMemory line naming the settings to change."""
+    try:
+        yield
+    except RuntimeError as error:
+        if not is_out_of_memory(error):
+            raise
+        raise AcceleratorOutOfMemory(
+            f"out of accelerator memory training {desc} at train.batch_size={train.batch_size} "
+            f"(train.grad_accum_steps={train.grad_accum_steps}); lower train.batch_size and raise "
+            f"train.grad_accum_steps by the same factor to keep the effective batch ({NEW_VALUES_NEED_A_FRESH_OUT})"
+        ) from None
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch's OutOfMemoryError (CUDA), or the RuntimeError other backends (MPS) raise for the same."""
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error)
+    )
+
+
+def free_cached_memory(device: torch.device) -> None:
+    """Give the allocator's cached blocks back after an out-of-memory, so a retry starts clean."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -3,7 +3,8 @@
 Every source goes through `to_record`, so hub rows, local jsonl and parquet give the same pairs. A bad
 record is skipped and counted under one of `SKIP_REASONS`; a source that cannot be read is a DataError.
 A task's train and valid samples (`load_task_data`) are drawn by a content hash (`sample_split`), so they
-are the same on every machine, and cached.
+are the same on every machine, and cached. Which files a split is read from, and in which of
+CodeSearchNet's forms, is hybridcl.data.source's DataSource (hybridcl.data.forms, .readers, .hub).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
 import zlib
 from collections import Counter
@@ -20,8 +22,10 @@ from typing import Iterable, Iterator
 
 from hybridcl.atomic import atomic_path
 from hybridcl.config import LANGUAGES, DataConfig
-from hybridcl.data import hub
-from hybridcl.data.schema import HUB_COLUMNS, SPLITS, DataError, Record, check_corpus_layout, dedup_key
+from hybridcl.data.forms import member_pattern
+from hybridcl.data.readers import file_jsonl_rows, read_split_files
+from hybridcl.data.schema import HUB_COLUMNS, DataError, Record, check_corpus_layout, dedup_key
+from hybridcl.data.source import DataSource, local_paths, resolve_data, split_files, split_identity
 from hybridcl.data.text import clean_docstring, strip_python_docstring
 
 SKIP_REASONS = (
@@ -120,28 +124,9 @@ def data_files(path: str | Path) -> list[Path]:
 
 def _file_rows(file: Path, skips: Counter) -> Iterator[dict]:
     try:
-        yield from (_parquet_rows(file) if file.suffix == ".parquet" else _jsonl_rows(file, skips))
+        yield from (_parquet_rows(file) if file.suffix == ".parquet" else file_jsonl_rows(file, skips))
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{file}: cannot read ({error})") from error
-
-
-def _jsonl_rows(file: Path, skips: Counter) -> Iterator[dict]:
-    """Rows of a jsonl(.gz) file; each line is decoded strictly, so one bad line costs one record."""
-    with (gzip.open if file.name.endswith(".gz") else open)(file, "rb") as lines:
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                skips["non_utf8"] += 1
-                continue
-            except json.JSONDecodeError:
-                row = None
-            if isinstance(row, dict):
-                yield row
-            else:
-                skips["bad_json"] += 1
 
 
 def _parquet_rows(file: Path) -> Iterator[dict]:
@@ -174,17 +159,23 @@ def dedup(records: Iterable[Record], skips: Counter, seen: set[str] | None = Non
     return unique
 
 
-def read_split(cfg: DataConfig, language: str, split: str) -> tuple[list[dict], Counter]:
-    """The raw rows of one language split, and the lines that could not be read as rows, by reason."""
-    _check_language(language)
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}; known: {list(SPLITS)}")
+def read_split(
+    cfg: DataConfig, language: str, split: str, source: DataSource | None = None
+) -> tuple[list[dict], Counter]:
+    """The raw rows of one language split, read from exactly the files `source` names (resolved from
+    `cfg` when not given), and the lines that could not be read as rows, by reason."""
+    source = source or resolve_data(cfg, [language], [split])
+    rels, mixed = split_files(source, language, split)
+    files = local_paths(source, rels)
+    if source.form != "corpus":
+        return read_split_files(source.form, files, language, split, mixed)
     unreadable: Counter = Counter()
-    if cfg.source == "hub":
-        root = hub.hub_root(cfg)
-        return hub.read_rows(hub.split_files(root, language, split), language, split), unreadable
-    files = data_files(split_path(cfg.source, language, split))
-    return [row for file in files for row in _file_rows(file, unreadable)], unreadable
+    return [row for file, _ in files for row in _file_rows(file, unreadable)], unreadable
+
+
+def corpus_split_files(source: str | Path, language: str, split: str) -> list[Path]:
+    """The files of one split of a local CodeSearchNet-schema source (see split_path)."""
+    return data_files(split_path(source, language, split))
 
 
 def split_path(source: str | Path, language: str, split: str) -> Path:
@@ -263,6 +254,7 @@ class TaskData:
     valid: list[Record]
     split_skips: dict[str, Counter]  # "train" / "valid" -> skipped lines and records by reason
     counts: dict[str, int]  # per split: <split>_read, <split>_examined, <split> (records used)
+    source: DataSource | None = None  # where the records were read from, pinned (DataSource.as_record())
 
     @property
     def skips(self) -> Counter:
@@ -270,36 +262,40 @@ class TaskData:
         return sum(self.split_skips.values(), Counter())
 
 
-def load_task_data(cfg: DataConfig, language: str) -> TaskData:
+def load_task_data(cfg: DataConfig, language: str, source: DataSource | None = None) -> TaskData:
     """The sampled train and valid records of one language; valid never repeats a train record.
 
-    The samples are cached in `cfg.cache_dir`, keyed by where the split comes from and everything that
-    chooses them. A split without a single usable record is a DataError naming the split, where it was
-    read from and what was skipped, so a run stops before any training instead of training on nothing.
+    They are read from exactly the files `source` names (by default `resolve_data(cfg, [language])`).
+    The samples are cached in `cfg.cache_dir`, keyed by the split's pinned files (commit or content
+    hashes, see source.split_identity) and everything that chooses them. A split without a single usable
+    record is a DataError naming the split, where it was read from and what was skipped, so a run stops
+    before any training instead of training on nothing.
     """
-    train = _cached_sample(cfg, language, "train", cfg.n_train, exclude=set())
-    valid = _cached_sample(cfg, language, "valid", cfg.n_valid, exclude={dedup_key(r) for r in train.records})
+    source = source or resolve_data(cfg, [language])
+    train = _cached_sample(cfg, language, "train", cfg.n_train, set(), source)
+    valid = _cached_sample(cfg, language, "valid", cfg.n_valid, {dedup_key(r) for r in train.records}, source)
     counts, skips = {}, {}
     for split, sample in (("train", train), ("valid", valid)):
         if not sample.records:
             raise DataError(
-                f"{language} {split} split has no usable records ({split_location(cfg, language, split)}: "
+                f"{language} {split} split has no usable records ({split_location(source, language, split)}: "
                 f"{sample.read} read, all skipped{format_skips(sample.skips, ': ')})"
             )
         counts.update({f"{split}_read": sample.read, f"{split}_examined": sample.examined, split: len(sample.records)})
         skips[split] = sample.skips
-    return TaskData(language, train.records, valid.records, skips, counts)
+    return TaskData(language, train.records, valid.records, skips, counts, source)
 
 
-SAMPLE_CACHE_VERSION = 1
+SAMPLE_CACHE_VERSION = 2
 
 
-def _cached_sample(cfg: DataConfig, language: str, split: str, n: int, exclude: set[str]) -> SplitSample:
-    source = hub.hub_root(cfg) if cfg.source == "hub" else _local_fingerprint(cfg.source, language, split)
+def _cached_sample(
+    cfg: DataConfig, language: str, split: str, n: int, exclude: set[str], source: DataSource
+) -> SplitSample:
     identity = json.dumps(
         [
             SAMPLE_CACHE_VERSION,
-            source,
+            split_identity(source, language, split, cfg.cache_dir),
             language,
             split,
             n,
@@ -316,7 +312,7 @@ def _cached_sample(cfg: DataConfig, language: str, split: str, n: int, exclude: 
         return SplitSample(
             [Record(**fields) for fields in saved["records"]], saved["read"], saved["examined"], Counter(saved["skips"])
         )
-    rows, unreadable = read_split(cfg, language, split)
+    rows, unreadable = read_split(cfg, language, split, source)
     sample = sample_split(
         rows, unreadable, n, cfg.sample_seed, language, cfg.max_record_chars, exclude, cfg.max_code_chars
     )
@@ -326,22 +322,25 @@ def _cached_sample(cfg: DataConfig, language: str, split: str, n: int, exclude: 
         "examined": sample.examined,
         "skips": dict(sample.skips),
     }
-    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as file:
-        json.dump(saved, file)
+    with atomic_path(path) as tmp:  # one dumps and one write: json.dump would write each token to gzip
+        tmp.write_bytes(gzip.compress(json.dumps(saved).encode("utf-8"), compresslevel=6))
     return sample
 
 
-def _local_fingerprint(source: str, language: str, split: str) -> list:
-    """A local split's files with their sizes and modification times: an edited file is a new source."""
-    files = data_files(split_path(source, language, split))
-    return [[str(file.resolve()), file.stat().st_size, file.stat().st_mtime_ns] for file in files]
-
-
-def split_location(cfg: DataConfig, language: str, split: str) -> str:
-    """Where a split is read from, for messages: a local path or the hub root's folder."""
-    if cfg.source == "hub":
-        return f"{hub.hub_root(cfg)}/{language}/{hub.HUB_SPLITS[split]}"
-    return str(split_path(cfg.source, language, split))
+def split_location(source: DataSource, language: str, split: str) -> str:
+    """Where a split is read from, for messages: its folder, its file (and zip members), or its shards."""
+    rels, _ = split_files(source, language, split)
+    if source.form in ("parquet-conversion", "release-jsonl"):
+        where = os.path.commonpath([os.path.dirname(rel) for rel in rels])
+    elif source.form == "push-to-hub-parquet":
+        where = f"{os.path.dirname(rels[0])}/{os.path.basename(rels[0]).split('-')[0]}-*.parquet".lstrip("/")
+    elif source.form == "release-zip":
+        where = f"{rels[0]}:{member_pattern(language, split)}"
+    else:
+        where = rels[0] if len(rels) == 1 else os.path.commonpath(rels)
+    if source.kind == "hub":
+        return f"{source.id}@{source.commit[:12]}/{where}"
+    return str(Path(source.id, where))
 
 
 def format_skips(skips: Counter, lead: str = "") -> str:

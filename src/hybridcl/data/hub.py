@@ -1,133 +1,174 @@
-"""CodeSearchNet from the hub, read by its files: the parquet conversion of `code-search-net/code_search_net`.
+"""CodeSearchNet from the Hugging Face hub: which revision, which form, which files, through huggingface_hub.
 
-The dataset's own loading script no longer runs under datasets 5.x, and on the conversion's branch
-`datasets.load_dataset(id, "python", revision="refs/convert/parquet")` finds a single `default` config
-("BuilderConfig 'python' not found"). What the hub serves on that branch is a tree of files, one
-folder per config (here: per language) and split (https://huggingface.co/docs/dataset-viewer/parquet):
+The dataset's own loading script no longer runs under datasets 5.x, so the hub dataset is read by its
+files. `data.hub_revision`:
 
-    <root>/<language>/<split>/0000.parquet, 0001.parquet, ...   split: train, validation, test
-    <root>/<language>/partial-<split>/0000.parquet, ...         the converter's folder for a split it
-                                                                converted only in part (large splits)
+    auto (default)   the parquet conversion branch `refs/convert/parquet` first (form parquet-conversion,
+                     the fastest to read), then `main` (whichever form its listing shows: push_to_hub
+                     parquet, the release's zip archives, or the release unpacked)
+    a branch, tag or commit   only that revision, in whichever form its listing shows
 
-`split_files` lists one language split's shards under a root that is an `hf://datasets/<id>@<revision>`
-URL or a local folder laid out the same way (a replica, see `write_replica`); `read_rows` reads only
-the columns a record needs. Both go through fsspec, so the hub and a replica take the same code path.
+Online, a revision's listing and commit come from `HfApi.dataset_info(files_metadata=True)`. Offline
+(HF_HUB_OFFLINE, or the endpoint does not answer a 3-second probe) they come from the local Hugging Face
+cache: `refs/<revision>` names the commit (a revision with a slash is a nested path there, as
+huggingface_hub writes it: `refs/refs/convert/parquet`) and the listing is the one saved under
+`data.cache_dir` when the revision was resolved online, else what `snapshots/<commit>/` holds. Files are
+downloaded with `hf_hub_download` at the commit, into that cache, so a second run downloads nothing.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Sequence
 from urllib.parse import quote
 
+from hybridcl.atomic import atomic_path, write_text
 from hybridcl.config import DataConfig
-from hybridcl.data.schema import HUB_COLUMNS, DataError, Record
+from hybridcl.data.forms import recognise
+from hybridcl.data.schema import DataError
+from hybridcl.data.source import DataSource, list_folder, plan_files, resolve_data
+from hybridcl.hub_access import hub_unavailable
 
-HUB_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
-COLUMNS = (
-    "repository_name",
-    "func_path_in_repository",
-    "func_name",
-    "language",
-    "func_code_string",
-    "func_documentation_string",
-    "func_code_url",
-)
-REQUIRED_COLUMNS = ("func_code_string", "func_documentation_string")
+__all__ = ["DataSource", "resolve_data", "resolve_hub", "fetch_files", "revisions"]  # the data's pinned source
+
+CONVERSION_BRANCH = "refs/convert/parquet"
+AUTO = "auto"
+AUTO_REVISIONS = (CONVERSION_BRANCH, "main")
+REPO_TYPE = "dataset"
+COMMIT = re.compile(r"[0-9a-f]{40}")
 OFFLINE_HINT = (
-    "offline alternatives: a local replica of the layout with `--set data.hub_root=DIR`, "
-    "`hybridcl corpus build --out data/corpus` then `--set data.source=data/corpus`, "
-    "or `--set data.source=DIR` with a directory of CodeSearchNet jsonl(.gz) files"
+    "offline alternatives: a folder in one of CodeSearchNet's forms with `--set data.hub_root=DIR` "
+    "(`hybridcl corpus replica` writes one), `hybridcl corpus build --out data/corpus` then "
+    "`--set data.source=data/corpus`, or `--set data.source=DIR` with a directory of CodeSearchNet jsonl(.gz) files"
 )
 
 
-def hub_root(cfg: DataConfig) -> str:
-    """`data.hub_root`, or the hub's own root for `data.hub_id` at `data.hub_revision`."""
-    return cfg.hub_root or f"hf://datasets/{cfg.hub_id}@{quote(cfg.hub_revision, safe='')}"
+def revisions(cfg: DataConfig) -> tuple[str, ...]:
+    """The revisions `cfg` lets the hub path read, in the order tried."""
+    return AUTO_REVISIONS if cfg.hub_revision == AUTO else (cfg.hub_revision,)
 
 
-def split_files(root: str, language: str, split: str) -> list[str]:
-    """The parquet shards of one language split, in order; a DataError names what is missing."""
-    import fsspec
-
-    folder = HUB_SPLITS[split]
-    fs, base = fsspec.core.url_to_fs(root)
-    for name in (folder, f"partial-{folder}"):
+def resolve_hub(cfg: DataConfig, languages: Sequence[str], splits: Sequence[str]) -> DataSource:
+    """The first revision of `revisions(cfg)` whose listing is a form holding every split asked for."""
+    unavailable = hub_unavailable()
+    failures = []
+    for revision in revisions(cfg):
         try:
-            found = sorted(fs.glob(f"{base.rstrip('/')}/{language}/{name}/*.parquet"))
-        except Exception as error:  # network and hub errors come in many types; all mean "cannot list"
-            raise DataError(f"cannot list {root} ({language} {split}): {error}; {OFFLINE_HINT}") from None
-        if found:
-            return [fs.unstrip_protocol(path) for path in found]
-    raise DataError(
-        f"no {language} {split} split under {root}: expected {language}/{folder}/*.parquet "
-        f"(or {language}/partial-{folder}/*.parquet)"
+            return _resolve_revision(cfg, revision, languages, splits, unavailable)
+        except DataError as error:
+            failures.append(str(error))
+    where = (
+        f" ({unavailable}; looked in the local Hugging Face cache {cache_folder(cfg.hub_id)})" if unavailable else ""
     )
+    raise DataError(f"CodeSearchNet from the hub {cfg.hub_id}{where}: {'; '.join(failures)}; {OFFLINE_HINT}")
 
 
-def read_rows(files: list[str], language: str, split: str) -> list[dict]:
-    """The rows of `files` with the columns of COLUMNS that they have, under the hub's column names."""
-    return [row for path in files for row in _file_rows(path, language, split)]
+def _resolve_revision(
+    cfg: DataConfig, revision: str, languages: Sequence[str], splits: Sequence[str], unavailable: str | None
+) -> DataSource:
+    where = f"{cfg.hub_id}@{revision}"
+    commit, listing = cached_listing(cfg, revision) if unavailable else remote_listing(cfg, revision)
+    layout = recognise(listing, where)
+    rels = plan_files(layout, languages, splits, where)
+    sizes = dict(listing)
+    missing = [rel for rel in rels if not snapshot(cfg.hub_id, commit, rel).is_file()]
+    if missing and unavailable:
+        raise DataError(f"{where} (commit {commit}): {missing[0]} and {len(missing) - 1} more not in the local cache")
+    files = tuple((rel, sizes[rel]) for rel in rels)
+    download = sum(sizes[rel] for rel in missing)
+    return DataSource("hub", cfg.hub_id, revision, commit, None, layout.form, files, not missing, download)
 
 
-def _file_rows(path: str, language: str, split: str) -> list[dict]:
-    import fsspec
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def remote_listing(cfg: DataConfig, revision: str) -> tuple[str, list[tuple[str, int]]]:
+    """(commit, listing) of a revision, from the hub; saved under data.cache_dir for offline runs."""
+    from huggingface_hub import HfApi
 
-    where = f"{path} ({language} {split})"
     try:
-        with fsspec.open(path, "rb") as handle:
-            parquet = pq.ParquetFile(handle)
-            names = parquet.schema_arrow.names
-            missing = [column for column in REQUIRED_COLUMNS if column not in names]
-            if missing:
-                raise DataError(f"{where}: column(s) {missing} missing; the file has {names}")
-            return parquet.read(columns=[column for column in COLUMNS if column in names]).to_pylist()
-    except (pa.ArrowException, OSError) as error:
-        raise DataError(f"{where}: not a readable parquet file ({error})") from None
+        info = HfApi().dataset_info(cfg.hub_id, revision=revision, files_metadata=True)
+    except Exception as error:  # hub and network errors come in many types; all mean "cannot list"
+        raise DataError(f"{cfg.hub_id}@{revision}: cannot list ({_first_line(error)})") from None
+    if not info.sha:
+        raise DataError(f"{cfg.hub_id}@{revision}: the hub named no commit for this revision")
+    listing = sorted((sibling.rfilename, sibling.size or 0) for sibling in info.siblings or ())
+    path = _saved_listing(cfg, info.sha)
+    if not path.is_file():
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(listing))
+    return info.sha, listing
 
 
-def write_replica(
-    records_by_split: dict[str, list[Record]], out_dir: str | Path, language: str, shards: int = 3
-) -> list[Path]:
-    """Write `records_by_split` ("train"/"valid"/"test") in the conversion's layout and column names,
-    each split in `shards` parquet files; returns the files written."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    to_hub = {ours: theirs for theirs, ours in HUB_COLUMNS.items()}
-    written = []
-    for split, records in records_by_split.items():
-        folder = Path(out_dir, language, HUB_SPLITS[split])
-        folder.mkdir(parents=True, exist_ok=True)
-        size = -(-len(records) // shards)
-        for shard in range(shards):
-            chunk = records[shard * size : (shard + 1) * size]
-            rows = [{to_hub[key]: value for key, value in _hub_fields(record, split).items()} for record in chunk]
-            path = folder / f"{shard:04d}.parquet"
-            pq.write_table(pa.Table.from_pylist(rows, schema=_hub_schema()), path)
-            written.append(path)
-    return written
+def cached_listing(cfg: DataConfig, revision: str) -> tuple[str, list[tuple[str, int]]]:
+    """(commit, listing) of a revision from the local caches only."""
+    commit = cached_commit(cfg.hub_id, revision)
+    if commit is None:
+        raise DataError(f"{cfg.hub_id}@{revision}: not in the local cache")
+    saved = _saved_listing(cfg, commit)
+    if saved.is_file():
+        return commit, [(path, size) for path, size in json.loads(saved.read_text())]
+    folder = cache_folder(cfg.hub_id) / "snapshots" / commit
+    return commit, list_folder(folder) if folder.is_dir() else []
 
 
-def _hub_fields(record: Record, split: str) -> dict:
-    return {
-        "repo": record.repo,
-        "path": record.path,
-        "func_name": record.func_name,
-        "original_string": record.code,
-        "language": record.language,
-        "code": record.code,
-        "code_tokens": record.code.split(),
-        "docstring": record.docstring,
-        "docstring_tokens": record.docstring.split(),
-        "partition": HUB_SPLITS[split],
-        "url": record.url,
-    }
+def cached_commit(repo_id: str, revision: str) -> str | None:
+    """The commit the local Hugging Face cache knows `revision` by (a commit names itself), or None."""
+    if COMMIT.fullmatch(revision):
+        return revision
+    refs = cache_folder(repo_id) / "refs"
+    for ref in (refs / revision, refs / quote(revision, safe="")):
+        if ref.is_file():
+            return ref.read_text().strip()
+    return None
 
 
-def _hub_schema():
-    import pyarrow as pa
+def cache_folder(repo_id: str) -> Path:
+    """The repo's folder in the Hugging Face hub cache (read at call time: HF_HUB_CACHE may change)."""
+    from huggingface_hub import constants
 
-    lists = ("func_code_tokens", "func_documentation_tokens")
-    return pa.schema([(name, pa.list_(pa.string()) if name in lists else pa.string()) for name in HUB_COLUMNS])
+    return Path(constants.HF_HUB_CACHE) / f"datasets--{repo_id.replace('/', '--')}"
+
+
+def snapshot(repo_id: str, commit: str, rel: str) -> Path:
+    return cache_folder(repo_id) / "snapshots" / commit / rel
+
+
+def _saved_listing(cfg: DataConfig, commit: str) -> Path:
+    return Path(cfg.cache_dir, "hub-listings", cfg.hub_id.replace("/", "--"), f"{commit}.json")
+
+
+def fetch_files(source: DataSource, rels: Sequence[str]) -> list[tuple[Path, str]]:
+    """(local path, name for messages) of `rels` at the source's commit, downloaded into the cache if needed."""
+    paths = []
+    for rel in rels:
+        path = snapshot(source.id, source.commit, rel)
+        if not path.is_file():
+            path = _download(source, rel)
+        paths.append((path, f"{source.id}@{source.commit[:12]}/{rel}"))
+    _record_ref(source)
+    return paths
+
+
+def _download(source: DataSource, rel: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    reason = hub_unavailable()
+    if reason:
+        raise DataError(f"{source.id}@{source.commit}: {rel} is not in the local cache ({reason}); {OFFLINE_HINT}")
+    try:
+        return Path(hf_hub_download(source.id, rel, repo_type=REPO_TYPE, revision=source.commit))
+    except Exception as error:  # as in remote_listing
+        raise DataError(f"{source.id}@{source.commit}: cannot download {rel} ({_first_line(error)})") from None
+
+
+def _record_ref(source: DataSource) -> None:
+    """`refs/<revision>` -> commit in the cache (a download by commit writes none), so offline runs find it."""
+    if source.revision is None or source.revision == source.commit:
+        return
+    ref = cache_folder(source.id) / "refs" / source.revision
+    if not ref.is_file() or ref.read_text().strip() != source.commit:
+        write_text(ref, source.commit)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip() or type(error).__name__).splitlines()[0]

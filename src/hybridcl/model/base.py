@@ -1,38 +1,51 @@
 """The frozen base model: a Hugging Face seq2seq model + tokenizer, from the hub or a local directory.
 
-`load_base(ModelConfig)` is the only way the rest of the code gets a base. It returns the model in
-eval mode with every parameter frozen (`requires_grad=False`); the hybrid model trains only what a
-strategy declares.
+`resolve_model(ModelConfig)` says where the base comes from without loading weights or downloading anything:
+a `ModelSource` with the hub commit (or a directory's content fingerprint), the weights' form, the files the
+load reads with their sizes, and whether they are all cached. `load_base(ModelConfig, source=...)` is the only
+way the rest of the code gets a base. It returns the model in eval mode with every parameter frozen
+(`requires_grad=False`); the hybrid model trains only what a strategy declares.
 
 Sources, in order:
 - `model.name` is an existing directory: read it (written by `save_pretrained`, e.g. the stand-in base
-  of `hybridcl base build`), never touching the network.
-- otherwise `model.name` is a hub id (default `Salesforce/codet5-small`). Offline (`HF_HUB_OFFLINE=1`,
-  or the hub endpoint does not answer a 3-second connection probe) only the local Hugging Face cache
-  is tried, so a missing model fails in well under a second instead of after ~25 s of retries.
+  of `hybridcl base build`), never touching the network. `model.revision` must stay `main`.
+- otherwise `model.name` is a hub id (default `Salesforce/codet5-small`) at `model.revision` (a branch, tag or
+  40-hex commit). Online, the hub's API gives the commit and the file sizes, the files not yet in the local
+  Hugging Face cache are downloaded at that commit, and the model is read from the cache's snapshot folder.
+  Offline (`HF_HUB_OFFLINE=1`, or the hub endpoint does not answer a 3-second connection probe) only the
+  cache is read (`refs/<revision>` names the commit), so a missing model fails in well under a second.
 - `model.random_init=true`: the architecture without trained weights, seeded. For codet5-small (or a
   hub name whose config cannot be fetched) that is `CODET5_SMALL`, carried here, so parameter counts
   and timings of the real shape need no network. For a directory it is the directory's config.json.
   The tokenizer is then the directory's / cached one if there is one, else None.
 
-Weights are read from safetensors only and remote code is never run. Failures raise `ModelError`,
-whose message names the offline alternatives (`hybridcl base build`, `--set model.name=DIR`).
+Weights: `model.safetensors` (or its sharded index) when the folder has it, else `pytorch_model.bin` (or its
+sharded index) through torch's weights-only unpickler. That unpickler rebuilds tensors and plain containers
+only; a pickle that names any other global (a function it would call) is refused before anything runs.
+Remote code is never run. transformers only ever reads a local folder here, so it never reaches its hub
+branch that asks for a safetensors conversion. Failures raise `ModelError`, one line, whose message names
+the offline alternatives (`hybridcl base build`, `--set model.name=DIR`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import json
 import logging
 import os
-import socket
+import pickle
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from transformers import (
     AutoConfig,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     T5Config,
@@ -40,6 +53,7 @@ from transformers import (
 
 from hybridcl.config import ModelConfig
 from hybridcl.errors import UserError
+from hybridcl.hub_access import hub_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +86,43 @@ CODET5_SMALL = T5Config(
 )
 CODET5_SMALL_PARAMETERS = 60_492_288
 
-HUB_PROBE_TIMEOUT_S = 3.0
+HUB_API_TIMEOUT_S = 10.0
+COMMIT = re.compile(r"[0-9a-f]{40}")
+
+# The weights load_base reads, in order of preference: (form, the file that announces it).
+WEIGHT_FORMS = (
+    ("safetensors", "model.safetensors"),
+    ("safetensors-sharded", "model.safetensors.index.json"),
+    ("pytorch_model.bin", "pytorch_model.bin"),
+    ("pytorch_model.bin-sharded", "pytorch_model.bin.index.json"),
+)
+# The shards save_pretrained writes, for a hub listing whose index is not cached yet.
+SHARD_NAMES = {
+    "safetensors-sharded": re.compile(r"model-\d+-of-\d+\.safetensors"),
+    "pytorch_model.bin-sharded": re.compile(r"pytorch_model-\d+-of-\d+\.bin"),
+}
+# Besides the weights, what from_pretrained and AutoTokenizer read when a folder has it.
+COMPANION_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
 
 OFFLINE_HINT = (
     "Offline, build the stand-in base with `hybridcl base build --corpus DIR --out DIR` and use it with "
     "`--set model.name=DIR`; or point `--set model.name=/path/to/dir` at any local directory written by "
-    "save_pretrained (config.json, model.safetensors and the tokenizer files); or, for parameter counts and "
-    "timings only, `--set model.random_init=true` builds codet5-small's architecture with random weights."
+    "save_pretrained (config.json, model.safetensors or pytorch_model.bin, and the tokenizer files); or, for "
+    "parameter counts and timings only, `--set model.random_init=true` builds codet5-small's architecture with "
+    "random weights."
 )
 
 
@@ -86,40 +130,198 @@ class ModelError(UserError, RuntimeError):
     """A base model that cannot be loaded: unknown name, hub unreachable, missing or unsafe files."""
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the base comes from, resolved before anything loads (see the module docstring)."""
+
+    name: str  # model.name as given
+    kind: str  # "hub" | "directory" | "random_init"
+    revision: str | None  # the requested revision (hub), else None
+    commit: str | None  # the resolved 40-hex commit (hub), else None
+    fingerprint: str | None  # "sha256:<hex>" over the files' names, sizes and contents (directory), else None
+    form: str  # a WEIGHT_FORMS form, or "random_init"
+    files: tuple[tuple[str, int], ...]  # (name relative to the repository or folder, bytes) of each file read
+    cached: bool  # every file is on this machine
+    download_bytes: int  # bytes still to download
+
+    def as_record(self) -> dict:
+        return {**dataclasses.asdict(self), "files": [[name, size] for name, size in self.files]}
+
+    def identity(self) -> str:
+        """What a continued run must find again: the commit or content fingerprint (random_init: the name), and the form."""
+        return f"{self.commit or self.fingerprint or self.name} {self.form}"
+
+
 def codet5_small_config() -> T5Config:
     """A fresh copy of `CODET5_SMALL`."""
     return copy.deepcopy(CODET5_SMALL)
 
 
-def load_base(model_cfg: ModelConfig, *, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
-    """(model, tokenizer) for `model_cfg`; the model is float32, in eval mode, with all parameters frozen.
+# ------------------------------------------------------------------------------------------ resolve
 
-    The tokenizer is None only with `random_init=True` when no tokenizer is found locally.
-    `seed` seeds the random initialisation (the global torch RNG is left as it was).
-    """
+
+def resolve_model(model_cfg: ModelConfig) -> ModelSource:
+    """Where `model_cfg`'s base comes from, without loading weights or downloading; ModelError if it cannot be found."""
     name = str(model_cfg.name).strip()
+    folder = _local_folder(name)
+    if model_cfg.random_init:
+        return ModelSource(name, "random_init", None, None, None, "random_init", (), True, 0)
+    if folder is not None:
+        return _resolve_directory(name, folder, model_cfg.revision)
+    return _resolve_hub(name, model_cfg.revision)
+
+
+def _local_folder(name: str) -> Path | None:
+    """The directory `name` names, or None for a hub id; ModelError for anything else."""
     if not name:
         raise ModelError(f"model.name is empty. {OFFLINE_HINT}")
     local = Path(name).expanduser()
     if local.is_dir():
-        source, local_only = str(local), True
-    elif local.exists():
+        return local
+    if local.exists():
         raise ModelError(f"model.name {name!r} is a file, not a model directory. {OFFLINE_HINT}")
-    elif _looks_like_path(name):
+    if _looks_like_path(name):
         raise ModelError(f"model.name {name!r}: no such directory. {OFFLINE_HINT}")
-    else:
-        offline_reason = _hub_unavailable()
-        source, local_only = name, offline_reason is not None
-        if offline_reason:
-            logger.info("%s; looking for %r in the local Hugging Face cache only", offline_reason, name)
+    return None
 
-    if model_cfg.random_init:
-        model, tokenizer = _random_init(name, source, is_dir=local.is_dir(), local_only=local_only, seed=seed)
+
+def _resolve_directory(name: str, folder: Path, revision: str) -> ModelSource:
+    default = ModelConfig().revision
+    if revision != default:
+        raise ModelError(
+            f"model.revision={revision!r} names a hub revision, but model.name {name!r} is a directory; "
+            f"leave model.revision at {default!r}"
+        )
+    form, files = _files_to_read(folder, _file_names(folder), f"directory {folder}")
+    sizes = tuple((file, (folder / file).stat().st_size) for file in files)
+    return ModelSource(name, "directory", None, None, _fingerprint(folder, files), form, sizes, True, 0)
+
+
+def _resolve_hub(name: str, revision: str) -> ModelSource:
+    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
+
+    reason = hub_unavailable()
+    if reason is None:
+        try:
+            return _resolve_online(name, revision)
+        except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as error:
+            raise ModelError(f"hub model {name!r} @ {revision}: {_first_line(error)}. {OFFLINE_HINT}") from error
+        except Exception as error:  # reachable, but no answer (timeout, server error): the cache may hold it
+            reason = f"the hub's API did not answer ({_first_line(error)})"
+    logger.info("%s; looking for %r in the local Hugging Face cache only", reason, name)
+    return _resolve_cached(name, revision, reason)
+
+
+def _resolve_online(name: str, revision: str) -> ModelSource:
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(name, revision=revision, files_metadata=True, timeout=HUB_API_TIMEOUT_S)
+    sizes = {sibling.rfilename: sibling.size or 0 for sibling in info.siblings or ()}
+    snapshot = _snapshot_folder(name, info.sha)
+    form, files = _files_to_read(snapshot, set(sizes), f"hub model {name!r} @ {revision} (commit {info.sha})")
+    missing = [file for file in files if not (snapshot / file).is_file()]
+    listed = tuple((file, sizes[file]) for file in files)
+    return ModelSource(name, "hub", revision, info.sha, None, form, listed, not missing, sum(sizes[f] for f in missing))
+
+
+def _resolve_cached(name: str, revision: str, reason: str) -> ModelSource:
+    from huggingface_hub import constants
+
+    where = f"hub model {name!r} @ {revision} ({reason}: local cache only)"
+    commit = revision if COMMIT.fullmatch(revision) else _cached_ref(name, revision)
+    snapshot = _snapshot_folder(name, commit) if commit else None
+    if snapshot is None or not snapshot.is_dir():
+        raise ModelError(f"{where}: not in the local Hugging Face cache {constants.HF_HUB_CACHE}. {OFFLINE_HINT}")
+    form, files = _files_to_read(snapshot, _file_names(snapshot), where)
+    sizes = tuple((file, (snapshot / file).stat().st_size) for file in files)
+    return ModelSource(name, "hub", revision, commit, None, form, sizes, True, 0)
+
+
+def _files_to_read(folder: Path, names: set[str], where: str) -> tuple[str, list[str]]:
+    """(form, sorted files the load reads) among `names`, the files of a folder or hub repository; a shard
+    index is read from `folder` when it is there."""
+    if "config.json" not in names:
+        raise ModelError(f"{where}: missing config.json; not a save_pretrained folder. {OFFLINE_HINT}")
+    for form, announcing in WEIGHT_FORMS:
+        if announcing in names:
+            weights = [announcing, *_shards(form, names, folder / announcing, where)]
+            missing = [file for file in weights if file not in names]
+            if missing:
+                raise ModelError(f"{where}: missing {', '.join(missing)}, named by {announcing}. {OFFLINE_HINT}")
+            return form, sorted({*(file for file in COMPANION_FILES if file in names), *weights})
+    raise ModelError(
+        f"{where}: no weights (model.safetensors or pytorch_model.bin, or a sharded index of either). {OFFLINE_HINT}"
+    )
+
+
+def _shards(form: str, names: set[str], index: Path, where: str) -> list[str]:
+    if form not in SHARD_NAMES:
+        return []
+    if not index.is_file():
+        return sorted(name for name in names if SHARD_NAMES[form].fullmatch(name))
+    try:
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ModelError(f"{where}: {index.name} is not a shard index ({_first_line(error)})") from error
+    if any(Path(shard).name != shard for shard in shards):
+        raise ModelError(f"{where}: {index.name} names shards outside the folder")
+    return shards
+
+
+def _fingerprint(folder: Path, files: list[str]) -> str:
+    """sha256 over each file's name, size and content hash: equal for equal bytes wherever the folder lies."""
+    digest = hashlib.sha256()
+    for file in files:
+        path = folder / file
+        digest.update(f"{file}\t{path.stat().st_size}\t{_sha256(path)}\n".encode())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_names(folder: Path) -> set[str]:
+    return {path.name for path in folder.iterdir() if path.is_file()}
+
+
+def _repo_cache(name: str) -> Path:
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    return Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=name, repo_type="model")
+
+
+def _snapshot_folder(name: str, commit: str) -> Path:
+    return _repo_cache(name) / "snapshots" / commit
+
+
+def _cached_ref(name: str, revision: str) -> str | None:
+    ref = _repo_cache(name) / "refs" / revision
+    return ref.read_text(encoding="utf-8").strip() if ref.is_file() else None
+
+
+# --------------------------------------------------------------------------------------------- load
+
+
+def load_base(
+    model_cfg: ModelConfig, *, seed: int = 0, source: ModelSource | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
+    """(model, tokenizer) for `model_cfg`; the model is float32, in eval mode, with all parameters frozen.
+
+    `source` is `resolve_model(model_cfg)`, resolved here when not given. The tokenizer is None only with
+    `random_init=True` when no tokenizer is found locally. `seed` seeds the random initialisation (the global
+    torch RNG is left as it was).
+    """
+    source = source or resolve_model(model_cfg)
+    if source.kind == "random_init":
+        model, tokenizer = _random_init(model_cfg, seed=seed)
     else:
-        where = f"directory {source}" if local.is_dir() else f"hub model {name!r}"
-        if local_only and not local.is_dir():
-            where += f" ({offline_reason}: local cache only)"
-        model, tokenizer = _pretrained(source, where, is_dir=local.is_dir(), local_only=local_only)
+        model, tokenizer = _pretrained(source)
     if model_cfg.tokenizer:
         tokenizer = _tokenizer_override(model_cfg.tokenizer, model)
     return freeze(model), tokenizer
@@ -132,58 +334,101 @@ def freeze(model: PreTrainedModel) -> PreTrainedModel:
     return model
 
 
-def _pretrained(source: str, where: str, *, is_dir: bool, local_only: bool):
-    if is_dir:
-        missing = [f for f in ("config.json",) if not (Path(source) / f).is_file()]
-        if missing:
-            raise ModelError(f"{where}: missing {', '.join(missing)}; not a save_pretrained directory. {OFFLINE_HINT}")
-        if (
-            not any(Path(source).glob("*.safetensors"))
-            and not (Path(source) / "model.safetensors.index.json").is_file()
-        ):
-            raise ModelError(
-                f"{where}: no model.safetensors (only safetensors weights are read, never pickled .bin files). {OFFLINE_HINT}"
-            )
+def _pretrained(source: ModelSource) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    folder = _folder_with_files(source)
+    where = f"directory {folder}" if source.kind == "directory" else f"hub model {source.name!r} @ {source.commit}"
+    bins = [name for name, _ in source.files if name.endswith(".bin")]
+    model = _read_model(folder, source.form, bins, where)
     try:
-        model = AutoModelForSeq2SeqLM.from_pretrained(
-            source,
-            use_safetensors=True,
-            trust_remote_code=False,
-            local_files_only=local_only,
-            dtype=torch.float32,
-            # transformers 5.23 looks for a PEFT adapter_config.json on the hub without passing local_files_only
-            # on (~25 s of retries when the hub is unreachable), unless told here.
-            adapter_kwargs={"local_files_only": local_only},
-        )
-    except Exception as error:  # OSError (missing/unreachable), ValueError (not seq2seq, bad id), ...
-        raise ModelError(f"cannot load the model from {where}: {_first_line(error)}. {OFFLINE_HINT}") from error
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=local_only)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
     except Exception as error:
         raise ModelError(f"cannot load the tokenizer from {where}: {_first_line(error)}. {OFFLINE_HINT}") from error
+    if source.kind == "hub":  # named as a load by hub id names them (run records, the batch cache's tokenizer key)
+        model.name_or_path = model.config.name_or_path = tokenizer.name_or_path = source.name
     return model, tokenizer
 
 
-def _random_init(name: str, source: str, *, is_dir: bool, local_only: bool, seed: int):
-    if is_dir:
+def _folder_with_files(source: ModelSource) -> Path:
+    """The folder transformers reads: the directory, or the hub commit's snapshot in the cache once it has every file."""
+    if source.kind == "directory":
+        return Path(source.name).expanduser()
+    snapshot = _snapshot_folder(source.name, source.commit)
+    for name, _ in source.files:
+        if not (snapshot / name).is_file():
+            _download(source, name)
+    return snapshot
+
+
+def _download(source: ModelSource, filename: str) -> None:
+    from huggingface_hub import constants, hf_hub_download
+
+    where = f"hub model {source.name!r} @ {source.revision}"
+    try:
+        # by revision, not commit, so that the cache records refs/<revision> for later offline runs
+        path = hf_hub_download(source.name, filename, revision=source.revision, cache_dir=constants.HF_HUB_CACHE)
+    except Exception as error:
+        raise ModelError(f"cannot download {filename} of {where}: {_first_line(error)}. {OFFLINE_HINT}") from error
+    if Path(path).parent.name != source.commit:
+        raise ModelError(
+            f"{where} moved from commit {source.commit} to {Path(path).parent.name} during the load; "
+            "run again, or pin model.revision to a commit"
+        )
+
+
+def _read_model(folder: Path, form: str, bins: list[str], where: str) -> PreTrainedModel:
+    try:
+        return AutoModelForSeq2SeqLM.from_pretrained(
+            str(folder),
+            use_safetensors=form.startswith("safetensors"),
+            weights_only=True,  # transformers' default, spelled out: a .bin is never fully unpickled
+            trust_remote_code=False,
+            local_files_only=True,
+            dtype=torch.float32,
+        )
+    except pickle.UnpicklingError as error:
+        path, refusal = _refused_bin(folder, bins, error)
+        raise ModelError(
+            f"{path}: refused by torch's weights-only unpickler ({_refusal_reason(refusal)}); "
+            "only plain tensors are read"
+        ) from error
+    except Exception as error:  # OSError (missing files), ValueError (not seq2seq), ...
+        raise ModelError(f"cannot load the model from {where}: {_first_line(error)}. {OFFLINE_HINT}") from error
+
+
+def _refused_bin(folder: Path, bins: list[str], error: Exception) -> tuple[Path, Exception]:
+    """The .bin the unpickler refused and its refusal: among shards, the first one refused again (on "meta",
+    so no tensor data is read)."""
+    if len(bins) == 1:
+        return folder / bins[0], error
+    for name in bins:
         try:
-            config = AutoConfig.from_pretrained(source, trust_remote_code=False, local_files_only=True)
-        except Exception as error:
-            raise ModelError(
-                f"directory {source}: cannot read config.json ({_first_line(error)}). {OFFLINE_HINT}"
-            ) from error
-    elif name == CODET5_SMALL_NAME:
-        config = codet5_small_config()
-    else:
-        try:
-            config = AutoConfig.from_pretrained(source, trust_remote_code=False, local_files_only=local_only)
-        except Exception as error:
-            logger.warning(
-                "random_init: cannot fetch the config of %r (%s); using codet5-small's architecture",
-                name,
-                _first_line(error),
-            )
-            config = codet5_small_config()
+            torch.load(folder / name, map_location="meta", weights_only=True)
+        except pickle.UnpicklingError as refusal:
+            return folder / name, refusal
+    return folder, error
+
+
+def _refusal_reason(error: Exception) -> str:
+    """torch's reason in a few words: the global the pickle would call, or the unpickler's own message."""
+    detail = str(error).partition("WeightsUnpickler error:")[2].strip()
+    refused_global = re.match(r"Unsupported global: GLOBAL (\S+)", detail)
+    if refused_global:
+        return f"it would run code: {refused_global[1]}"
+    return detail.splitlines()[0] if detail else _first_line(error)
+
+
+def _random_init(model_cfg: ModelConfig, *, seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
+    name = str(model_cfg.name).strip()
+    local = Path(name).expanduser()
+    is_dir = local.is_dir()
+    offline_reason = None if is_dir else hub_unavailable()
+    if offline_reason:
+        logger.info("%s; looking for %r in the local Hugging Face cache only", offline_reason, name)
+    where = str(local) if is_dir else name
+    options = {"local_files_only": is_dir or offline_reason is not None, "trust_remote_code": False}
+    if not is_dir:
+        options["revision"] = model_cfg.revision
+    config = _random_config(name, where, is_dir, options)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -191,18 +436,39 @@ def _random_init(name: str, source: str, *, is_dir: bool, local_only: bool, seed
     except ValueError as error:
         raise ModelError(f"{name!r}: not a seq2seq architecture ({_first_line(error)}). {OFFLINE_HINT}") from error
     tokenizer = None
-    if is_dir or local_only is False or _in_cache(name):
+    if is_dir or not options["local_files_only"] or _repo_cache(name).is_dir():
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=local_only)
+            tokenizer = AutoTokenizer.from_pretrained(where, **options)
         except Exception as error:
             logger.info("random_init: no tokenizer for %r (%s)", name, _first_line(error))
     return model, tokenizer
 
 
+def _random_config(name: str, where: str, is_dir: bool, options: dict) -> PretrainedConfig:
+    if is_dir:
+        try:
+            return AutoConfig.from_pretrained(where, **options)
+        except Exception as error:
+            raise ModelError(
+                f"directory {where}: cannot read config.json ({_first_line(error)}). {OFFLINE_HINT}"
+            ) from error
+    if name == CODET5_SMALL_NAME:
+        return codet5_small_config()
+    try:
+        return AutoConfig.from_pretrained(where, **options)
+    except Exception as error:
+        logger.warning(
+            "random_init: cannot fetch the config of %r (%s); using codet5-small's architecture",
+            name,
+            _first_line(error),
+        )
+        return codet5_small_config()
+
+
 def _tokenizer_override(name: str, model: PreTrainedModel) -> PreTrainedTokenizerBase:
     """`model.tokenizer`: another model's tokenizer, whose ids must fit the model's embedding."""
     local = Path(name).expanduser()
-    local_only = local.is_dir() or _hub_unavailable() is not None
+    local_only = local.is_dir() or hub_unavailable() is not None
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             str(local) if local.is_dir() else name, trust_remote_code=False, local_files_only=local_only
@@ -218,45 +484,6 @@ def _tokenizer_override(name: str, model: PreTrainedModel) -> PreTrainedTokenize
 def _looks_like_path(name: str) -> bool:
     """A name no hub id can have: absolute, home- or dot-relative, or more than one '/'."""
     return name.startswith(("/", "~", ".", "\\")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
-
-
-def _offline_env() -> bool:
-    """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, read now (huggingface_hub reads them once, at import)."""
-    from huggingface_hub import constants
-
-    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
-    return any(str(flag).strip().upper() in {"1", "ON", "YES", "TRUE"} for flag in flags) or bool(
-        constants.HF_HUB_OFFLINE
-    )
-
-
-def _hub_unavailable() -> str | None:
-    """Why the hub cannot be used (offline mode set, or its endpoint refuses a TCP connection within 3 s), or None.
-
-    The probe replaces huggingface_hub's ~25 s of retries on an unreachable hub with one quick check.
-    """
-    if _offline_env():
-        return "offline mode (HF_HUB_OFFLINE)"
-    if any(os.environ.get(var) for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return None  # reachability goes through the proxy; let the hub client find out
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
-    if not host:
-        return None
-    try:
-        with socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S):
-            return None
-    except OSError as error:
-        return f"hub {constants.ENDPOINT} unreachable ({error})"
-
-
-def _in_cache(name: str) -> bool:
-    from huggingface_hub import constants
-
-    folder = "models--" + name.replace("/", "--")
-    return (Path(constants.HF_HUB_CACHE) / folder).is_dir()
 
 
 def _first_line(error: BaseException) -> str:

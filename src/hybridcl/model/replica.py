@@ -13,8 +13,12 @@ the way they would read the real model:
   `added_tokens.json` (the 100 sentinels `<extra_id_N>` at 32,000..32,099, numbered downwards as T5 does:
   `<extra_id_0>`=32,099), `special_tokens_map.json` and `tokenizer_config.json`
   (`tokenizer_class` RobertaTokenizer); no `tokenizer.json` (none in the hub file list);
-- `model.safetensors` with seeded random weights of codet5-small's shape (60,492,288 parameters), where
-  the hub has only a pickled `pytorch_model.bin`, which `load_base` never reads.
+- the weights, seeded and random, of codet5-small's shape (60,492,288 parameters; `architecture=` gives
+  another T5 of the same vocabulary): `model.safetensors` by default, or with `weights_file="pytorch_model.bin"` the hub's own file set, whose weights are a
+  `torch.save`d state dict (which `load_base` reads through torch's weights-only unpickler).
+
+`place_in_hub_cache(folder, cache_dir)` copies such a folder into a Hugging Face cache as the snapshot of
+`Salesforce/codet5-small` at `main`, so that the hub name itself loads offline.
 
 The BPE is trained on `texts` the way CodeT5 trained its own (a byte-level BPE, the five special tokens
 first); a corpus too small to yield 32,000 entries is topped up with two-symbol merges of byte symbols,
@@ -26,14 +30,21 @@ Only the standard library, `tokenizers`, `transformers` and `torch` (with `safet
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-CODET5_SMALL_URL = "https://huggingface.co/Salesforce/codet5-small/tree/main"
+if TYPE_CHECKING:
+    import torch
+    from transformers import T5Config
+
+CODET5_SMALL_REPO = "Salesforce/codet5-small"
+CODET5_SMALL_URL = f"https://huggingface.co/{CODET5_SMALL_REPO}/tree/main"
 
 BPE_SIZE = 32_000  # entries of vocab.json, special tokens and byte symbols included
 N_SENTINELS = 100
@@ -42,10 +53,12 @@ SPECIAL = ("<pad>", "<s>", "</s>", "<unk>", "<mask>")  # ids 0..4, CodeT5's orde
 SENTINELS = tuple(f"<extra_id_{i}>" for i in range(N_SENTINELS))
 MODEL_MAX_LENGTH = 512
 
-# The folder's files, exactly: the hub repository's model and tokenizer files, with model.safetensors in
-# place of pytorch_model.bin (its README.md and .gitattributes are not part of the model).
+# The folder's files, exactly: the hub repository's model and tokenizer files (its README.md and .gitattributes
+# are not part of the model), by default with model.safetensors in place of the hub's pytorch_model.bin.
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json")
+WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
 REPLICA_FILES = ("config.json", *TOKENIZER_FILES, "model.safetensors")
+PUBLISHED_FILES = ("config.json", *TOKENIZER_FILES, "pytorch_model.bin")
 
 WEIGHTS = ("random",)
 
@@ -65,6 +78,8 @@ def write_codet5_small_replica(
     seed: int = 0,
     min_frequency: int = 2,
     overwrite: bool = False,
+    weights_file: str = "model.safetensors",
+    architecture: T5Config | None = None,
 ) -> Path:
     """Write a codet5-small-format model folder into `out_dir` (absent or empty) and return its path.
 
@@ -72,19 +87,32 @@ def write_codet5_small_replica(
     weights: "random" — codet5-small's architecture initialised as transformers initialises a T5,
       seeded by `seed` (the global torch RNG is left as it was).
     min_frequency: the BPE trainer's minimum pair count (CodeT5 used 3 on its full corpus).
-    overwrite: replace an existing non-empty folder that holds a replica (exactly `REPLICA_FILES`).
+    overwrite: replace an existing non-empty folder that holds a replica (exactly its files).
+    weights_file: "model.safetensors", or "pytorch_model.bin" for the hub's own file set (`PUBLISHED_FILES`).
+    architecture: codet5-small's (`CODET5_SMALL`) unless given; any T5 of its 32,100-id vocabulary (tests
+      use a smaller one).
 
     The folder is written next to its final place and renamed into it at the end, so a reader never sees
     half a replica.
     """
     if weights not in WEIGHTS:
         raise ValueError(f"weights={weights!r}: choose from {list(WEIGHTS)}")
+    if weights_file not in WEIGHTS_FILES:
+        raise ValueError(f"weights_file={weights_file!r}: choose from {list(WEIGHTS_FILES)}")
+    if architecture is None:
+        from hybridcl.model.base import codet5_small_config
+
+        architecture = codet5_small_config()
+    if architecture.vocab_size != VOCAB_SIZE:
+        raise ValueError(
+            f"the architecture's vocab_size is {architecture.vocab_size}, not the tokenizer's {VOCAB_SIZE}"
+        )
     out_dir = Path(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
             raise FileExistsError(f"{out_dir} is a file")
         present = sorted(p.name for p in out_dir.iterdir())
-        if present and not (overwrite and present == sorted(REPLICA_FILES)):
+        if present and not (overwrite and present == sorted(("config.json", *TOKENIZER_FILES, weights_file))):
             raise FileExistsError(
                 f"{out_dir} is not empty ({len(present)} entries); "
                 "choose another folder (overwrite=True replaces only an earlier replica)"
@@ -94,8 +122,8 @@ def write_codet5_small_replica(
     try:
         vocab, merges = train_bpe(texts, min_frequency=min_frequency)
         write_tokenizer_files(staging, vocab, merges)
-        write_config(staging)
-        write_random_weights(staging / "model.safetensors", seed=seed)
+        write_config(staging, architecture)
+        write_random_weights(staging / weights_file, architecture, seed=seed)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)
@@ -205,11 +233,9 @@ def write_tokenizer_files(folder: Path, vocab: dict[str, int], merges: list[tupl
 # -------------------------------------------------------------------------------------- config, weights
 
 
-def codet5_small_config_dict() -> dict:
-    """config.json's content: `CODET5_SMALL`'s values with the architecture, flat, keys sorted."""
-    from hybridcl.model.base import CODET5_SMALL
-
-    c = CODET5_SMALL
+def config_dict(c: T5Config) -> dict:
+    """config.json's content: the T5's values (`CODET5_SMALL`'s for the replica) with the architecture, flat,
+    keys sorted."""
     values = {
         "architectures": ["T5ForConditionalGeneration"],
         "model_type": "t5",
@@ -237,25 +263,32 @@ def codet5_small_config_dict() -> dict:
     return dict(sorted(values.items()))
 
 
-def write_config(folder: Path) -> None:
-    _write_json(folder / "config.json", codet5_small_config_dict())
+def write_config(folder: Path, architecture: T5Config) -> None:
+    _write_json(folder / "config.json", config_dict(architecture))
 
 
-def write_random_weights(path: Path, *, seed: int = 0) -> int:
-    """codet5-small's architecture with transformers' T5 initialisation, seeded, saved as safetensors.
+def write_random_weights(path: Path, architecture: T5Config, *, seed: int = 0) -> int:
+    """`architecture` with transformers' T5 initialisation, seeded, saved at `path`; returns the parameter count.
 
-    The tied embedding is stored once, as `shared.weight` (as save_pretrained stores a tied T5); returns the
-    parameter count.
+    A `.safetensors` path stores the tied embedding once, as `shared.weight` (as save_pretrained stores a tied
+    T5). A `.bin` path is `torch.save(state_dict)`, every key included, as the hub's pytorch_model.bin.
     """
     import torch
-    from safetensors.torch import save_file
     from transformers import T5ForConditionalGeneration
-
-    from hybridcl.model.base import codet5_small_config
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = T5ForConditionalGeneration(codet5_small_config())
+        model = T5ForConditionalGeneration(copy.deepcopy(architecture))
+    if path.suffix == ".bin":
+        torch.save(model.state_dict(), path)
+    else:
+        _save_safetensors(model, path)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _save_safetensors(model, path: Path) -> None:
+    from safetensors.torch import save_file
+
     seen: set[int] = set()
     tensors: dict[str, torch.Tensor] = {}
     for name, tensor in model.state_dict().items():
@@ -267,7 +300,33 @@ def write_random_weights(path: Path, *, seed: int = 0) -> int:
     if "shared.weight" not in tensors:
         raise RuntimeError("the tied embedding is not stored as shared.weight")
     save_file(tensors, str(path), metadata={"format": "pt"})
-    return sum(p.numel() for p in model.parameters())
+
+
+def place_in_hub_cache(folder: str | Path, cache_dir: str | Path, *, repo_id: str = CODET5_SMALL_REPO) -> Path:
+    """Copy `folder`'s files into the Hugging Face cache `cache_dir` as `repo_id`'s snapshot at `main`; returns
+    the snapshot folder.
+
+    huggingface_hub's layout: `models--<org>--<name>/snapshots/<commit>/<files>` and `refs/main` holding the
+    commit (the files are plain copies instead of links to blobs). The commit is a sha1 of the files' names
+    and bytes, so the same folder always gets the same one.
+    """
+    files = sorted(path for path in Path(folder).iterdir() if path.is_file())
+    commit = _content_sha1(files)
+    repo = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        shutil.copyfile(path, snapshot / path.name)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
+    return snapshot
+
+
+def _content_sha1(files: list[Path]) -> str:
+    digest = hashlib.sha1()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _write_json(path: Path, value, *, compact: bool = False) -> None:

@@ -1,0 +1,70 @@
+"""Where a run's base model and data come from: resolved before anything loads, recorded, checked on continuing.
+
+`resolve_sources(cfg)` asks `hybridcl.model.base.resolve_model` and `hybridcl.data.hub.resolve_data`
+where the config's model and data are (hub commit or local content fingerprint, form, files and
+sizes, cached or not) without downloading or loading anything. The runner prints one line per source,
+keeps them in the run folder (`sources.json`, written once the folder has no finished stage) and in the
+results file (`sources`). A run continued later on another commit or other bytes is refused in one line:
+its finished stages were trained on what `sources.json` names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hybridcl.atomic import write_text
+from hybridcl.config import Config, ConfigError
+from hybridcl.data.hub import DataSource, resolve_data
+from hybridcl.data.source import format_bytes
+from hybridcl.model.base import ModelSource, resolve_model
+
+SOURCES_FILE = "sources.json"
+Sources = dict[str, ModelSource | DataSource]  # "model", "data"
+
+
+def resolve_sources(cfg: Config) -> Sources:
+    return {"model": resolve_model(cfg.model), "data": resolve_data(cfg.data, cfg.data.languages)}
+
+
+def records(sources: Sources) -> dict[str, dict]:
+    return {key: source.as_record() for key, source in sources.items()}
+
+
+def describe(record: dict) -> str:
+    """One line: `Salesforce/codet5-small @ main (commit c2c65bb7106c), form pytorch_model.bin: 7 file(s), 242.3 MB, cached`."""
+    where = record.get("name") or record["id"]
+    if record["kind"] == "random_init":
+        return f"{where}, random weights (model.random_init): no weights read"
+    if record.get("revision"):
+        where += f" @ {record['revision']}"
+    if record.get("commit") or record.get("fingerprint"):
+        pinned = record.get("commit") or record["fingerprint"]
+        where += f" ({'commit' if record.get('commit') else 'content'} {pinned.split(':')[-1][:12]})"
+    files = record["files"]
+    size = f"{len(files)} file(s), {format_bytes(sum(size for _, size in files))}"
+    if record["kind"] != "hub":
+        state = "local"
+    else:
+        state = "cached" if record["cached"] else f"{format_bytes(record['download_bytes'])} to download"
+    return f"{where}, form {record['form']}: {size}, {state}"
+
+
+def check_continuation(out: Path, sources: Sources) -> None:
+    """Refuse to continue a run folder whose finished stages were trained on another model or data."""
+    path = out / SOURCES_FILE
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    for key, source in sources.items():
+        before = saved.get(key, {}).get("identity")
+        if before is not None and before != source.identity():
+            raise ConfigError(
+                f"{out} holds stages trained on {key} {before}, and the config now reads {key} "
+                f"{source.identity()}; pin the revision recorded in {path} or use a fresh --out"
+            )
+
+
+def record_sources(out: Path, sources: Sources) -> None:
+    """`sources.json`: what the run folder's stages are trained on (written while none has finished, or
+    once for a folder that predates the record)."""
+    saved = {key: {**source.as_record(), "identity": source.identity()} for key, source in sources.items()}
+    write_text(out / SOURCES_FILE, json.dumps(saved, indent=1) + "\n")
