@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from hybridcl.cli import main
+from hybridcl.config import ConfigError
+from hybridcl.data.source import DataSource
 from hybridcl.run_files import RESULTS_FILE
-from hybridcl.sources import SOURCES_FILE
+from hybridcl.sources import SOURCES_FILE, check_continuation, record_sources
 
 SMOKE = "configs/smoke.yaml"
 
@@ -53,3 +57,18 @@ def test_a_run_records_its_sources_and_refuses_to_continue_on_other_data(smoke_a
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "holds stages trained on data corpus@sha256:" in error[0]
     assert SOURCES_FILE in error[0]
+
+
+def test_a_hub_source_on_another_commit_is_refused_with_the_revision_to_pin(tmp_path):
+    def data(commit: str) -> DataSource:
+        files = (("data/python.zip", 10),)
+        return DataSource("hub", "code-search-net/code_search_net", "main", commit, None, "release-zip", files, True, 0)
+
+    before, now = data("a" * 40), data("b" * 40)
+    record_sources(tmp_path, {"data": before})
+    check_continuation(tmp_path, {"data": before})  # the same commit continues
+    with pytest.raises(ConfigError) as refused:
+        check_continuation(tmp_path, {"data": now})
+    message = str(refused.value)
+    assert "\n" not in message and f"release-zip@{'b' * 40}" in message
+    assert f"--set data.hub_revision={'a' * 40}" in message

@@ -65,7 +65,18 @@ from hybridcl.train import make_accelerator, prepare_stage, resolve_mixed_precis
 
 # Settings that change no figure of a finished stage: a run folder may be continued with other values.
 # `seeds` and `strategies` add (or leave out) whole runs of one strategy and seed.
-UNLOCKED_KEYS = ("name", "seeds", "strategies", "data.cache_dir", "eval.batch_size", "offline.build", "train.log_with")
+# The revisions too: what they resolve to is checked against the folder's sources.json (hybridcl.sources).
+UNLOCKED_KEYS = (
+    "name",
+    "seeds",
+    "strategies",
+    "data.cache_dir",
+    "eval.batch_size",
+    "offline.build",
+    "train.log_with",
+    "model.revision",
+    "data.hub_revision",
+)
 SKIP_WARNING_SHARE = 0.2  # a split that finds more than this share of the records it looks at unusable gets a warning
 CHOSEN_SKIP = "code_too_long"
 

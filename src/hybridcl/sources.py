@@ -24,7 +24,8 @@ Sources = dict[str, ModelSource | DataSource]  # "model", "data"
 
 
 def resolve_sources(cfg: Config) -> Sources:
-    return {"model": resolve_model(cfg.model), "data": resolve_data(cfg.data, cfg.data.languages)}
+    data = resolve_data(cfg.data, cfg.data.languages, ("train", cfg.eval.split))
+    return {"model": resolve_model(cfg.model), "data": data}
 
 
 def records(sources: Sources) -> dict[str, dict]:
@@ -50,17 +51,27 @@ def describe(record: dict) -> str:
     return f"{where}, form {record['form']}: {size}, {state}"
 
 
+# The setting that pins each source's hub revision (free to change in a run folder: the identity is checked).
+REVISION_KEYS = {"model": "model.revision", "data": "data.hub_revision"}
+
+
 def check_continuation(out: Path, sources: Sources) -> None:
     """Refuse to continue a run folder whose finished stages were trained on another model or data."""
     path = out / SOURCES_FILE
     saved = json.loads(path.read_text()) if path.is_file() else {}
     for key, source in sources.items():
-        before = saved.get(key, {}).get("identity")
-        if before is not None and before != source.identity():
+        before = saved.get(key, {})
+        if before.get("identity") not in (None, source.identity()):
             raise ConfigError(
-                f"{out} holds stages trained on {key} {before}, and the config now reads {key} "
-                f"{source.identity()}; pin the revision recorded in {path} or use a fresh --out"
+                f"{out} holds stages trained on {key} {before['identity']}, and the config now reads {key} "
+                f"{source.identity()}; {_how_to_return(key, before, path)}, or use a fresh --out"
             )
+
+
+def _how_to_return(key: str, before: dict, path: Path) -> str:
+    if before.get("kind") == "hub" and before.get("commit"):
+        return f"continue with --set {REVISION_KEYS[key]}={before['commit']} (recorded in {path})"
+    return f"restore the files recorded in {path}"
 
 
 def record_sources(out: Path, sources: Sources) -> None:

@@ -460,7 +460,9 @@ class HybridModel(nn.Module):
         final.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=final.parent, prefix=f".{name}.tmp") as tmp:
             saved = Path(tmp) / "peft"
-            self.peft.save_pretrained(str(saved), selected_adapters=[name])
+            # The base is frozen and never resized, so no embedding is saved; PEFT's "auto" would ask the hub
+            # for the base's config.json at every save to find out.
+            self.peft.save_pretrained(str(saved), selected_adapters=[name], save_embedding_layers=False)
             # PEFT writes adapter "default" into the folder itself and any other into a sub-folder.
             _replace_dir(saved if name == "default" else saved / name, final)
         return final
