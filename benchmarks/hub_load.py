@@ -28,8 +28,9 @@ from pathlib import Path
 from hybridcl.config import DataConfig
 from hybridcl.data.csn import load_task_data, read_records, split_path
 from hybridcl.data.forms import FORMS
-from hybridcl.data.replicas import place_in_hf_cache, write_replica
+from hybridcl.data.replicas import write_replica
 from hybridcl.data.source import resolve_data
+from hybridcl.hf_cache import place_in_cache
 
 SHARDS = {"parquet-conversion": 8, "push-to-hub-parquet": 8, "release-zip": 14, "release-jsonl": 14}
 TARGETS_S = {"parquet-conversion": 20, "push-to-hub-parquet": 20, "release-zip": 90, "release-jsonl": 90}
@@ -90,7 +91,7 @@ def hub_cache_load(folder: Path, work: Path, cfg: DataConfig) -> dict:
     """The hub default (auto) read offline from a Hugging Face cache holding the conversion replica."""
     hf_cache = work / "hf-cache"
     if not hf_cache.is_dir():
-        place_in_hf_cache(folder, hf_cache, cfg.hub_id, revision="refs/convert/parquet")
+        place_in_cache(folder, hf_cache, cfg.hub_id, "dataset", "refs/convert/parquet")
     os.environ["HF_HUB_OFFLINE"] = "1"
     from huggingface_hub import constants
 

@@ -13,6 +13,7 @@ from tokenizers import pre_tokenizers
 from hybridcl.config import ModelConfig
 from hybridcl.data.batching import Seq2SeqCollator, encode_records
 from hybridcl.data.schema import Record
+from hybridcl.hf_cache import place_in_cache, snapshot_folder
 from hybridcl.model import replica
 from hybridcl.model.base import CODET5_SMALL_NAME, CODET5_SMALL_PARAMETERS, ModelError, load_base
 from smoke import NOUNS, VERBS, javascript_record, python_record
@@ -221,8 +222,9 @@ def test_the_hub_name_with_a_pytorch_model_bin_that_is_no_pickle_fails_in_one_li
     for name in ("config.json", *replica.TOKENIZER_FILES):
         shutil.copy(folder / name, published / name)
     (published / "pytorch_model.bin").write_bytes(b"never unpickled")
-    snapshot = replica.place_in_hub_cache(published, tmp_path / "hub")
+    commit = place_in_cache(published, tmp_path / "hub", CODET5_SMALL_NAME, "model")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot = snapshot_folder(CODET5_SMALL_NAME, "model", commit)
     with pytest.raises(ModelError) as caught:
         load_base(ModelConfig(name=CODET5_SMALL_NAME))
     assert str(caught.value) == (

@@ -18,9 +18,10 @@ import pytest
 from hybridcl.config import DataConfig
 from hybridcl.data import csn, hub, source
 from hybridcl.data.forms import ANY_LANGUAGE, FORMS, recognise
-from hybridcl.data.replicas import place_in_hf_cache, write_replica
+from hybridcl.data.replicas import write_replica
 from hybridcl.data.schema import SPLITS, DataError, Record
 from hybridcl.data.source import DataSource, list_folder, resolve_data
+from hybridcl.hf_cache import place_in_cache, repo_folder, snapshot_folder
 from hybridcl.sources import describe
 from smoke import write_smoke_language
 
@@ -315,7 +316,7 @@ def test_the_fingerprint_is_of_content_and_its_hashes_are_cached(replicas, tmp_p
 
 
 def test_the_hub_default_resolves_offline_from_the_cache_and_records_form_and_commit(replicas, offline_cache, tmp_path):
-    commit = place_in_hf_cache(replicas["parquet-conversion"], offline_cache, HUB_ID, revision="refs/convert/parquet")
+    commit = place_in_cache(replicas["parquet-conversion"], offline_cache, HUB_ID, "dataset", "refs/convert/parquet")
     ref = offline_cache / f"datasets--{HUB_ID.replace('/', '--')}" / "refs" / "refs" / "convert" / "parquet"
     assert ref.read_text() == commit  # huggingface_hub's own path for a revision with a slash
     cfg = data_cfg(tmp_path)
@@ -341,12 +342,14 @@ def test_the_hub_default_resolves_offline_from_the_cache_and_records_form_and_co
 
 
 def test_auto_takes_main_without_a_conversion_and_the_conversion_first_when_both(replicas, offline_cache, tmp_path):
-    main_commit = place_in_hf_cache(replicas["release-zip"], offline_cache, HUB_ID, revision="main")
+    main_commit = place_in_cache(replicas["release-zip"], offline_cache, HUB_ID, "dataset", "main")
     data = resolve_data(data_cfg(tmp_path), LANGUAGES)
     assert (data.revision, data.commit, data.form) == ("main", main_commit, "release-zip")
     assert data.files == (("data/javascript.zip", data.files[0][1]), ("data/python.zip", data.files[1][1]))
     zipped = csn.load_task_data(data_cfg(tmp_path), "javascript", data)
-    conversion = place_in_hf_cache(replicas["parquet-conversion"], offline_cache, HUB_ID, "refs/convert/parquet")
+    conversion = place_in_cache(
+        replicas["parquet-conversion"], offline_cache, HUB_ID, "dataset", "refs/convert/parquet"
+    )
     data = resolve_data(data_cfg(tmp_path), LANGUAGES)
     assert (data.revision, data.commit, data.form) == ("refs/convert/parquet", conversion, "parquet-conversion")
     explicit = resolve_data(data_cfg(tmp_path, hub_revision="main"), LANGUAGES)
@@ -355,7 +358,7 @@ def test_auto_takes_main_without_a_conversion_and_the_conversion_first_when_both
 
 
 def test_an_explicit_commit_reads_the_recorded_bytes_and_gives_the_recorded_records(replicas, offline_cache, tmp_path):
-    place_in_hf_cache(replicas["push-to-hub-parquet"], offline_cache, HUB_ID, revision="main")
+    place_in_cache(replicas["push-to-hub-parquet"], offline_cache, HUB_ID, "dataset", "main")
     data = resolve_data(data_cfg(tmp_path), LANGUAGES)
     task = csn.load_task_data(data_cfg(tmp_path), "python", data)
     recorded = json.loads(json.dumps(data.as_record()))
@@ -370,7 +373,7 @@ def test_an_explicit_commit_reads_the_recorded_bytes_and_gives_the_recorded_reco
 
 
 def test_another_commit_of_the_same_revision_never_reuses_a_cached_sample(corpus, replicas, offline_cache, tmp_path):
-    first = place_in_hf_cache(replicas["parquet-conversion"], offline_cache, HUB_ID, "refs/convert/parquet")
+    first = place_in_cache(replicas["parquet-conversion"], offline_cache, HUB_ID, "dataset", "refs/convert/parquet")
     cfg = data_cfg(tmp_path)
     before = csn.load_task_data(cfg, "python")
     changed = tmp_path / "changed"
@@ -378,7 +381,7 @@ def test_another_commit_of_the_same_revision_never_reuses_a_cached_sample(corpus
     records["train"] = [replace(r, docstring=f"{r.docstring} Edited.") for r in records["train"]]
     for language in LANGUAGES:
         write_replica(records if language == "python" else corpus_records(corpus, language), changed, language, 2)
-    second = place_in_hf_cache(changed, offline_cache, HUB_ID, "refs/convert/parquet")
+    second = place_in_cache(changed, offline_cache, HUB_ID, "dataset", "refs/convert/parquet")
     assert second != first
     after = csn.load_task_data(cfg, "python")  # same config, same sample cache folder
     assert after.source.commit == second and all(r.docstring.endswith("Edited.") for r in after.train)
@@ -389,7 +392,7 @@ def test_another_commit_of_the_same_revision_never_reuses_a_cached_sample(corpus
 def test_offline_a_split_missing_from_the_cache_fails_at_resolution_naming_it(replicas, offline_cache, tmp_path):
     import shutil
 
-    commit = place_in_hf_cache(replicas["parquet-conversion"], offline_cache, HUB_ID, "refs/convert/parquet")
+    commit = place_in_cache(replicas["parquet-conversion"], offline_cache, HUB_ID, "dataset", "refs/convert/parquet")
     snapshot = offline_cache / f"datasets--{HUB_ID.replace('/', '--')}" / "snapshots" / commit
     shutil.rmtree(snapshot / "javascript" / "validation")
     assert resolve_data(data_cfg(tmp_path), ["python"]).commit == commit
@@ -421,7 +424,7 @@ def test_an_online_resolution_lists_once_downloads_by_commit_and_leaves_the_cach
 
     def hf_hub_download(repo_id, filename, repo_type=None, revision=None):
         assert (repo_id, repo_type, revision) == (HUB_ID, "dataset", commit)
-        target = hub.snapshot(repo_id, revision, filename)
+        target = snapshot_folder(repo_id, "dataset", revision) / filename
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((folder / filename).read_bytes())
         return str(target)
@@ -433,13 +436,13 @@ def test_an_online_resolution_lists_once_downloads_by_commit_and_leaves_the_cach
     assert (data.revision, data.commit, data.form, data.cached) == ("main", commit, "release-jsonl", False)
     assert data.download_bytes == sum(size for _, size in data.files) > 0
     task = csn.load_task_data(data_cfg(tmp_path), "python", data)
-    assert (hub.cache_folder(HUB_ID) / "refs" / "main").read_text() == commit
+    assert (repo_folder(HUB_ID, "dataset") / "refs" / "main").read_text() == commit
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hub, "hub_unavailable", lambda: "offline mode (HF_HUB_OFFLINE)")
     offline = resolve_data(data_cfg(tmp_path), ["python"])
     assert (offline.commit, offline.form, offline.cached, offline.download_bytes) == (commit, "release-jsonl", True, 0)
     assert csn.load_task_data(data_cfg(tmp_path / "fresh"), "python", offline).train == task.train
     # offline, the listing saved when the hub answered says what a complete download holds
-    hub.snapshot(HUB_ID, commit, data.files[-1][0]).unlink()
+    (snapshot_folder(HUB_ID, "dataset", commit) / data.files[-1][0]).unlink()
     with pytest.raises(DataError, match=rf"{data.files[-1][0]} and 0 more not in the local cache"):
         resolve_data(data_cfg(tmp_path), ["python"])

@@ -18,6 +18,7 @@ from huggingface_hub import HfApi
 from safetensors.torch import load_file
 
 from hybridcl.config import ConfigError, ModelConfig, load_config
+from hybridcl.hf_cache import place_in_cache, repo_folder
 from hybridcl.model import base, replica
 from hybridcl.model.base import CODET5_SMALL_NAME, ModelError, codet5_small_config, load_base, resolve_model
 
@@ -35,6 +36,12 @@ def _small_t5():
     config = codet5_small_config()
     config.update({"d_model": 16, "d_kv": 4, "d_ff": 32, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2})
     return config
+
+
+def _place(folder, cache):
+    """`folder` as the cache's snapshot of codet5-small at main (blobs, links, refs/main); returns the snapshot."""
+    commit = place_in_cache(folder, cache, CODET5_SMALL_NAME, "model")
+    return repo_folder(CODET5_SMALL_NAME, "model", cache) / "snapshots" / commit
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +92,7 @@ def _outputs(model, tokenizer):
 
 def test_the_published_bin_loads_by_hub_name_offline_as_its_safetensors_twin(published, hub_cache, offline):
     bin_folder, safetensors_folder = published
-    snapshot = replica.place_in_hub_cache(bin_folder, hub_cache)
+    snapshot = _place(bin_folder, hub_cache)
 
     source = resolve_model(HUB)
     assert (source.kind, source.form, source.revision, source.commit) == (
@@ -128,7 +135,7 @@ def test_a_cached_bin_behind_an_unreachable_hub_loads_without_a_conversion_reque
     monkeypatch.delenv("DISABLE_SAFETENSORS_CONVERSION", raising=False)
     monkeypatch.setattr(modeling_utils, "auto_conversion", forbidden)
     monkeypatch.setattr(modeling_utils, "has_file", forbidden)
-    snapshot = replica.place_in_hub_cache(published[0], hub_cache)
+    snapshot = _place(published[0], hub_cache)
 
     source = resolve_model(HUB)
     model, _ = load_base(HUB, source=source)
@@ -236,7 +243,7 @@ def test_a_directory_is_identified_by_its_content(published, tmp_path):
 
 
 def test_a_commit_revision_is_its_own_commit(published, hub_cache, offline):
-    snapshot = replica.place_in_hub_cache(published[0], hub_cache)
+    snapshot = _place(published[0], hub_cache)
     (snapshot.parents[1] / "refs" / "main").unlink()  # so the commit cannot come from a ref
 
     pinned = resolve_model(ModelConfig(name=CODET5_SMALL_NAME, revision=snapshot.name))

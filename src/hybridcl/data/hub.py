@@ -19,16 +19,15 @@ downloaded with `hf_hub_download` at the commit, into that cache, so a second ru
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Sequence
-from urllib.parse import quote
 
-from hybridcl.atomic import atomic_path, write_text
+from hybridcl.atomic import atomic_path
 from hybridcl.config import DataConfig
 from hybridcl.data.forms import recognise
 from hybridcl.data.schema import DataError
 from hybridcl.data.source import DataSource, list_folder, plan_files, resolve_data
+from hybridcl.hf_cache import cached_commit, repo_folder, snapshot_folder, write_ref
 from hybridcl.hub_access import hub_unavailable
 
 __all__ = ["DataSource", "resolve_data", "resolve_hub", "fetch_files", "revisions"]  # the data's pinned source
@@ -37,7 +36,6 @@ CONVERSION_BRANCH = "refs/convert/parquet"
 AUTO = "auto"
 AUTO_REVISIONS = (CONVERSION_BRANCH, "main")
 REPO_TYPE = "dataset"
-COMMIT = re.compile(r"[0-9a-f]{40}")
 OFFLINE_HINT = (
     "offline alternatives: a folder in one of CodeSearchNet's forms with `--set data.hub_root=DIR` "
     "(`hybridcl corpus replica` writes one), `hybridcl corpus build --out data/corpus` then "
@@ -60,7 +58,9 @@ def resolve_hub(cfg: DataConfig, languages: Sequence[str], splits: Sequence[str]
         except DataError as error:
             failures.append(str(error))
     where = (
-        f" ({unavailable}; looked in the local Hugging Face cache {cache_folder(cfg.hub_id)})" if unavailable else ""
+        f" ({unavailable}; looked in the local Hugging Face cache {repo_folder(cfg.hub_id, REPO_TYPE)})"
+        if unavailable
+        else ""
     )
     raise DataError(f"CodeSearchNet from the hub {cfg.hub_id}{where}: {'; '.join(failures)}; {OFFLINE_HINT}")
 
@@ -73,7 +73,8 @@ def _resolve_revision(
     layout = recognise(listing, where)
     rels = plan_files(layout, languages, splits, where)
     sizes = dict(listing)
-    missing = [rel for rel in rels if not snapshot(cfg.hub_id, commit, rel).is_file()]
+    snapshot = snapshot_folder(cfg.hub_id, REPO_TYPE, commit)
+    missing = [rel for rel in rels if not (snapshot / rel).is_file()]
     if missing and unavailable:
         raise DataError(f"{where} (commit {commit}): {missing[0]} and {len(missing) - 1} more not in the local cache")
     files = tuple((rel, sizes[rel]) for rel in rels)
@@ -101,36 +102,14 @@ def remote_listing(cfg: DataConfig, revision: str) -> tuple[str, list[tuple[str,
 
 def cached_listing(cfg: DataConfig, revision: str) -> tuple[str, list[tuple[str, int]]]:
     """(commit, listing) of a revision from the local caches only."""
-    commit = cached_commit(cfg.hub_id, revision)
+    commit = cached_commit(cfg.hub_id, REPO_TYPE, revision)
     if commit is None:
         raise DataError(f"{cfg.hub_id}@{revision}: not in the local cache")
     saved = _saved_listing(cfg, commit)
     if saved.is_file():
         return commit, [(path, size) for path, size in json.loads(saved.read_text())]
-    folder = cache_folder(cfg.hub_id) / "snapshots" / commit
+    folder = snapshot_folder(cfg.hub_id, REPO_TYPE, commit)
     return commit, list_folder(folder) if folder.is_dir() else []
-
-
-def cached_commit(repo_id: str, revision: str) -> str | None:
-    """The commit the local Hugging Face cache knows `revision` by (a commit names itself), or None."""
-    if COMMIT.fullmatch(revision):
-        return revision
-    refs = cache_folder(repo_id) / "refs"
-    for ref in (refs / revision, refs / quote(revision, safe="")):
-        if ref.is_file():
-            return ref.read_text().strip()
-    return None
-
-
-def cache_folder(repo_id: str) -> Path:
-    """The repo's folder in the Hugging Face hub cache (read at call time: HF_HUB_CACHE may change)."""
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE) / f"datasets--{repo_id.replace('/', '--')}"
-
-
-def snapshot(repo_id: str, commit: str, rel: str) -> Path:
-    return cache_folder(repo_id) / "snapshots" / commit / rel
 
 
 def _saved_listing(cfg: DataConfig, commit: str) -> Path:
@@ -140,8 +119,9 @@ def _saved_listing(cfg: DataConfig, commit: str) -> Path:
 def fetch_files(source: DataSource, rels: Sequence[str]) -> list[tuple[Path, str]]:
     """(local path, name for messages) of `rels` at the source's commit, downloaded into the cache if needed."""
     paths = []
+    snapshot = snapshot_folder(source.id, REPO_TYPE, source.commit)
     for rel in rels:
-        path = snapshot(source.id, source.commit, rel)
+        path = snapshot / rel
         if not path.is_file():
             path = _download(source, rel)
         paths.append((path, f"{source.id}@{source.commit[:12]}/{rel}"))
@@ -163,11 +143,8 @@ def _download(source: DataSource, rel: str) -> Path:
 
 def _record_ref(source: DataSource) -> None:
     """`refs/<revision>` -> commit in the cache (a download by commit writes none), so offline runs find it."""
-    if source.revision is None or source.revision == source.commit:
-        return
-    ref = cache_folder(source.id) / "refs" / source.revision
-    if not ref.is_file() or ref.read_text().strip() != source.commit:
-        write_text(ref, source.commit)
+    if source.revision is not None:
+        write_ref(source.id, REPO_TYPE, source.revision, source.commit)
 
 
 def _first_line(error: BaseException) -> str:

@@ -3,24 +3,21 @@ placed in a Hugging Face cache: the hub paths, run without the hub.
 
 `write_replica` writes one language in one form: the parquet forms with the hub dataset's column names,
 the release forms as the original jsonl.gz files (`<language>_<split>_<k>.jsonl.gz`), zipped for
-release-zip. `place_in_hf_cache` lays a replica folder out as huggingface_hub's cache holds a dataset
-revision (`blobs/`, `snapshots/<commit>/`, `refs/<revision>`), so `data.source=hub` finds it offline.
+release-zip. `hybridcl.hf_cache.place_in_cache(folder, cache_dir, repo_id, "dataset", revision)` lays a
+replica folder out as huggingface_hub's cache holds a dataset revision (`blobs/`, `snapshots/<commit>/`,
+`refs/<revision>`), so `data.source=hub` finds it offline.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
-import os
-import shutil
 import zipfile
 from pathlib import Path
 from typing import Mapping
 
 from hybridcl.data.forms import FORMS, HUB_SPLITS, RELEASE_SPLITS
 from hybridcl.data.schema import HUB_COLUMNS, Record
-from hybridcl.data.source import file_sha256, list_folder
 
 DEFAULT_FORM = "parquet-conversion"
 
@@ -116,30 +113,3 @@ def _hub_schema():
 
     lists = ("func_code_tokens", "func_documentation_tokens")
     return pa.schema([(name, pa.list_(pa.string()) if name in lists else pa.string()) for name in HUB_COLUMNS])
-
-
-def place_in_hf_cache(
-    folder: str | Path, cache_dir: str | Path, repo_id: str, revision: str = "main", commit: str | None = None
-) -> str:
-    """Put the files below `folder` into the Hugging Face cache `cache_dir` as `repo_id`'s dataset revision
-    `revision`: content-addressed blobs, `snapshots/<commit>/<path>` links to them and `refs/<revision>`
-    (a nested path for a revision with a slash, as huggingface_hub writes it). `commit` defaults to a hash
-    of the files; returns it."""
-    listing = list_folder(Path(folder))
-    hashes = {rel: file_sha256(Path(folder, rel)) for rel, _ in listing}
-    commit = commit or hashlib.sha1(json.dumps(sorted(hashes.items())).encode()).hexdigest()
-    repo = Path(cache_dir) / f"datasets--{repo_id.replace('/', '--')}"
-    for rel, _ in listing:
-        blob = repo / "blobs" / hashes[rel]
-        if not blob.exists():
-            blob.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(folder, rel), blob)
-        link = repo / "snapshots" / commit / rel
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.unlink(missing_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    if revision != commit:
-        ref = repo / "refs" / revision
-        ref.parent.mkdir(parents=True, exist_ok=True)
-        ref.write_text(commit)
-    return commit

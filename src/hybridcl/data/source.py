@@ -14,7 +14,6 @@ hashes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ from hybridcl.atomic import atomic_path
 from hybridcl.config import LANGUAGES, DataConfig
 from hybridcl.data.forms import Layout, recognise
 from hybridcl.data.schema import SPLITS, DataError
+from hybridcl.fingerprints import file_sha256, fingerprint
 
 TASK_SPLITS = ("train", "valid")  # the splits a task reads
 HASHES_FILE = "file-hashes.json"
@@ -120,8 +120,8 @@ def _resolve_corpus(cfg: DataConfig, languages: Sequence[str], splits: Sequence[
 def _local_source(kind: str, root: Path, form: str, rels: list[str], cache_dir: str) -> DataSource:
     files = tuple((rel, (root / rel).stat().st_size) for rel in rels)
     hashes = content_hashes(root, rels, cache_dir)
-    digest = hashlib.sha256(json.dumps([[rel, size, hashes[rel]] for rel, size in files]).encode()).hexdigest()
-    return DataSource(kind, str(root), None, None, f"sha256:{digest}", form, files, True, 0)
+    pinned = fingerprint((rel, size, hashes[rel]) for rel, size in files)
+    return DataSource(kind, str(root), None, None, pinned, form, files, True, 0)
 
 
 def list_folder(root: Path, skip: Path | None = None) -> list[tuple[str, int]]:
@@ -159,14 +159,6 @@ def content_hashes(root: Path, rels: Iterable[str], cache_dir: str) -> dict[str,
         with atomic_path(store) as tmp:
             tmp.write_text(json.dumps(known))
     return hashes
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def split_files(source: DataSource, language: str, split: str) -> tuple[list[str], bool]:

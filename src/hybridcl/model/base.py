@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -53,6 +52,8 @@ from transformers import (
 
 from hybridcl.config import ModelConfig
 from hybridcl.errors import UserError
+from hybridcl.fingerprints import file_sha256, fingerprint
+from hybridcl.hf_cache import cached_commit, repo_folder, snapshot_folder
 from hybridcl.hub_access import hub_unavailable
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ CODET5_SMALL = T5Config(
 CODET5_SMALL_PARAMETERS = 60_492_288
 
 HUB_API_TIMEOUT_S = 10.0
-COMMIT = re.compile(r"[0-9a-f]{40}")
+REPO_TYPE = "model"
 
 # The weights load_base reads, in order of preference: (form, the file that announces it).
 WEIGHT_FORMS = (
@@ -217,7 +218,7 @@ def _resolve_online(name: str, revision: str) -> ModelSource:
 
     info = HfApi().model_info(name, revision=revision, files_metadata=True, timeout=HUB_API_TIMEOUT_S)
     sizes = {sibling.rfilename: sibling.size or 0 for sibling in info.siblings or ()}
-    snapshot = _snapshot_folder(name, info.sha)
+    snapshot = snapshot_folder(name, REPO_TYPE, info.sha)
     form, files = _files_to_read(snapshot, set(sizes), f"hub model {name!r} @ {revision} (commit {info.sha})")
     missing = [file for file in files if not (snapshot / file).is_file()]
     listed = tuple((file, sizes[file]) for file in files)
@@ -228,8 +229,8 @@ def _resolve_cached(name: str, revision: str, reason: str) -> ModelSource:
     from huggingface_hub import constants
 
     where = f"hub model {name!r} @ {revision} ({reason}: local cache only)"
-    commit = revision if COMMIT.fullmatch(revision) else _cached_ref(name, revision)
-    snapshot = _snapshot_folder(name, commit) if commit else None
+    commit = cached_commit(name, REPO_TYPE, revision)
+    snapshot = snapshot_folder(name, REPO_TYPE, commit) if commit else None
     if snapshot is None or not snapshot.is_dir():
         raise ModelError(f"{where}: not in the local Hugging Face cache {constants.HF_HUB_CACHE}. {OFFLINE_HINT}")
     form, files = _files_to_read(snapshot, _file_names(snapshot), where)
@@ -269,40 +270,11 @@ def _shards(form: str, names: set[str], index: Path, where: str) -> list[str]:
 
 
 def _fingerprint(folder: Path, files: list[str]) -> str:
-    """sha256 over each file's name, size and content hash: equal for equal bytes wherever the folder lies."""
-    digest = hashlib.sha256()
-    for file in files:
-        path = folder / file
-        digest.update(f"{file}\t{path.stat().st_size}\t{_sha256(path)}\n".encode())
-    return f"sha256:{digest.hexdigest()}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return fingerprint((file, (folder / file).stat().st_size, file_sha256(folder / file)) for file in files)
 
 
 def _file_names(folder: Path) -> set[str]:
     return {path.name for path in folder.iterdir() if path.is_file()}
-
-
-def _repo_cache(name: str) -> Path:
-    from huggingface_hub import constants
-    from huggingface_hub.file_download import repo_folder_name
-
-    return Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=name, repo_type="model")
-
-
-def _snapshot_folder(name: str, commit: str) -> Path:
-    return _repo_cache(name) / "snapshots" / commit
-
-
-def _cached_ref(name: str, revision: str) -> str | None:
-    ref = _repo_cache(name) / "refs" / revision
-    return ref.read_text(encoding="utf-8").strip() if ref.is_file() else None
 
 
 # --------------------------------------------------------------------------------------------- load
@@ -352,7 +324,7 @@ def _folder_with_files(source: ModelSource) -> Path:
     """The folder transformers reads: the directory, or the hub commit's snapshot in the cache once it has every file."""
     if source.kind == "directory":
         return Path(source.name).expanduser()
-    snapshot = _snapshot_folder(source.name, source.commit)
+    snapshot = snapshot_folder(source.name, REPO_TYPE, source.commit)
     for name, _ in source.files:
         if not (snapshot / name).is_file():
             _download(source, name)
@@ -436,7 +408,7 @@ def _random_init(model_cfg: ModelConfig, *, seed: int) -> tuple[PreTrainedModel,
     except ValueError as error:
         raise ModelError(f"{name!r}: not a seq2seq architecture ({_first_line(error)}). {OFFLINE_HINT}") from error
     tokenizer = None
-    if is_dir or not options["local_files_only"] or _repo_cache(name).is_dir():
+    if is_dir or not options["local_files_only"] or repo_folder(name, REPO_TYPE).is_dir():
         try:
             tokenizer = AutoTokenizer.from_pretrained(where, **options)
         except Exception as error:

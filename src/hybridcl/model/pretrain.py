@@ -44,6 +44,7 @@ from hybridcl import versions
 from hybridcl.config import LANGUAGES
 from hybridcl.data.schema import DataError, Record
 from hybridcl.faults import kill_point
+from hybridcl.fingerprints import file_sha256
 from hybridcl.model import build_state
 
 PAD, BOS, EOS, UNK, MASK = "<pad>", "<s>", "</s>", "<unk>", "<mask>"
@@ -633,15 +634,7 @@ def _save(model, tokenizer, info: dict, out_dir: Path) -> None:
             model.config.dropout_rate = 0.0
         tokenizer.backend_tokenizer.no_truncation()  # encoding leaves its last cap set; not part of the tokenizer
         tokenizer.save_pretrained(staging)
-        info["files"] = {path.name: _sha256(path) for path in sorted(staging.iterdir())}
+        info["files"] = {path.name: file_sha256(path) for path in sorted(staging.iterdir())}
         (staging / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
 
     build_state.replace_folder(out_dir, write)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -17,8 +17,9 @@ the way they would read the real model:
   another T5 of the same vocabulary): `model.safetensors` by default, or with `weights_file="pytorch_model.bin"` the hub's own file set, whose weights are a
   `torch.save`d state dict (which `load_base` reads through torch's weights-only unpickler).
 
-`place_in_hub_cache(folder, cache_dir)` copies such a folder into a Hugging Face cache as the snapshot of
-`Salesforce/codet5-small` at `main`, so that the hub name itself loads offline.
+`hybridcl.hf_cache.place_in_cache(folder, cache_dir, CODET5_SMALL_REPO, "model")` puts such a folder into a
+Hugging Face cache as the snapshot of `Salesforce/codet5-small` at `main`, so that the hub name itself loads
+offline.
 
 The BPE is trained on `texts` the way CodeT5 trained its own (a byte-level BPE, the five special tokens
 first); a corpus too small to yield 32,000 entries is topped up with two-symbol merges of byte symbols,
@@ -31,7 +32,6 @@ Only the standard library, `tokenizers`, `transformers` and `torch` (with `safet
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import shutil
@@ -300,33 +300,6 @@ def _save_safetensors(model, path: Path) -> None:
     if "shared.weight" not in tensors:
         raise RuntimeError("the tied embedding is not stored as shared.weight")
     save_file(tensors, str(path), metadata={"format": "pt"})
-
-
-def place_in_hub_cache(folder: str | Path, cache_dir: str | Path, *, repo_id: str = CODET5_SMALL_REPO) -> Path:
-    """Copy `folder`'s files into the Hugging Face cache `cache_dir` as `repo_id`'s snapshot at `main`; returns
-    the snapshot folder.
-
-    huggingface_hub's layout: `models--<org>--<name>/snapshots/<commit>/<files>` and `refs/main` holding the
-    commit (the files are plain copies instead of links to blobs). The commit is a sha1 of the files' names
-    and bytes, so the same folder always gets the same one.
-    """
-    files = sorted(path for path in Path(folder).iterdir() if path.is_file())
-    commit = _content_sha1(files)
-    repo = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        shutil.copyfile(path, snapshot / path.name)
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
-    return snapshot
-
-
-def _content_sha1(files: list[Path]) -> str:
-    digest = hashlib.sha1()
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def _write_json(path: Path, value, *, compact: bool = False) -> None:
