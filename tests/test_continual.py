@@ -14,6 +14,7 @@ from hybridcl.config import ConfigError
 from hybridcl.continual import ContinualRun, data_summary
 from hybridcl.data.csn import TaskData
 from hybridcl.data.schema import DataError
+from hybridcl.metrics import OUTPUT_STATS
 from hybridcl.run_files import RESULTS_FILE
 from smoke import smoke_config
 
@@ -40,13 +41,23 @@ def test_outputs_of_design_section_4_exist_and_parse(smoke_run):
         assert entry["results_dir"] == folder
         assert len(entry["matrices"]["bleu"]) == 3 and all(len(row) == 2 for row in entry["matrices"]["bleu"])
         assert set(entry["cl"]["bleu"]) == {"average", "forgetting", "forgetting_rate", "bwt", "fwt", "notes"}
-        assert set(entry["outputs"]) == {"distinct_share", "repetition_rate", "length_ratio"}
+        assert set(entry["outputs"]) == set(OUTPUT_STATS)
         assert entry["cost"]["stages"][1]["train"]["wall_time_s"]["mean"] > 0
         assert (out / folder / "seed0" / "stage1" / "predictions" / "python.jsonl").is_file()
     adapter = out / "experiment_1_results" / "seed0" / "stage2" / "lora" / "javascript"
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
     assert (out / "experiment_2_results" / "seed0" / "stage2" / "layers" / "shared.safetensors").is_file()
     assert saved["data"]["python"]["counts"]["train"] == 24
+
+
+def test_the_output_checks_are_measured_and_each_predictions_flags_written(smoke_run):
+    out, _ = smoke_run
+    stage = out / "experiment_1_results" / "seed0" / "stage1"
+    scores = json.loads((stage / "stage.json").read_text())["eval"]["javascript"]["scores"]
+    rows = [json.loads(line) for line in (stage / "predictions" / "javascript.jsonl").read_text().splitlines()]
+    for flag, share in (("loops", "looping_share"), ("truncated", "truncated_share"),
+                        ("wrong_language", "wrong_language_share")):  # fmt: skip
+        assert scores[share] == sum(row[flag] for row in rows) / len(rows)
 
 
 def test_stage_1_is_trained_once_and_shared(smoke_run):

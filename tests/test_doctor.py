@@ -45,10 +45,10 @@ def test_offline_without_a_cache_the_seed_config_fails_on_model_and_data_in_one_
     assert not any(text.startswith("Traceback") for text in lines)
 
 
-def test_an_unreachable_hub_fails_fast(empty_cache):
+def test_an_unreachable_hub_is_one_fail_line_each(empty_cache):
     env = {**empty_cache, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}  # a closed local port
-    status, lines, seconds = doctor(str(SEED), env=env)
-    assert status == 2 and seconds < 30, (seconds, lines)
+    status, lines, _ = doctor(str(SEED), env=env)  # how fast: tests/test_model_sources.py, without the start-up
+    assert status == 2, lines
     assert line(lines, "model").startswith("[FAIL]") and line(lines, "data").startswith("[FAIL]")
 
 

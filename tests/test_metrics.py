@@ -17,14 +17,12 @@ from hybridcl.metrics import (
     OUTPUT_STATS,
     PARSED_METRICS,
     WordNetMissingError,
-    is_collapsed,
     require_wordnet,
     score_predictions,
 )
 from hybridcl.metrics import (
     codebleu as our_codebleu,
 )
-from hybridcl.metrics.collapse import distinct_share, length_ratio, output_stats, repetition_rate
 from hybridcl.metrics.meteor import tokenize
 
 PY_REFS = [
@@ -207,56 +205,6 @@ def test_languages_without_a_grammar_get_none_with_a_reason(lang):
         assert result["corpus"][name] is None
         assert "not installed" in result["notes"][name]
     assert result["corpus"]["bleu"] == pytest.approx(1.0) and result["corpus"]["exact_match"] == 1.0
-
-
-# --- collapsed outputs -----------------------------------------------------------------------
-
-
-def test_one_repeated_string_is_collapsed():
-    # 100 predictions, all "def _def _def ... _def" (1 + 40 tokens): one distinct output, a loop inside it.
-    looped = "def " + " ".join(["_def"] * 40)
-    stats = output_stats([looped] * 100, PY_REFS * 20)
-    assert stats["distinct_share"] == 0.01
-    # trigrams end at tokens 3..41; "_def _def _def" first ends at token 4, then repeats at tokens 5..41: 37 of 41
-    assert stats["repetition_rate"] == pytest.approx(37 / 41)
-    reference_tokens = sum(len(tokenize(r)) for r in PY_REFS) * 20
-    assert stats["length_ratio"] == pytest.approx(41 * 100 / reference_tokens)
-    assert is_collapsed(stats)
-
-
-def test_underscores_that_parse_are_collapsed_by_their_distinct_share():
-    # "______"-like outputs parse as identifiers (a high pass rate), but there are 3 distinct ones in 100.
-    predictions = ["______"] * 82 + ["____"] * 10 + ["def f(:"] * 8
-    result = score_predictions(predictions, (PY_REFS * 20)[:100], "python", "generate")
-    assert result["corpus"]["pass_rate"] == 0.92
-    assert result["corpus"]["distinct_share"] == 0.03 and result["corpus"]["repetition_rate"] == 0.0
-    assert is_collapsed(result["corpus"])
-
-
-def test_healthy_outputs_are_not_collapsed():
-    stats = output_stats(PY_PREDS, PY_REFS)
-    # 5 distinct predictions; each repeats no trigram of its own (the empty one has no tokens)
-    assert stats == {
-        "distinct_share": 1.0,
-        "repetition_rate": 0.0,
-        "length_ratio": sum(len(tokenize(p)) for p in PY_PREDS) / sum(len(tokenize(r)) for r in PY_REFS),
-    }
-    assert not is_collapsed(stats)
-
-
-def test_collapse_statistics_by_hand():
-    # whitespace is formatting: "f(x)" and "f( x )" are one output
-    assert distinct_share(["f(x)", "f( x )", "g(x)", "h"]) == 0.75
-    # "a b c a b c a b c": tokens 6..9 end a trigram seen before -> 4/9; "a b" (< 3 tokens) -> 0
-    assert repetition_rate(["a b c a b c a b c", "a b"]) == pytest.approx((4 / 9 + 0) / 2)
-    assert repetition_rate(["x = x + 1"]) == 0.0  # "x" repeats, no trigram does
-    assert length_ratio(["a b", "c"], ["a b c d", "e f"]) == 0.5
-    assert length_ratio(["a"], [""]) is None  # no reference tokens
-    # the rule's two thresholds, each on its own
-    assert is_collapsed({"distinct_share": 0.49, "repetition_rate": 0.0})
-    assert not is_collapsed({"distinct_share": 0.5, "repetition_rate": 0.5})
-    assert is_collapsed({"distinct_share": 1.0, "repetition_rate": 0.51})
-    assert not is_collapsed({"distinct_share": None, "repetition_rate": None})
 
 
 # --- shapes and bad input --------------------------------------------------------------------

@@ -8,23 +8,28 @@ those records by `hybridcl.results`, as `ContinualRun.collect` builds it, so tha
 (matrices, summaries, CL figures, efficiency, cost) is the runner's. Tests then turn the knobs and
 check that the generated sentences follow the numbers.
 
-Verdicts ("is better", "holds", "supported", a named leader) need 3 seeds and separate 95% intervals,
-so the tests of verdicts use `three_seed_report`; the 2-seed `full_report` has none.
+Verdicts ("is better", "holds", "supported", a named leader) need a 95% interval of the difference that
+excludes 0: across 3 seeds or more (`three_seed_report`), or the paired bootstrap over examples, which
+needs the evaluations' per-example BLEU statistics (`make_results(examples=...)`). The 2-seed
+`full_report` has neither, so no verdict.
 """
 
 import copy
 import dataclasses
 import json
+import random
 import re
 import struct
 from pathlib import Path
 
 import pytest
 
+from hybridcl.bootstrap import corpus_bleu_from_stats
 from hybridcl.cl_figures import summarize
 from hybridcl.metrics import METRICS, OUTPUT_STATS, REGISTRY
 from hybridcl.report import ResultsError, console_summary, load_results, write_report
-from hybridcl.results import results_tree, strategy_results
+from hybridcl.report.text import number
+from hybridcl.results import results_tree, strategy_comparisons, strategy_results
 from hybridcl.run_files import RESULTS_FILE, SCHEMA_VERSION
 from hybridcl.strategies import Components, Strategy, Use, get_strategy, shared_prefix
 
@@ -68,8 +73,10 @@ METRIC_SCALE = {
 assert set(METRIC_SCALE) == set(HEADLINE_METRICS), "give every headline metric of the registry a scale"
 
 
-HEALTHY_OUTPUTS = {"distinct_share": 0.97, "repetition_rate": 0.04, "length_ratio": 0.92}
-COLLAPSED_OUTPUTS = {"distinct_share": 0.01, "repetition_rate": 0.96, "length_ratio": 3.1}  # "def _def _def ..."
+HEALTHY_OUTPUTS = {"distinct_share": 0.97, "looping_share": 0.02, "truncated_share": 0.01, "length_ratio": 0.92,
+                   "wrong_language_share": 0.0}  # fmt: skip
+COLLAPSED_OUTPUTS = {"distinct_share": 0.01, "looping_share": 0.96, "truncated_share": 0.9, "length_ratio": 3.1,
+                     "wrong_language_share": 0.0}  # "def _def _def ..." to the generation limit  # fmt: skip
 assert set(HEALTHY_OUTPUTS) == set(COLLAPSED_OUTPUTS) == set(OUTPUT_STATS)
 # Every evaluation of make_results(collapsed=COLLAPSED_CELL) is healthy but this one.
 COLLAPSED_CELL = ("shared_layer", 2, 0)  # after stage 2 (javascript), on python
@@ -114,9 +121,31 @@ def eval_cost(i):
             "score_time_s": 2.0}  # fmt: skip
 
 
-def seed_records(strategy: Strategy, tasks, knobs, seed, i, noise, null_metrics, collapsed, params):
+def synthetic_bleu_stats(bleu, examples, key):
+    """Per-example BLEU statistics [hyp_len, ref_len, matches_1..4, totals_1..4] whose corpus BLEU is about
+    `bleu`: example i has a hypothesis as long as its reference (10 to 39 tokens) and every n-gram
+    precision `bleu` times its difficulty (0.6 to 1.4, the same in every evaluation), plus noise seeded by `key`."""
+    rng = random.Random(key)
+    stats = []
+    for i in range(examples):
+        length = 10 + i % 30
+        precision = min(1.0, max(0.0, bleu * (0.6 + 0.8 * ((i * 7919) % 101) / 100) + rng.gauss(0, 0.02)))
+        totals = [length - n for n in range(4)]
+        stats.append([length, length, *(round(precision * t) for t in totals), *totals])
+    return stats
+
+
+def with_bleu_stats(evaluation, examples, key):
+    """An evaluation with per-example BLEU statistics near its BLEU, and that BLEU replaced by theirs."""
+    stats = synthetic_bleu_stats(evaluation["scores"]["bleu"], examples, f"{key}/{evaluation['scores']['bleu']:.9f}")
+    bleu = float(corpus_bleu_from_stats([sum(column) for column in zip(*stats)]))
+    return evaluation | {"scores": evaluation["scores"] | {"bleu": bleu}, "bleu_stats": stats}
+
+
+def seed_records(strategy: Strategy, tasks, knobs, seed, i, noise, null_metrics, collapsed, params, examples=None):
     """Seed i's stage records, stages 0..S, as the runner writes them when it trains every stage itself.
-    Stage 0 evaluates the base model (no adapter, no layer), the same for every strategy."""
+    Stage 0 evaluates the base model (no adapter, no layer), the same for every strategy. `examples`: that
+    many examples' BLEU statistics per evaluation (None: none, as in records from before them)."""
     name = strategy.name
     cells = {m: seed_matrix(name, knobs, tasks, m, noise) for m in HEADLINE_METRICS if m not in null_metrics}
     records = []
@@ -131,6 +160,9 @@ def seed_records(strategy: Strategy, tasks, knobs, seed, i, noise, null_metrics,
                 "components": dataclasses.asdict(strategy.evaluation(tasks, s, task) if s else Use()),
                 "cost": eval_cost(i),
             }
+            if examples and scores["bleu"] is not None:
+                # keyed without the stage: components a later stage leaves alone give the same outputs
+                evaluation[task] = with_bleu_stats(evaluation[task], examples, f"{i}/{task}")
         if s == 0:
             records.append({"stage": 0, "seed": seed, "train": None, "eval": evaluation})
         else:
@@ -139,7 +171,7 @@ def seed_records(strategy: Strategy, tasks, knobs, seed, i, noise, null_metrics,
     return records
 
 
-def stage_records(strategies, tasks, seeds, knobs, noise, null_metrics=(), collapsed=None):
+def stage_records(strategies, tasks, seeds, knobs, noise, null_metrics=(), collapsed=None, examples=None):
     """Per strategy, its records[i][s] (seed i, stage s). Seeds get +noise, -noise, 0, +noise, ... on every
     cell. A stage the runner would copy from an earlier strategy of the run (`shared_prefix`) is that
     strategy's record with `shared_with`; the knobs must give both the same scores there."""
@@ -148,7 +180,7 @@ def stage_records(strategies, tasks, seeds, knobs, noise, null_metrics=(), colla
         strategy = get_strategy(name)
         params = synthetic_params(strategy, tasks)
         records[name] = [seed_records(strategy, tasks, knobs[name], seed, i, noise * (1, -1, 0)[i % 3], null_metrics,
-                                      collapsed, params) for i, seed in enumerate(seeds)]  # fmt: skip
+                                      collapsed, params, examples) for i, seed in enumerate(seeds)]  # fmt: skip
         for s in range(1, strategy.num_stages(tasks) + 1):
             earlier = [d for d in records if d != name]  # the strategies before it in the run, in order
             donor = next((d for d in earlier if shared_prefix(get_strategy(d), strategy, tasks) >= s), None)
@@ -211,16 +243,19 @@ DATA = {
 
 
 def make_results(strategies=("task_specific", "shared_layer", "lora_only", "layer_only"), seeds=(0, 1),
-                 tasks=("python", "javascript"), knobs=None, noise=0.001, null_metrics=(), collapsed=None):  # fmt: skip
+                 tasks=("python", "javascript"), knobs=None, noise=0.001, null_metrics=(), collapsed=None,
+                 examples=None):  # fmt: skip
     """A results dict of the current schema version, built by `hybridcl.results` from `stage_records`. Seeds
     get +noise, -noise, 0, +noise, ... on every cell (the mean stays the knobs' value; a knob `spread` scales
     a strategy's noise). `null_metrics`: headline metrics with no score anywhere. `collapsed`: (strategy,
-    stage, task column) whose outputs collapsed; every other evaluation's outputs are healthy."""
+    stage, task column) whose outputs collapsed; every other evaluation's outputs are healthy. `examples`:
+    every evaluation gets that many examples' BLEU statistics (`synthetic_bleu_stats`), its BLEU becomes
+    theirs (near the knobs'), and the results get paired-bootstrap intervals; None: no statistics."""
     knobs = copy.deepcopy(knobs or KNOBS)
     tasks = list(tasks)
     config = copy.deepcopy(CONFIG)
     config["data"]["languages"], config["strategies"] = tasks, list(strategies)
-    records = stage_records(strategies, tasks, seeds, knobs, noise, null_metrics, collapsed)
+    records = stage_records(strategies, tasks, seeds, knobs, noise, null_metrics, collapsed, examples)
     entries = {}
     for name in strategies:
         strategy = get_strategy(name)
@@ -234,6 +269,7 @@ def make_results(strategies=("task_specific", "shared_layer", "lora_only", "laye
         data={t: copy.deepcopy(DATA) for t in tasks},
         strategies=entries,
         finished=True,
+        comparisons=strategy_comparisons(tasks, records),
     )
 
 
@@ -355,26 +391,31 @@ def test_rq1_winner_and_ci(three_seed_report):
     line = line_with(rq1, "`lora_only`", "** is better")
     # std 0.001 over 3 seeds: half-width 4.303 * 0.001 / sqrt(3) = 0.0025 << 0.06 / 2
     assert "**`task_specific`** is better, 0.2900 [0.2875, 0.2925] vs 0.2300 [0.2275, 0.2325]" in line
-    assert "difference 0.0600, 26.1% of the lower value" in line
-    assert "resolved: 95% CIs separate over 3 seeds" in line
+    # every seed has the same difference: the interval of the per-seed differences has no width
+    assert ("(difference (`task_specific` − `lora_only`) +0.0600); resolved: the across-seed 95% CI [0.0600, 0.0600] "
+            "(3 seeds) excludes 0; relative difference 26.1% of the lower value.") in line  # fmt: skip
     assert "hypothesis that the combined approach outperforms either method alone holds on BLEU" in rq1
     # interaction: gains over base (A_base = 0.045): lora 0.185, layer 0.165, both 0.245 -> contrast -0.105
     assert "Interaction contrast" in rq1 and "-0.1050" in rq1 and "sub-additive" in rq1
 
 
-def test_rq1_flips_and_ci_overlap(tmp_path):
+def test_rq1_flips_within_the_seeds_spread(tmp_path):
     knobs = copy.deepcopy(KNOBS)
-    knobs["lora_only"]["diag"] = [0.31, 0.29]  # A = 0.30 > task_specific's 0.29
-    # 3 seeds, std 0.015: half-width 4.303 * 0.015 / sqrt(3) = 0.0373 > 0.01 / 2, but < 0.08 / 2 (layer_only)
+    knobs["lora_only"].update(diag=[0.31, 0.29], spread=3)  # A = 0.30 > task_specific's 0.29, seeds +-0.045
+    # Per-seed differences -0.01 + (1 - 3) * (0.015, -0.015, 0) = (-0.04, 0.02, -0.01): std 0.03, half-width
+    # 4.303 * 0.03 / sqrt(3) = 0.0745 > |-0.01|: no difference found. layer_only: +0.08 in every seed.
     write_report(make_results(knobs=knobs, seeds=(0, 1, 2), noise=0.015), tmp_path, plots=False)
     rq1 = section((tmp_path / "analysis.md").read_text(), "RQ1")
     line = line_with(rq1, "- **A**", "`lora_only` 0.3000")
-    assert "`task_specific` 0.2900 [0.2527, 0.3273] vs `lora_only` 0.3000 [0.2627, 0.3373]" in line
-    assert "difference (`task_specific` − `lora_only`) -0.0100" in line and "untested: 95% CIs overlap" in line
+    assert "`task_specific` 0.2900 [0.2527, 0.3273] vs `lora_only` 0.3000 [0.1882, 0.4118]" in line
+    assert ("difference (`task_specific` − `lora_only`) -0.0100; no difference found: |-0.0100| is below half the "
+            "width of the across-seed 95% CI [-0.0845, 0.0645] (3 seeds)") in line  # fmt: skip
     assert "is better" not in line.replace("higher is better", "")
     assert "**`task_specific`** is better" in line_with(rq1, "- **A**", "`layer_only`")
-    # One difference resolved for the combination, one untested: the hypothesis is untested, not refuted.
-    assert "outperforms either method alone is untested on BLEU (vs `lora_only`: 95% CIs overlap)" in rq1
+    # One difference resolved for the combination, none found for the other: the hypothesis is untested, not refuted.
+    assert "outperforms either method alone is untested on BLEU (vs `lora_only`: no difference found:" in rq1
+    # ... and the leader column names no one: lora_only is ahead on the mean by less than the half-width.
+    assert line_with(rq1, "| BLEU |").endswith("| no difference found (across-seed [-0.0645, 0.0845]) |")
 
 
 def test_forgetting_winner_follows_the_numbers(tmp_path):
@@ -388,7 +429,9 @@ def test_forgetting_winner_follows_the_numbers(tmp_path):
     assert "**`shared_layer`** is better" in line_with(section(text, "RQ2"), "**F**")
     assert "**`shared_layer`**" in line_with(section(text, "RQ4"), "Forgets least")
     forgets_least = line_with(section(text, "RQ4"), "Forgets least")
-    assert "next `task_specific` (0.0500 [0.0500, 0.0500]), difference 0.0400" in forgets_least
+    assert "next `task_specific` (0.0500 [0.0500, 0.0500]), difference (`shared_layer` − `task_specific`) -0.0400" in (
+        forgets_least
+    )
     # BWT = -F, so the best BWT is shared_layer's too.
     assert "**`shared_layer`**" in line_with(section(text, "RQ4"), "Best backward transfer")
     # The design check notices that task_specific forgets although it should not.
@@ -411,7 +454,7 @@ def test_rq2_and_rq4_defaults(three_seed_report):
     assert "are equal (0.0200)" in line_with(rq2, "**FWT**")  # 0.06 - 0.04 for both
     assert "add `shared_layer_frozen`" in rq2
     assert ("Tally on BLEU over these 4 figures: resolved: `task_specific` better on 3, `shared_layer` better on 0; "
-            "untested on 0, equal on 1.") in rq2  # fmt: skip
+            "untested on 0, no difference found on 0, equal on 1.") in rq2  # fmt: skip
     # diagonal: 0.29 vs (0.30 + 0.27) / 2 = 0.285, both +-0.0025: resolved
     assert "The hypothesis is supported." in line_with(rq2, "individual task performance")
     # BWT: task_specific ahead (resolved); FWT equal (untested): shared transfer is not better on either
@@ -582,7 +625,7 @@ def test_three_tasks_and_empty_results(tmp_path):
     # Two seeds: the intervals (zero width) separate, but two seeds carry no verdict.
     line = line_with(section(text, "RQ2"), "**F**")
     assert "`task_specific` 0.0000 [0.0000, 0.0000] vs `shared_layer` 0.0200 [0.0200, 0.0200]" in line
-    assert "difference (`task_specific` − `shared_layer`) -0.0200; untested: 2 seeds" in line
+    assert "difference (`task_specific` − `shared_layer`) -0.0200; untested: 2 seeds, no paired bootstrap" in line
     assert "| 3: python |" in text
     assert len(paths) == 1 + len(HEADLINE_METRICS) + 3
     # Nothing trained yet: the report still renders and says so.
@@ -609,13 +652,47 @@ def test_number_formatting():
     assert _ms(None) == "n/a"
 
 
-def test_one_seed_differences_are_untested(tmp_path):
+def test_one_seed_without_example_statistics_is_untested(tmp_path):
     write_report(make_results(strategies=("task_specific", "shared_layer"), seeds=(0,)), tmp_path, plots=False)
     line = line_with(section((tmp_path / "analysis.md").read_text(), "RQ2"), "**A**")
-    # Both means, the difference and why it is untested; no winner (this line once said "is better").
-    assert ("`task_specific` 0.2910 vs `shared_layer` 0.2660, difference (`task_specific` − `shared_layer`) +0.0250, "
-            "9.4% of the lower value; untested: 1 seed.") in line  # fmt: skip
-    assert "**`" not in line and "CIs" not in line
+    # Both means, the difference and why it is untested; no winner (this line once said "is better"), and no
+    # relative figure: there is no interval to stand beside it (it once said "9.4% of the lower value").
+    assert ("`task_specific` 0.2910 vs `shared_layer` 0.2660, difference (`task_specific` − `shared_layer`) +0.0250; "
+            "untested: 1 seed, no paired bootstrap.") in line  # fmt: skip
+    assert "**`" not in line and "CI" not in line and "of the lower value" not in line
+
+
+def test_one_seed_with_example_statistics_gives_bootstrap_verdicts(tmp_path):
+    results = make_results(seeds=(0,), examples=200)
+    entry = results["comparisons"]["task_specific vs lora_only"]["bleu"]["average"]
+    low, high = entry["bootstrap_ci95"]
+    assert 0 < low < entry["difference"] < high and entry["seeds_ci95"] is None
+    write_report(results, tmp_path, plots=False)
+    rq1 = section((tmp_path / "analysis.md").read_text(), "RQ1")
+    line = line_with(rq1, "- **A**", "`lora_only`")
+    assert "**`task_specific`** is better" in line
+    assert (f"resolved: the paired-bootstrap 95% CI [{number(low)}, {number(high)}] (200 examples per task, 1,000 "
+            "resamples) excludes 0; relative difference ") in line  # fmt: skip
+    assert "outperforms either method alone holds on BLEU" in rq1
+    assert "`task_specific`" in leader_cells(rq1)
+    # The interaction contrast is not a comparison of two strategies: it stays with the seeds' rule.
+    assert "its sign is untested: 1 seed" in rq1
+
+
+def test_a_difference_within_the_bootstrap_interval_is_never_ranked(tmp_path):
+    knobs = copy.deepcopy(KNOBS)
+    knobs["lora_only"]["zero_shot"] = 0.0604  # FWT 0.0204 against task_specific's and shared_layer's 0.0200
+    results = make_results(seeds=(0,), examples=200, knobs=knobs)
+    entry = results["comparisons"]["task_specific vs lora_only"]["bleu"]["fwt"]
+    low, high = entry["bootstrap_ci95"]
+    assert abs(entry["difference"]) < (high - low) / 2  # what the example noise of the synthetic statistics gives
+    write_report(results, tmp_path, plots=False)
+    rq4 = section((tmp_path / "analysis.md").read_text(), "RQ4")
+    line = line_with(rq4, "- FWT (BLEU")
+    assert "no difference found: |" in line and "paired-bootstrap 95% CI" in line
+    assert "Most forward transfer" not in rq4 and "**`" not in line and "highest mean" not in line
+    fwt_leader = leader_cells(rq4)[2::4]  # the FWT column of the leader table, one cell per metric
+    assert fwt_leader[0].startswith("no difference found (paired-bootstrap [")
 
 
 # --- verdicts only where the numbers carry them ----------------------------------------------
@@ -636,16 +713,20 @@ def test_fewer_than_three_seeds_give_no_verdict(tmp_path, seeds):
     assert "its sign is untested" in section(text, "RQ1")  # the interaction contrast
 
 
-def test_three_seeds_with_overlapping_intervals_give_no_verdict(tmp_path):
+def test_three_seeds_whose_differences_vary_widely_give_no_verdict(tmp_path):
     knobs = copy.deepcopy(KNOBS)
-    for name in knobs:  # F, BWT and FWT equal everywhere; A and the diagonal differ, under a wide spread
-        knobs[name].update(forget=0.0, zero_shot=0.06)
-    knobs["layer_only"]["spread"] = 0.5  # so that the interaction contrast varies across seeds too
-    results = make_results(strategies=ALL_STRATEGIES, seeds=(0, 1, 2), knobs=knobs, noise=0.1)
+    # F, BWT and FWT equal everywhere. Each strategy's seeds move by its spread times (0.03, -0.03, 0): the
+    # per-seed differences of any two vary by 2 x 0.03 or more, a half-width of at least 4.303 * 0.06 / sqrt(3)
+    # = 0.149, more than the 0.05 x 2.5 between full_finetune and task_specific, the top two on A (pass rate).
+    # lora_only's A per million trainable parameters is 0.31 ahead of the next, but moves by 6 x 0.03 / 0.59.
+    for name, spread in zip(("task_specific", "lora_only", "layer_only", "full_finetune", "joint"), (4, -6, -4, 2, 0)):
+        knobs[name].update(forget=0.0, zero_shot=0.06, spread=spread)
+    results = make_results(strategies=("task_specific", "lora_only", "layer_only", "full_finetune", "joint"),
+                           seeds=(0, 1, 2), knobs=knobs, noise=0.03)  # fmt: skip
     write_report(results, tmp_path, plots=False)
     text = (tmp_path / "analysis.md").read_text()
     assert verdicts(text) == []
-    assert "untested: 95% CIs overlap" in line_with(section(text, "RQ1"), "- **A**", "`lora_only`")
+    assert "no difference found" in line_with(section(text, "RQ1"), "- **A**", "`lora_only`")
     assert "its sign is untested: its 95% CI includes 0" in section(text, "RQ1")
 
 
@@ -656,17 +737,40 @@ def test_three_seeds_with_separate_intervals_give_verdicts(three_seed_report):
     assert "`task_specific`" in leader_cells(section(three_seed_report, "RQ1"))
 
 
-def test_a_verdict_needs_three_seeds_and_separate_intervals():
-    from hybridcl.report.verdicts import MIN_SEEDS_FOR_VERDICT
-    from hybridcl.report.verdicts import untested_reason as _untested_reason
+def test_the_verdict_rules():
+    from hybridcl.report.verdicts import MIN_SEEDS_FOR_VERDICT, compare
+    from hybridcl.report.view import Interval, Summary
+
+    def outcome(a_values, b_values, bootstrap=None):
+        c = compare("a", Summary.of(summarize(a_values)), "b", Summary.of(summarize(b_values)), True, bootstrap)
+        return "resolved" if c.decided else "no difference" if c.no_difference else "untested"
+
+    def paired(low, high):
+        return Interval(low, high, "paired-bootstrap", "200 examples per task, 1,000 resamples")
 
     assert MIN_SEEDS_FOR_VERDICT == 3
-    apart = [summarize([0.30, 0.31, 0.32]), summarize([0.10, 0.11, 0.12])]
-    assert _untested_reason(*apart) is None
-    assert _untested_reason(summarize([0.30, 0.31]), summarize([0.10, 0.11])) == "2 seeds"
-    assert _untested_reason(summarize([0.30]), summarize([0.10, 0.11, 0.12])) == "1 seed"
-    assert _untested_reason(summarize([0.1, 0.2, 0.3]), summarize([0.15, 0.25, 0.35])) == "95% CIs overlap"
-    assert _untested_reason(summarize([0.2] * 3), summarize([0.2] * 3)) == "95% CIs overlap"  # a tie
+    # Across seeds: the per-seed differences (0.20, 0.20, 0.20) resolve; (0.05, -0.05, 0.09) do not.
+    assert outcome([0.30, 0.31, 0.32], [0.10, 0.11, 0.12]) == "resolved"
+    assert outcome([0.20, 0.10, 0.30], [0.15, 0.15, 0.21]) == "no difference"
+    # Without the paired bootstrap, fewer than three seeds carry no interval at all: untested, whatever the gap.
+    assert outcome([0.30, 0.31], [0.10, 0.11]) == "untested" and outcome([0.30], [0.10]) == "untested"
+    # One seed with a paired-bootstrap interval: it excludes 0, or the difference is within its half-width,
+    # or neither (an interval that includes 0 but lies mostly on one side).
+    assert outcome([0.30], [0.29], paired(0.004, 0.016)) == "resolved"
+    assert outcome([0.30], [0.29], paired(-0.02, 0.03)) == "no difference"  # 0.01 < 0.025
+    assert outcome([0.30], [0.28], paired(-0.001, 0.03)) == "untested"  # 0.02 > 0.0155, but 0 is inside
+    assert outcome([0.30], [0.29], paired(-0.016, -0.004)) == "untested"  # excludes 0 on the other side
+    # Both intervals: either one that excludes 0 resolves, and the status says which.
+    c = compare("a", Summary.of(summarize([0.30, 0.20, 0.40])), "b", Summary.of(summarize([0.28, 0.30, 0.26])), True,
+                paired(0.01, 0.06))  # fmt: skip
+    assert c.decided and [c.resolves(i) for i in c.intervals] == [True, False]
+    assert c.status.startswith("resolved: the paired-bootstrap 95% CI [0.0100, 0.0600] (200 examples per task, 1,000 "
+                               "resamples) excludes 0; the across-seed 95% CI [")  # fmt: skip
+    assert c.status.endswith("(3 seeds) includes 0")
+    # No difference needs the difference within every interval's half-width: here within the seeds' (per-seed
+    # differences 0.05, -0.01, 0.02: half-width 0.0745), not within the bootstrap's (0.0155 < 0.02).
+    assert outcome([0.35, 0.29, 0.32], [0.30, 0.30, 0.30], paired(-0.001, 0.03)) == "untested"
+    assert outcome([0.2] * 3, [0.2] * 3) == "untested"  # a tie with zero-width intervals: equal, not ranked
 
 
 # --- relative figures below the score floor --------------------------------------------------
@@ -687,65 +791,98 @@ def test_forgetting_rate_and_percentages_below_the_floor_are_na_with_the_reason(
     cells = line_with(glance, "| `lora_only` |").split("|")
     assert cells[4].strip() == "n/a (own-stage score 0.0004 is below the floor 0.01)"  # forgetting rate column
     assert cells[5].strip() == "0.002"  # BWT is a difference, not a ratio: reported
-    # A of lora_only (0.0024 + 0.0003) / 2 = 0.00135 is the lower value of the comparison: no percentage of it.
-    line = line_with(section(text, "RQ1"), "- **A**", "`lora_only`")
+    # One seed and no example statistics: no interval, so no relative figure either.
+    assert "of the lower value" not in section(text, "RQ1")
+    # Three seeds: A of lora_only (0.0024 + 0.0003) / 2 = 0.00135 is the lower value of the comparison: no
+    # percentage of it, but one of layer_only's, beside the difference and its interval.
+    write_report(make_results(seeds=(0, 1, 2), knobs=knobs, noise=0.0), tmp_path / "three", plots=False)
+    rq1 = section((tmp_path / "three" / "analysis.md").read_text(), "RQ1")
+    line = line_with(rq1, "- **A**", "`lora_only`")
     assert "relative difference n/a (the lower value" in line and "is below the floor 0.01)" in line
     assert "% of the lower value" not in line
-    assert "% of the lower value" in line_with(section(text, "RQ1"), "- **A**", "`layer_only`")
+    assert "excludes 0; relative difference 38.1% of the lower value" in line_with(rq1, "- **A**", "`layer_only`")
 
 
 # --- collapsed outputs -----------------------------------------------------------------------
 
 
-def test_a_collapsed_evaluation_is_flagged_everywhere_it_is_read(tmp_path):
+def test_a_flagged_evaluation_is_flagged_everywhere_it_is_read(tmp_path):
     write_report(make_results(seeds=(0, 1, 2), collapsed=COLLAPSED_CELL), tmp_path, plots=False)
     text = (tmp_path / "analysis.md").read_text()
-    # At the top, before any figure: which evaluation, its three statistics.
-    assert text.index("## Collapsed outputs") < text.index("## Results at a glance")
-    warning = section(text, "Collapsed outputs")
-    assert "**Warning**: in 1 evaluation(s) the model's outputs collapsed" in warning
+    # At the top, before any figure: which evaluation, its flags, its statistics.
+    assert text.index("## Output checks") < text.index("## Results at a glance")
+    warning = section(text, "Output checks")
+    assert "**Warning**: 1 evaluation(s) are flagged" in warning
     assert (
-        "- `shared_layer`, after stage 2: javascript, on python: distinct share 0.0100 ± 0.0000, "
-        "repetition rate 0.9600 ± 0.0000, length ratio 3.1000 ± 0.0000 (collapsed in 3 of 3 seeds)"
+        "| `shared_layer` | 2: javascript | python | **collapsed** (3 of 3 seeds), **truncated** (3 of 3 seeds) ⚠ | "
+        "0.0100 ± 0.0000 | 0.9600 ± 0.0000 | 0.9000 ± 0.0000 | 3.1000 ± 0.0000 | 0.0000 ± 0.0000 |"
     ) in warning
     # Per strategy: the outputs table flags the cell, the accuracy matrices mark it.
     sl = section(text, "Per strategy")[section(text, "Per strategy").index("### `shared_layer`") :]
     assert (
-        "| 2: javascript | python | 0.0100 ± 0.0000 | 0.9600 ± 0.0000 | 3.1000 ± 0.0000 | "
-        "**collapsed** ⚠ (3 of 3 seeds) |"
+        "| 2: javascript | python | 0.0100 ± 0.0000 | 0.9600 ± 0.0000 | 0.9000 ± 0.0000 | 3.1000 ± 0.0000 | "
+        "0.0000 ± 0.0000 | 0.6500 ± 0.0010 | **collapsed** (3 of 3 seeds), **truncated** (3 of 3 seeds) ⚠ |"
     ) in sl
-    assert "| 2: javascript | javascript | 0.9700 ± 0.0000 | 0.0400 ± 0.0000 | 0.9200 ± 0.0000 | no |" in sl
+    assert "| 2: javascript | javascript | 0.9700 ± 0.0000 | 0.0200 ± 0.0000 | 0.0100 ± 0.0000 |" in sl
+    assert line_with(sl, "| 2: javascript | javascript | 0.9700").endswith("| no |")
     assert "| 2: javascript | 0.2600 ± 0.0010 ⚠ | 0.2700 ± 0.0010 |" in sl
     # Figures that read R[2][python] are marked; FWT (rows 0 and 1) is not; other strategies are not.
     row = line_with(section(text, "Results at a glance"), "| `shared_layer` |").split("|")
     assert all("⚠" in row[i] for i in (2, 3, 4, 5)) and "⚠" not in row[6]
     assert "⚠" not in line_with(section(text, "Results at a glance"), "| `task_specific` |")
-    # Sentences that rest on it carry the warning; those that do not, do not.
+    # Sentences that rest on it carry the warning, with its flags; those that do not, do not.
     rq2 = section(text, "RQ2")
-    warning = "⚠ Rests on collapsed outputs of `shared_layer` (after stage 2: javascript, on python)"
+    warning = (
+        "⚠ Rests on flagged outputs of `shared_layer` (after stage 2: javascript, on python: collapsed, truncated)"
+    )
     assert warning in line_with(rq2, "- **A**")
     assert "⚠" not in line_with(rq2, "- **FWT**")
     assert "⚠" not in line_with(section(text, "RQ1"), "- **A**", "`lora_only`")
+
+
+def test_each_flag_on_its_own_and_outputs_in_another_language(tmp_path):
+    results = make_results(strategies=("task_specific",), seeds=(0,))
+    outputs = results["strategies"]["task_specific"]["outputs"]
+    for stat, value in (("truncated_share", 0.3), ("wrong_language_share", 0.99)):
+        outputs[stat][1][1] = summarize([value])  # after stage 1, on javascript: cut off, and Python
+    write_report(results, tmp_path, plots=False)
+    text = (tmp_path / "analysis.md").read_text()
+    checks = section(text, "Output checks")
+    assert "| `task_specific` | 1: python | javascript | **truncated** ⚠ |" in checks
+    assert "up to 0.9900 of an evaluation's outputs (`task_specific`, after stage 1: python, on javascript)" in checks
+    assert "collapsed = distinct share < 0.5 or looping share > 0.25; truncated = truncated share > 0.1" in checks
 
 
 def test_healthy_outputs_and_results_without_output_statistics(tmp_path):
     results = make_results(strategies=("task_specific", "shared_layer"))
     write_report(results, tmp_path / "healthy", plots=False)
     text = (tmp_path / "healthy" / "analysis.md").read_text()
-    assert "No evaluation's outputs collapsed (collapsed = distinct share < 0.5 or repetition rate > 0.5" in text
-    assert "⚠" not in text.replace("⚠ = collapsed", "").replace("(⚠ marks", "")
+    assert "No evaluation is flagged" in section(text, "Output checks")
+    assert "⚠" not in text.replace("⚠ = flagged", "").replace("(⚠ marks", "")
     # The statistics are not metrics: no matrix, no CL figure, not the primary metric.
     assert "Primary metric for the sentences: **BLEU**" in text
     assert "distinct share" not in section(text, "Results at a glance")
     assert "distinct" not in line_with(section(text, "Per strategy"), "| metric | A ↑ |")
-    # Stages scored before the statistics existed: null cells, or no `outputs` at all. Not "no collapse".
+    # Results from before the subword checks: distinct share and length ratio only; a collapse by distinct
+    # share is still flagged, the checks not recorded are named, their cells n/a.
+    old = copy.deepcopy(results)
+    for entry in old["strategies"].values():
+        entry["outputs"] = {stat: entry["outputs"][stat] for stat in ("distinct_share", "length_ratio")}
+    old["strategies"]["shared_layer"]["outputs"]["distinct_share"][2][0] = summarize([0.1, 0.2])
+    write_report(old, tmp_path / "before", plots=False)
+    before = (tmp_path / "before" / "analysis.md").read_text()
+    assert "do not record the looping share, truncated share, wrong-language share" in section(before, "Output")
+    assert (
+        "| `shared_layer` | 2: javascript | python | **collapsed** (2 of 2 seeds) ⚠ | 0.1500 ± 0.0707 | n/a |" in before
+    )
+    # Stages scored before any statistic existed: null cells, or no `outputs` at all. Not "no collapse".
     for stat, cells in results["strategies"]["task_specific"]["outputs"].items():
         results["strategies"]["task_specific"]["outputs"][stat] = [[None] * len(row) for row in cells]
     del results["strategies"]["shared_layer"]["outputs"]
     write_report(results, tmp_path / "old", plots=False)
-    old = (tmp_path / "old" / "analysis.md").read_text()
-    assert "The results hold no output statistics" in section(old, "Collapsed")
-    assert "**Outputs**" not in old
+    old_text = (tmp_path / "old" / "analysis.md").read_text()
+    assert "The results hold no output statistics" in section(old_text, "Output checks")
+    assert "**Outputs**" not in old_text
 
 
 def test_console_summary_is_a_table_of_a_f_and_bwt_per_strategy():

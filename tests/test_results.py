@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from hybridcl.bootstrap import FIGURES
+from hybridcl.cl_figures import summarize
 from hybridcl.metrics import METRICS, OUTPUT_STATS
-from hybridcl.results import per_million, results_tree, strategy_results
+from hybridcl.results import per_million, results_tree, strategy_comparisons, strategy_results
 from hybridcl.strategies import get_strategy
 from test_continual import keys
 
@@ -33,11 +35,13 @@ TOP_KEYS = {
     "data",
     "sources",
     "strategies",
+    "comparisons",
 }
 STRATEGY_KEYS = {
     "label",
     "results_dir",
     "stages",
+    "task_identity_at_inference",
     "matrices",
     "matrices_summary",
     "cl",
@@ -53,6 +57,7 @@ SUMMARY_KEYS = {"mean", "std", "ci95", "n", "values"}
 COST_KEYS = {"stages", "train_wall_time_s", "eval_wall_time_s"}
 COST_FIGURES = {"wall_time_s", "tokens_per_s", "peak_memory_bytes"}
 TRAIN_COST_KEYS = COST_FIGURES | {"peak_memory_kind", "steps", "examples"}
+COMPARISON_KEYS = {"difference", "bootstrap_ci95", "resamples", "examples", "seeds", "seeds_ci95"}
 
 
 def score(seed: int, stage: int, task: str) -> float:
@@ -151,7 +156,8 @@ def summaries(tree):
 
 def test_the_expected_keys_are_those_the_schema_documents():
     documented = set(re.findall(r'"(\w+)"', SCHEMA_DOC.read_text()))
-    expected = TOP_KEYS | STRATEGY_KEYS | CL_KEYS | SUMMARY_KEYS | COST_KEYS | TRAIN_COST_KEYS
+    expected = TOP_KEYS | STRATEGY_KEYS | CL_KEYS | SUMMARY_KEYS | COST_KEYS | TRAIN_COST_KEYS | COMPARISON_KEYS
+    expected |= set(FIGURES) | {"bleu_stats"}
     assert expected - documented == set()
 
 
@@ -238,3 +244,45 @@ def test_a_zero_dataflow_match_is_flagged_where_codebleu_counted_it_as_one():
     records[0][1]["eval"]["python"]["scores"].update(codebleu=None, codebleu_dataflow=0.0)  # no CodeBLEU here
     entry = strategy_results(get_strategy("task_specific"), TASKS, records, params(1000))
     assert entry["codebleu_dataflow_counted_as_one"] == [{"seed": 1, "stage": 2, "task": "javascript"}]
+
+
+def lowered(records: list[list[dict]], by: float) -> list[list[dict]]:
+    """The records with BLEU `by` lower after every trained stage."""
+    records = json.loads(json.dumps(records))
+    for seed in records:
+        for stage in seed[1:]:
+            for evaluation in stage["eval"].values():
+                evaluation["scores"]["bleu"] -= by
+    return records
+
+
+def test_comparisons_pair_every_strategy_on_every_figure():
+    records = {"task_specific": finished_records(), "lora_only": lowered(finished_records(), 0.05),
+               "layer_only": lowered(finished_records(), 0.08)}  # fmt: skip
+    block = strategy_comparisons(TASKS, records)
+    assert set(block) == {"task_specific vs lora_only", "task_specific vs layer_only", "lora_only vs layer_only"}
+    for pair in block.values():
+        assert set(pair) == {"bleu"} and set(pair["bleu"]) == set(FIGURES)
+        assert all(set(entry) == COMPARISON_KEYS for entry in pair["bleu"].values())
+    entry = block["task_specific vs layer_only"]["bleu"]["average"]
+    cl = {name: strategy_results(get_strategy(name), TASKS, seeds, params(50))["cl"] for name, seeds in records.items()}
+    assert entry["difference"] == pytest.approx(
+        cl["task_specific"]["bleu"]["average"]["mean"] - cl["layer_only"]["bleu"]["average"]["mean"]
+    )
+    assert entry["difference"] == pytest.approx(0.08)
+    assert block["lora_only vs layer_only"]["bleu"]["bwt"]["difference"] == pytest.approx(0, abs=1e-12)
+    # these records have no per-example statistics (no bootstrap), and two seeds (no across-seed interval)
+    assert entry | {"difference": None} == {"difference": None, "bootstrap_ci95": None, "resamples": None,
+                                            "examples": None, "seeds": 2, "seeds_ci95": None}  # fmt: skip
+    assert len(json.dumps(block)) < 10_000
+
+
+def test_three_seeds_give_the_interval_of_the_per_seed_differences_and_missing_figures_give_none():
+    three = [[record(seed, s) for s in range(3)] for seed in (0, 1, 2)]
+    other = lowered(three, 0.0)
+    for i, seed in enumerate(other):  # the last stage of seed i lower by 0.01 * i: differences 0, 0.01, 0.02
+        for evaluation in seed[2]["eval"].values():
+            evaluation["scores"]["bleu"] -= 0.01 * i
+    block = strategy_comparisons(TASKS, {"a": three, "b": other, "c": [[seed[0], None, None] for seed in three]})
+    assert block["a vs b"]["bleu"]["average"]["seeds_ci95"] == pytest.approx(summarize([0.0, 0.01, 0.02])["ci95"])
+    assert block["a vs c"]["bleu"]["average"] is None  # c has no stage 2 yet

@@ -44,6 +44,8 @@ def test_a_run_records_its_sources_and_refuses_to_continue_on_other_data(smoke_a
     recorded = json.loads((out / SOURCES_FILE).read_text())
     assert {key: {k: v for k, v in record.items() if k != "identity"} for key, record in recorded.items()} == sources
     assert f"data: {corpus}" in printed and "model: " in printed
+    rows = (out / "stage0" / "seed0" / "predictions" / "python.jsonl").read_text().splitlines()
+    assert json.loads(rows[0])["source"].startswith("generate python: ")  # as the model read it (task_prefix)
 
     assert run(smoke_assets, corpus, out, "seeds=2") == 0  # same bytes: continues, adds a seed
     assert json.loads((out / SOURCES_FILE).read_text()) == recorded

@@ -27,8 +27,15 @@ LAYER_INITS = ("identity", "random")
 MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
 TRACKERS = ("none", "tensorboard", "mlflow")  # train.log_with: accelerate's tracker names
 REPLAY_POLICIES = ("reservoir", "per_task")
+EVAL_SPLITS = ("valid", "test")
 # The stand-in base sizes: the keys of hybridcl.model.pretrain.SIZES, which imports torch (a test keeps them equal).
 BASE_SIZES = ("micro", "tiny", "small")
+
+
+def task_cue(direction: str, language: str) -> str:
+    """What starts each source under data.task_prefix: `generate python: `, the format the stand-in base was
+    pre-trained on (hybridcl.model.pretrain), which also names the language a shared component should write."""
+    return f"{direction} {language}: "
 
 
 class ConfigError(UserError, ValueError):
@@ -81,6 +88,9 @@ class DataConfig:
     hub_root: str = ""
     languages: tuple[str, ...] = ("python", "javascript")
     direction: str = "generate"  # generate: docstring -> code; summarize: code -> docstring
+    # Each source starts with its task's cue, `<direction> <language>: ` (`generate python: `), the format the
+    # stand-in base was pre-trained on: it tells shared components which language to write. false: the bare source.
+    task_prefix: bool = True
     n_train: int = 8000
     n_valid: int = 2000
     sample_seed: int = 0
@@ -103,6 +113,7 @@ class DataConfig:
         "cache_dir": TEXT,
         "languages": distinct(one_of(LANGUAGES)),
         "direction": one_of(DIRECTIONS),
+        "task_prefix": FLAG,
         "sample_seed": NON_NEGATIVE,
         "n_train": POSITIVE,
         "n_valid": POSITIVE,
@@ -199,8 +210,14 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = 64
     max_new_tokens: int = 256  # greedy decoding stops earlier once every sequence has ended
+    # The CodeSearchNet split the evaluations score: data.n_valid examples drawn from it, none in the train sample.
+    split: str = "valid"
 
-    RULES: ClassVar[dict[str, Rule]] = {"batch_size": POSITIVE, "max_new_tokens": POSITIVE}
+    RULES: ClassVar[dict[str, Rule]] = {
+        "batch_size": POSITIVE,
+        "max_new_tokens": POSITIVE,
+        "split": one_of(EVAL_SPLITS),
+    }
 
 
 @dataclass(frozen=True)
@@ -369,22 +386,47 @@ def _parse_yaml(text: str, where: str) -> Any:
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Defaults (the seed preset) <- YAML file <- overrides, validated."""
-    tree: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"config file {path} cannot be read: {error}") from None
-        tree = _parse_yaml(text, f"config file {path}")
-        if tree is None:  # an empty file: the defaults
-            tree = {}
-        if not isinstance(tree, dict):
-            raise ConfigError(
-                f"config file {path}: the top level must be a mapping of keys and sections, got {type(tree).__name__}"
-            )
+    tree = {} if path is None else _read_config_file(Path(path))
     for text in overrides:
         _set_dotted(tree, *parse_override(text))
     return _build(Config, tree, "").validate()
+
+
+# Keys added with a default that changes what a run does, each with the value that runs from before the key had.
+SAVED_RUN_VALUES = {"data.task_prefix": False}
+
+
+def load_run_config(path: str | Path) -> Config:
+    """The config.yaml a run wrote into its folder. A key of SAVED_RUN_VALUES that the file lacks was written
+    before the key existed: it takes the value that run had, not today's default."""
+    tree = _read_config_file(Path(path))
+    for dotted, value in SAVED_RUN_VALUES.items():
+        if not _has_dotted(tree, dotted):
+            _set_dotted(tree, dotted, value)
+    return _build(Config, tree, "").validate()
+
+
+def _has_dotted(tree: dict[str, Any], dotted: str) -> bool:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} cannot be read: {error}") from None
+    tree = _parse_yaml(text, f"config file {path}")
+    if tree is None:  # an empty file: the defaults
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(
+            f"config file {path}: the top level must be a mapping of keys and sections, got {type(tree).__name__}"
+        )
+    return tree

@@ -47,7 +47,7 @@ from safetensors.torch import load_file, save_file
 
 from hybridcl import versions
 from hybridcl.atomic import atomic_path, remove_temp_files, write_text
-from hybridcl.config import Config, ConfigError, load_config
+from hybridcl.config import Config, ConfigError, load_run_config
 from hybridcl.data.batching import EncodedSet, encode_records
 from hybridcl.data.csn import TaskData, format_skips, load_task_data
 from hybridcl.evaluate import evaluate_task
@@ -56,7 +56,7 @@ from hybridcl.metrics import require_wordnet
 from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel, check_target_modules
 from hybridcl.params import count_params
-from hybridcl.results import results_tree, strategy_results
+from hybridcl.results import results_tree, strategy_comparisons, strategy_results
 from hybridcl.run_files import RESULTS_FILE, results_dir_name
 from hybridcl.sources import SOURCES_FILE, check_continuation, describe, record_sources, records, resolve_sources
 from hybridcl.strategies import StageContext, Strategy, Use, get_strategy, shared_prefix
@@ -84,7 +84,7 @@ CHOSEN_SKIP = "code_too_long"
 @dataclasses.dataclass
 class Task:
     key: str
-    records: list  # validation records: references and sources of the evaluation
+    records: list  # the evaluation sample (eval.split): references and sources of the evaluation
     train: EncodedSet
     valid: EncodedSet
     data: dict  # counts and skips, for the results
@@ -122,7 +122,10 @@ class ContinualRun:
         if self.tokenizer is None:
             raise ConfigError(f"model {self.cfg.model.name!r} has no tokenizer; a run needs one to read the data")
         check_target_modules(self.base, self.cfg.lora.target_modules)
-        loaded = {key: load_task_data(self.cfg.data, key, source=sources["data"]) for key in self.tasks_order}
+        loaded = {
+            key: load_task_data(self.cfg.data, key, source=sources["data"], eval_split=self.cfg.eval.split)
+            for key in self.tasks_order
+        }
         say(data_summary(loaded))
         self.tasks = {key: self._encode_task(data) for key, data in loaded.items()}
         self.params = {
@@ -143,8 +146,8 @@ class ContinualRun:
         path = self.out / "config.yaml"
         if not path.is_file() or next(self.out.rglob("stage.json"), None) is None:
             return False
-        # Read as a config: a key added since the folder was written takes its default, the value its run had.
-        saved = _result_settings(_plain_config(load_config(path)))
+        # Read as a run's config: a key added since the folder was written takes the value its run had.
+        saved = _result_settings(_plain_config(load_run_config(path)))
         current = _result_settings(_plain_config(self.cfg))
         differing = sorted(_diff_keys(saved, current))
         if differing:
@@ -169,6 +172,7 @@ class ContinualRun:
             records,
             self.tokenizer,
             direction=self.cfg.data.direction,
+            task_prefix=self.cfg.data.task_prefix,
             cache_dir=self.cfg.data.cache_dir,
             max_source_tokens=self.cfg.data.max_source_tokens,
             max_target_tokens=self.cfg.data.max_target_tokens,
@@ -359,6 +363,7 @@ class ContinualRun:
                 desc=f"{desc} {key}",
                 precision=resolve_mixed_precision(self.cfg.train.mixed_precision),
                 accelerator=self.accelerator,
+                task_prefix=self.cfg.data.task_prefix,
             )
             if result is None:
                 continue
@@ -367,6 +372,7 @@ class ContinualRun:
             kill_point("evaluated")
             evaluation[key] = {
                 "scores": scores["corpus"],
+                "bleu_stats": scores["bleu_stats"],  # per example: the results' paired bootstrap rescores from these
                 "notes": scores["notes"],
                 "components": dataclasses.asdict(use),
                 "cost": {**cost.to_dict(), "score_time_s": sum(scores["seconds"].values())},
@@ -397,9 +403,9 @@ class ContinualRun:
 
     def collect(self, finished: bool = False) -> dict:
         """The results JSON (docs/results-schema.md) from the stage files present now."""
+        records = {s.name: self._records(s) for s in self.strategies}
         strategies = {
-            s.name: strategy_results(s, self.tasks_order, self._records(s), self.params[s.name])
-            for s in self.strategies
+            s.name: strategy_results(s, self.tasks_order, records[s.name], self.params[s.name]) for s in self.strategies
         }
         return results_tree(
             _plain_config(self.cfg),
@@ -415,6 +421,7 @@ class ContinualRun:
             sources=self.sources,
             strategies=strategies,
             finished=finished,
+            comparisons=strategy_comparisons(self.tasks_order, records),
         )
 
     def _complete(self) -> bool:
@@ -503,7 +510,7 @@ def data_summary(tasks: dict[str, TaskData]) -> str:
     warning line for each split that skipped more than SKIP_WARNING_SHARE of what it looked at."""
     lines, warnings = ["data: records read -> examined -> used (sampled), skipped by reason"], []
     for key, data in tasks.items():
-        for split in ("train", "valid"):
+        for split in ("train", data.eval_split):
             read, examined, used = (data.counts[f"{split}{suffix}"] for suffix in ("_read", "_examined", ""))
             skips = data.split_skips[split]
             skipped = sum(skips.values())

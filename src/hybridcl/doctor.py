@@ -129,16 +129,15 @@ def config_checks(config: str, overrides: list[str]) -> dict[str, Check]:
     """The checks of one config: its model and data resolve as the run resolves them, and its plan.
     A config that does not build raises its ConfigError."""
     from hybridcl.config import load_config
-    from hybridcl.data.hub import resolve_data
     from hybridcl.model.base import resolve_model
     from hybridcl.plan import plan_run
-    from hybridcl.sources import describe
+    from hybridcl.sources import describe, resolve_data_source
 
     cfg = load_config(config, overrides)
     return {
         "config": lambda: (True, f"{config}: {', '.join(cfg.strategies)}; {cfg.seeds} seed(s)"),
         "model": lambda: (True, describe(resolve_model(cfg.model).as_record())),
-        "data": lambda: (True, describe(resolve_data(cfg.data, cfg.data.languages).as_record())),
+        "data": lambda: (True, describe(resolve_data_source(cfg).as_record())),
         "plan": lambda: (True, plan_run(cfg).describe()),
     }
 

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from hybridcl.config import EvalConfig
 from hybridcl.data.batching import EncodedSet, LengthGroupedBatchSampler, Seq2SeqCollator, source_target_texts
 from hybridcl.data.schema import Record
-from hybridcl.metrics import score_predictions
+from hybridcl.metrics import Generation, score_predictions
 from hybridcl.train import (
     NEW_VALUES_NEED_A_FRESH_OUT,
     AcceleratorOutOfMemory,
@@ -37,7 +37,6 @@ class EvalStats:
         return asdict(self)
 
 
-@torch.inference_mode()
 def generate(
     model,
     encoded: EncodedSet,
@@ -48,7 +47,25 @@ def generate(
     precision: str = "no",
     accelerator=None,
 ) -> tuple[list[str], EvalStats]:
-    """Greedy predictions for every example of `encoded`, in its order.
+    """Greedy predictions for every example of `encoded`, in its order, and their cost (generate_outputs
+    without the generated ids)."""
+    predictions, _, stats = generate_outputs(model, encoded, tokenizer, settings, device, desc, precision, accelerator)
+    return predictions, stats
+
+
+@torch.inference_mode()
+def generate_outputs(
+    model,
+    encoded: EncodedSet,
+    tokenizer,
+    settings: EvalConfig,
+    device: torch.device,
+    desc: str = "eval",
+    precision: str = "no",
+    accelerator=None,
+) -> tuple[list[str], list[Generation], EvalStats]:
+    """Greedy predictions for every example of `encoded`, in its order, with the ids each generated
+    (for the output checks) and what generating them cost.
 
     Inputs go in length-sorted batches (little padding); generation uses the KV cache and stops as
     soon as every sequence of the batch has produced EOS. A HybridModel runs with its active LoRA
@@ -56,7 +73,7 @@ def generate(
 
     With an `accelerator` of N processes, process r generates batches r, r+N, r+2N, ... of the same
     batch list a single process forms (so the same predictions, each example once), and every process
-    gets all predictions back. Cost: the longest wall time and highest peak memory of the processes, the
+    gets all predictions and ids back. Cost: the longest wall time and highest peak memory of the processes, the
     generated tokens of all, the smallest batch size any of them used.
 
     A batch that runs out of accelerator memory is generated in halves (and every later batch in pieces
@@ -77,13 +94,14 @@ def generate(
     return _combine(shards, len(encoded))
 
 
-def _generate_shard(
-    model, encoded, tokenizer, settings, device, desc, rank, processes
-) -> tuple[list[tuple[int, str]], EvalStats]:
-    """This process's batches: (index, prediction) pairs and what generating them cost."""
+Shard = tuple[list[tuple[int, str, Generation]], EvalStats]
+
+
+def _generate_shard(model, encoded, tokenizer, settings, device, desc, rank, processes) -> Shard:
+    """This process's batches: (index, prediction, generation) triples and what generating them cost."""
     collate = Seq2SeqCollator(tokenizer.pad_token_id)
     batches = list(LengthGroupedBatchSampler(encoded.lengths, settings.batch_size, shuffle=False))
-    pairs: list[tuple[int, str]] = []
+    outputs: list[tuple[int, str, Generation]] = []
     generated = 0
     limit = settings.batch_size  # halved on out-of-memory, for this batch and every later one
     start = time.perf_counter()
@@ -97,20 +115,34 @@ def _generate_shard(
                 continue
             generated += generated_tokens(output, tokenizer.eos_token_id)
             texts = tokenizer.batch_decode(output, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-            pairs.extend(zip(piece, texts))
+            outputs.extend(zip(piece, texts, generations(output, tokenizer.eos_token_id)))
             done += len(piece)
-    return pairs, _stats(time.perf_counter() - start, generated, *peak_memory(device), limit)
+    return outputs, _stats(time.perf_counter() - start, generated, *peak_memory(device), limit)
+
+
+def _until_eos(output: torch.Tensor, eos_token_id: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The generated steps (after the decoder start token), and per sequence the steps before its first
+    EOS (all of them when it has none) and whether it has one."""
+    steps = output[:, 1:]
+    if eos_token_id is None:
+        return steps, torch.full((len(steps),), steps.shape[1]), torch.zeros(len(steps), dtype=torch.bool)
+    is_eos = steps == eos_token_id
+    ended = is_eos.any(dim=1)
+    return steps, torch.where(ended, is_eos.int().argmax(dim=1), steps.shape[1]), ended
 
 
 def generated_tokens(output: torch.Tensor, eos_token_id: int | None) -> int:
     """The tokens the batch's sequences generated: each up to and including its first EOS, or all its
     steps when it never ends (a model with random weights, say, which repeats the pad token)."""
-    steps = output[:, 1:]  # after the decoder start token
-    if eos_token_id is None:
-        return steps.numel()
-    is_eos = steps == eos_token_id
-    lengths = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, steps.shape[1])
-    return int(lengths.sum())
+    _, before_eos, ended = _until_eos(output, eos_token_id)
+    return int((before_eos + ended.int()).sum())
+
+
+def generations(output: torch.Tensor, eos_token_id: int | None) -> list[Generation]:
+    """Per sequence of the batch: its ids before the first EOS, and whether it reached one (a sequence
+    without one ran every step, to eval.max_new_tokens)."""
+    steps, before_eos, ended = _until_eos(output, eos_token_id)
+    return [Generation(tuple(row[:length].tolist()), bool(done)) for row, length, done in zip(steps, before_eos, ended)]
 
 
 def _generate_batch(model, batch: dict, settings: EvalConfig, device: torch.device) -> torch.Tensor | None:
@@ -145,21 +177,22 @@ def _stats(wall: float, generated: int, kind: str, peak: int, batch_size: int) -
     return EvalStats(wall, generated, generated / wall if wall else 0.0, peak, kind, batch_size)
 
 
-def _combine(shards: list[tuple[list[tuple[int, str]], EvalStats]], size: int) -> tuple[list[str], EvalStats]:
-    """All processes' predictions in the set's order; the slowest wall time, all tokens, the highest peak,
-    the smallest batch."""
-    predictions = [""] * size
-    for pairs, _ in shards:
-        for index, text in pairs:
-            predictions[index] = text
+def _combine(shards: list[Shard], size: int) -> tuple[list[str], list[Generation], EvalStats]:
+    """All processes' predictions and generations in the set's order; the slowest wall time, all tokens,
+    the highest peak, the smallest batch."""
+    predictions, produced = [""] * size, [Generation((), False)] * size
+    for outputs, _ in shards:
+        for index, text, generation in outputs:
+            predictions[index], produced[index] = text, generation
     costs = [cost for _, cost in shards]
-    return predictions, _stats(
+    combined = _stats(
         max(c.wall_time_s for c in costs),
         sum(c.generated_tokens for c in costs),
         costs[0].peak_memory_kind,
         max(c.peak_memory_bytes for c in costs),
         min(c.batch_size_used for c in costs),
     )
+    return predictions, produced, combined
 
 
 def evaluate_task(
@@ -175,17 +208,21 @@ def evaluate_task(
     desc: str = "eval",
     precision: str = "no",
     accelerator=None,
+    task_prefix: bool = False,
 ) -> tuple[dict, list[dict], EvalStats] | None:
     """Generate and score one task: (corpus scores, per-example prediction rows, cost).
 
     With an `accelerator`, every process generates its share and the main process alone scores
-    (metrics run once): the others get None.
+    (metrics run once): the others get None. `task_prefix`: the sources were encoded with their cue
+    (data.task_prefix), and the prediction rows show them as the model read them.
     """
-    predictions, stats = generate(model, encoded, tokenizer, settings, device, desc, precision, accelerator)
+    predictions, produced, stats = generate_outputs(
+        model, encoded, tokenizer, settings, device, desc, precision, accelerator
+    )
     if accelerator is not None and not accelerator.is_main_process:
         return None
-    sources, references = source_target_texts(records, direction)
-    scores = score_predictions(predictions, references, language, direction)
+    sources, references = source_target_texts(records, direction, task_prefix=task_prefix)
+    scores = score_predictions(predictions, references, language, direction, generations=produced)
     rows = prediction_rows(records, sources, references, predictions, scores["per_example"])
     return scores, rows, stats
 

@@ -5,7 +5,8 @@ A stage record is a finished stage's parsed `stage.json` (written by the runner:
 strategy's records are `records[i][s]`: seed i (in the run's seed order), stage s = 0..S.
 
     tree = results_tree(config, created=..., versions=..., device=..., seeds=..., data=..., strategies={
-        name: strategy_results(strategy, tasks, records, params), ...})
+        name: strategy_results(strategy, tasks, records, params), ...},
+        comparisons=strategy_comparisons(tasks, {name: records, ...}))
 
 Nothing here reads files or the environment: the runner (`ContinualRun.collect`) gathers the records
 and the rest, and writes the tree.
@@ -13,8 +14,12 @@ and the rest, and writes the tree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from itertools import combinations
 
+import numpy as np
+
+from hybridcl import bootstrap
 from hybridcl.cl_figures import summarize, summarize_cl, summarize_matrices
 from hybridcl.metrics import METRICS, OUTPUT_STATS
 from hybridcl.run_files import SCHEMA_VERSION, results_dir_name
@@ -36,6 +41,7 @@ def results_tree(
     strategies: dict[str, dict],
     sources: dict | None = None,
     finished: bool = False,
+    comparisons: dict | None = None,
 ) -> dict:
     """The whole file: the run's settings and environment around each strategy's results. `config` is
     the resolved config as plain JSON values; name, tasks and direction come from it."""
@@ -54,6 +60,7 @@ def results_tree(
         "data": data,
         "sources": sources or {},
         "strategies": strategies,
+        "comparisons": comparisons or {},
     }
 
 
@@ -68,6 +75,7 @@ def strategy_results(strategy: Strategy, tasks: Sequence[str], records: StageRec
         "label": strategy.description,
         "results_dir": results_dir_name(strategy.name),
         "stages": strategy.num_stages(tasks),
+        "task_identity_at_inference": strategy.task_identity_at_inference(tasks),
         "matrices": matrices,
         "matrices_summary": matrices_summary,
         "cl": cl,
@@ -77,6 +85,64 @@ def strategy_results(strategy: Strategy, tasks: Sequence[str], records: StageRec
         "cost": cost(records),
         "loss_curves": loss_curves(records[0]),
         "codebleu_dataflow_counted_as_one": dataflow_counted_as_one(records, tasks),
+    }
+
+
+def strategy_comparisons(tasks: Sequence[str], records: Mapping[str, StageRecords]) -> dict:
+    """`comparisons`: every pair of strategies, in the run's order ("a vs b", difference a − b), on each
+    figure of bootstrap.FIGURES of each metric that has per-example statistics (BLEU): the difference of
+    the means over seeds, its paired-bootstrap 95% interval over examples (None without statistics) and,
+    with bootstrap.MIN_SEEDS_FOR_VERDICT seeds or more, the across-seed one. None where a side lacks the
+    figure."""
+    block: dict = {}
+    for metric in bootstrap.STATISTICS:
+        examples = bootstrap.example_counts(records, tasks, metric)
+        weights = bootstrap.resample_weights(examples) if examples else None
+        per_seed = {name: seed_figures(seeds, tasks, metric) for name, seeds in records.items()}
+        resampled = {
+            name: bootstrap.resampled_figures(seeds, tasks, metric, weights) if weights else {}
+            for name, seeds in records.items()
+        }
+        for a, b in combinations(records, 2):
+            block.setdefault(f"{a} vs {b}", {})[metric] = {
+                figure: comparison_entry(
+                    per_seed[a][figure],
+                    per_seed[b][figure],
+                    resampled[a].get(figure),
+                    resampled[b].get(figure),
+                    examples,
+                )
+                for figure in bootstrap.FIGURES
+            }
+    return block
+
+
+def seed_figures(records: StageRecords, tasks: Sequence[str], metric: str) -> dict[str, list[float | None]]:
+    """Each figure of bootstrap.FIGURES on each seed's matrix of the evaluations' scores."""
+    matrices = score_matrices(records, tasks, metric)
+    return {name: [figure(R) for R in matrices] for name, figure in bootstrap.FIGURES.items()}
+
+
+def comparison_entry(
+    values_a: list,
+    values_b: list,
+    resampled_a: np.ndarray | None,
+    resampled_b: np.ndarray | None,
+    examples: dict | None,
+) -> dict | None:
+    """One entry of `comparisons` (docs/results-schema.md)."""
+    summary_a, summary_b = summarize(values_a), summarize(values_b)
+    if summary_a is None or summary_b is None:
+        return None
+    paired = resampled_a is not None and resampled_b is not None
+    seeds = bootstrap.seed_difference(values_a, values_b)
+    return {
+        "difference": summary_a["mean"] - summary_b["mean"],
+        "bootstrap_ci95": bootstrap.percentile_interval(resampled_a - resampled_b) if paired else None,
+        "resamples": bootstrap.RESAMPLES if paired else None,
+        "examples": examples if paired else None,
+        "seeds": sum(a is not None and b is not None for a, b in zip(values_a, values_b)),
+        "seeds_ci95": seeds["ci95"] if seeds else None,
     }
 
 

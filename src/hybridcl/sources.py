@@ -24,8 +24,12 @@ Sources = dict[str, ModelSource | DataSource]  # "model", "data"
 
 
 def resolve_sources(cfg: Config) -> Sources:
-    data = resolve_data(cfg.data, cfg.data.languages, ("train", cfg.eval.split))
-    return {"model": resolve_model(cfg.model), "data": data}
+    return {"model": resolve_model(cfg.model), "data": resolve_data_source(cfg)}
+
+
+def resolve_data_source(cfg: Config) -> DataSource:
+    """The files of every task's training split and of the split its evaluations score (eval.split)."""
+    return resolve_data(cfg.data, cfg.data.languages, ("train", cfg.eval.split))
 
 
 def records(sources: Sources) -> dict[str, dict]:

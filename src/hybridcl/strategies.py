@@ -16,7 +16,9 @@ A strategy is a small frozen dataclass that answers, for the ordered task keys (
   `task_specific`, `shared_layer` and `shared_layer_frozen` all train a fresh LoRA + a fresh layer
   on task 1 at stage 1. `roles(tasks)` maps those role ids back to each strategy's names;
 - `freezes_finished_tasks(tasks)`: whether no stage trains what evaluates a task finished before it
-  (then forgetting is 0 by design).
+  (then forgetting is 0 by design);
+- `task_identity_at_inference(tasks)`: whether the evaluation picks each task's components by the
+  task's identity (the tasks do not all run through the same components after the last stage).
 
 All of these derive from two answers per task k: `use(tasks, k)`, the components of task k (trained and
 evaluated together), and `trains(tasks, k)`, what the stage of task k trains. `Sequential` gives both
@@ -177,6 +179,14 @@ class Strategy:
             if any(_trains_part_of(stage.trainable, self.evaluation(tasks, done, key)) for key in finished):
                 return False
         return True
+
+    def task_identity_at_inference(self, tasks: Sequence[str]) -> bool:
+        """Whether evaluation picks each task's own components by the task's identity: after the last stage,
+        not every task runs through the same components. The identity is then an input that a deployed model
+        would need to be given."""
+        tasks = _tasks(tasks)
+        last = self.num_stages(tasks)
+        return len({self.evaluation(tasks, last, task) for task in tasks}) > 1
 
     def roles(self, tasks: Sequence[str]) -> dict[str, str]:
         """Role id -> component name: "lora:0" is the first LoRA adapter the strategy uses, etc."""

@@ -108,6 +108,7 @@ def load_workload(cfg: Config, device: torch.device) -> Workload:
         records,
         tokenizer,
         direction=cfg.data.direction,
+        task_prefix=cfg.data.task_prefix,
         cache_dir=cfg.data.cache_dir,
         max_source_tokens=cfg.data.max_source_tokens,
         max_target_tokens=cfg.data.max_target_tokens,

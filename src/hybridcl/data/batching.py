@@ -1,6 +1,6 @@
 """Records -> token ids (tokenised once, cached) -> length-grouped, dynamically padded batches.
 
-    encoded = encode_records(records, tokenizer, direction="generate",
+    encoded = encode_records(records, tokenizer, direction="generate", task_prefix=True,
                              max_source_tokens=256, max_target_tokens=256, cache_dir=".cache/hybridcl")
     loader = make_loader(encoded, 8, shuffle=True, seed=0, collator=Seq2SeqCollator(tokenizer.pad_token_id))
     for epoch in range(epochs):
@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hybridcl.atomic import atomic_path
-from hybridcl.config import DIRECTIONS
+from hybridcl.config import DIRECTIONS, task_cue
 from hybridcl.data.schema import Record
 
 CACHE_FORMAT = 1  # bump when the cached arrays or the key change meaning
@@ -89,14 +89,16 @@ def encode_records(
     max_source_tokens: int,
     max_target_tokens: int,
     cache_dir: str | Path | None = None,
+    task_prefix: bool = False,
 ) -> EncodedSet:
     """Tokenise (source, target) pairs, truncated to the caps, reading/writing the cache when given.
 
-    generate: source = docstring, target = code; summarize: the reverse. The tokenizer adds its own
-    special tokens (T5/CodeT5 end every sequence with EOS); a target that still lacks EOS gets one,
-    in place of its last token when it is at the cap, so the model always learns where to stop.
+    generate: source = docstring, target = code; summarize: the reverse; `task_prefix`: each source
+    starts with its task's cue (`task_cue`). The tokenizer adds its own special tokens (T5/CodeT5 end
+    every sequence with EOS); a target that still lacks EOS gets one, in place of its last token when it
+    is at the cap, so the model always learns where to stop.
     """
-    sources, targets = source_target_texts(records, direction)
+    sources, targets = source_target_texts(records, direction, task_prefix=task_prefix)
     path = None
     if cache_dir is not None:
         key = cache_key(sources, targets, tokenizer, direction, max_source_tokens, max_target_tokens)
@@ -110,12 +112,18 @@ def encode_records(
     return encoded
 
 
-def source_target_texts(records: Sequence[Record], direction: str) -> tuple[list[str], list[str]]:
+def source_target_texts(
+    records: Sequence[Record], direction: str, *, task_prefix: bool = False
+) -> tuple[list[str], list[str]]:
+    """The texts the model reads and the ones it should write, with each source's cue when `task_prefix`."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction {direction!r} is not one of {list(DIRECTIONS)}")
     docstrings = [record.docstring for record in records]
     codes = [record.code for record in records]
-    return (docstrings, codes) if direction == "generate" else (codes, docstrings)
+    sources, targets = (docstrings, codes) if direction == "generate" else (codes, docstrings)
+    if task_prefix:
+        sources = [task_cue(direction, record.language) + source for record, source in zip(records, sources)]
+    return sources, targets
 
 
 def encode_pairs(
@@ -147,7 +155,8 @@ def _end_with_eos(rows: list[list[int]], eos_id: int | None, max_tokens: int) ->
 def cache_key(
     sources: list[str], targets: list[str], tokenizer, direction: str, max_source_tokens: int, max_target_tokens: int
 ) -> str:
-    """sha256 over everything the ids depend on: tokenizer, texts in order, caps and direction."""
+    """sha256 over everything the ids depend on: tokenizer, texts in order (sources with their cue, if
+    any: a prefixed and a bare encoding never share a key), caps and direction."""
     parts = {
         "format": CACHE_FORMAT,
         "tokenizer": tokenizer_fingerprint(tokenizer),

@@ -251,10 +251,11 @@ def _row_key(row: dict, seed: int) -> bytes:
 class TaskData:
     language: str
     train: list[Record]
-    valid: list[Record]
-    split_skips: dict[str, Counter]  # "train" / "valid" -> skipped lines and records by reason
+    valid: list[Record]  # the evaluation sample, drawn from the split `eval_split`
+    split_skips: dict[str, Counter]  # "train" / eval_split -> skipped lines and records by reason
     counts: dict[str, int]  # per split: <split>_read, <split>_examined, <split> (records used)
     source: DataSource | None = None  # where the records were read from, pinned (DataSource.as_record())
+    eval_split: str = "valid"
 
     @property
     def skips(self) -> Counter:
@@ -262,20 +263,24 @@ class TaskData:
         return sum(self.split_skips.values(), Counter())
 
 
-def load_task_data(cfg: DataConfig, language: str, source: DataSource | None = None) -> TaskData:
-    """The sampled train and valid records of one language; valid never repeats a train record.
+def load_task_data(
+    cfg: DataConfig, language: str, source: DataSource | None = None, eval_split: str = "valid"
+) -> TaskData:
+    """The sampled train and evaluation records of one language; the evaluation sample (`cfg.n_valid`
+    records of `eval_split`, valid or test) never repeats a train record.
 
-    They are read from exactly the files `source` names (by default `resolve_data(cfg, [language])`).
+    They are read from exactly the files `source` names (by default `resolve_data(cfg, [language], ("train",
+    eval_split))`).
     The samples are cached in `cfg.cache_dir`, keyed by the split's pinned files (commit or content
     hashes, see source.split_identity) and everything that chooses them. A split without a single usable
     record is a DataError naming the split, where it was read from and what was skipped, so a run stops
     before any training instead of training on nothing.
     """
-    source = source or resolve_data(cfg, [language])
+    source = source or resolve_data(cfg, [language], ("train", eval_split))
     train = _cached_sample(cfg, language, "train", cfg.n_train, set(), source)
-    valid = _cached_sample(cfg, language, "valid", cfg.n_valid, {dedup_key(r) for r in train.records}, source)
+    evaluation = _cached_sample(cfg, language, eval_split, cfg.n_valid, {dedup_key(r) for r in train.records}, source)
     counts, skips = {}, {}
-    for split, sample in (("train", train), ("valid", valid)):
+    for split, sample in (("train", train), (eval_split, evaluation)):
         if not sample.records:
             raise DataError(
                 f"{language} {split} split has no usable records ({split_location(source, language, split)}: "
@@ -283,7 +288,7 @@ def load_task_data(cfg: DataConfig, language: str, source: DataSource | None = N
             )
         counts.update({f"{split}_read": sample.read, f"{split}_examined": sample.examined, split: len(sample.records)})
         skips[split] = sample.skips
-    return TaskData(language, train.records, valid.records, skips, counts, source)
+    return TaskData(language, train.records, evaluation.records, skips, counts, source, eval_split)
 
 
 SAMPLE_CACHE_VERSION = 2

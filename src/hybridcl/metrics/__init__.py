@@ -17,16 +17,20 @@ prediction set once per metric and returns::
         "codexglue_bleu": CodeXGLUE's corpus BLEU-4 (add-one smoothing, whitespace tokens) | None,
         "smooth_bleu":    CodeXGLUE's smoothed sentence BLEU-4, mean (summarisation)      | None,
         "codebleu_ngram", "codebleu_weighted_ngram", "codebleu_dataflow": CodeBLEU's parts | None,
-        # then the three OUTPUT_STATS (collapse.py), which describe the outputs and are not accuracy
+        # then the OUTPUT_STATS (collapse.py), which describe the outputs and are not accuracy
         # metrics: they never enter the accuracy matrices or the continual-learning figures
         "distinct_share": distinct predictions / predictions,
-        "repetition_rate": mean share of a prediction's tokens repeating one of its earlier trigrams,
+        "looping_share":  share of predictions with a subword block repeated 4+ times in a row | None,
+        "truncated_share": share of predictions cut off at eval.max_new_tokens    | None,
         "length_ratio":   prediction tokens / reference tokens                    | None,
+        "wrong_language_share": share parsing as another language, not their own | None,
       },
       "codebleu_components": calc_codebleu's five figures | None,
       "reference_pass_rate": share of references that parse (the pass rate's ceiling) | None,
       "per_example": {"bleu": [...], "meteor": [...], "codebleu": [...] | None,
-                      "parses": [bool...] | None, "exact_match": [bool...]},
+                      "parses": [bool...] | None, "exact_match": [bool...],
+                      "loops", "truncated", "wrong_language": [bool...] | None},  # the output checks
+      "bleu_stats": [[hyp_len, ref_len, matches_1..4, totals_1..4], ...],  # per example (bleu.py)
       "notes": {metric: why it is None, or a caveat about its value},
       "seconds": {metric: wall time spent on it},
     }
@@ -40,15 +44,17 @@ corpus call); per-example BLEU is sacrebleu's sentence BLEU.
 The runner calls :func:`require_wordnet` before training, so a missing WordNet stops a run at
 start-up instead of after hours of training.
 
-An evaluation whose outputs collapsed (:func:`is_collapsed`: few distinct predictions or heavy
-repetition) scores what the collapse scores, not skill; the report flags it.
+An evaluation whose outputs collapsed (:func:`is_collapsed`: few distinct predictions, or many
+looping) or were cut off (:func:`is_truncated`) scores those outputs, not skill; the report flags it.
+The subword statistics (looping, truncated) need ``generations``, the model's generated ids per
+prediction (evaluate.py passes them); without them they are None.
 """
 
 from __future__ import annotations
 
 from hybridcl.config import DIRECTIONS, LANGUAGES
-from hybridcl.metrics import syntax
-from hybridcl.metrics.collapse import OUTPUT_STATS, is_collapsed, output_stats
+from hybridcl.metrics import bleu, syntax
+from hybridcl.metrics.collapse import OUTPUT_STATS, Generation, is_collapsed, is_truncated, output_checks
 from hybridcl.metrics.meteor import WordNetMissingError, require_wordnet
 from hybridcl.metrics.registry import REGISTRY, Metric, PredictionSet, normalize_whitespace
 
@@ -59,11 +65,13 @@ PARSED_METRICS = tuple(name for name, metric in REGISTRY.items() if metric.unava
 __all__ = [
     "METRICS",
     "OUTPUT_STATS",
+    "Generation",
     "PARSED_METRICS",
     "REGISTRY",
     "Metric",
     "WordNetMissingError",
     "is_collapsed",
+    "is_truncated",
     "normalize_whitespace",
     "require_wordnet",
     "score_predictions",
@@ -92,6 +100,7 @@ def score_predictions(
     direction: str,
     *,
     per_example_codebleu: bool = False,
+    generations: list[Generation] | None = None,
 ) -> dict:
     """Score one prediction set against its references; see the module docstring for the result."""
     predictions, references = list(predictions), list(references)
@@ -106,7 +115,11 @@ def score_predictions(
         if metric.per_example is not None:
             wanted = not reason and (per_example_codebleu or not metric.costly_per_example)
             per_example[metric.example_key] = metric.per_example(s) if wanted else None
-    corpus.update(s.timed("output_stats", output_stats, predictions, references))
+    own_language = s.parses if corpus["pass_rate"] is not None else None  # None for natural-language targets
+    wrong_language = s.timed("wrong_language", syntax.wrong_language_flags, predictions, language, own_language)
+    stats, flags = s.timed("output_stats", output_checks, predictions, references, generations, wrong_language)
+    corpus.update(stats)
+    per_example.update(flags)
     reference_pass_rate = None
     if corpus["pass_rate"] is not None:
         reference_pass_rate = s.timed("reference_pass_rate", syntax.pass_rate, references, language)
@@ -118,6 +131,7 @@ def score_predictions(
         "codebleu_components": s.codebleu_components,
         "reference_pass_rate": reference_pass_rate,
         "per_example": per_example,
+        "bleu_stats": s.timed("bleu_stats", bleu.sentence_stats, predictions, references),
         "notes": s.notes,
         "seconds": s.seconds,
     }

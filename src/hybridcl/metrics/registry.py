@@ -98,6 +98,7 @@ def _pass_rate(s: PredictionSet) -> float | None:
 
 
 TARGETS = ("any", "code", "text")
+PER_CENT = "papers print it x 100"
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class Metric:
     for the other kind of target (direction summarize / generate). `unavailable`, for metrics that parse
     code: a language -> why it cannot be parsed (None: it can). `headline` metrics fill the report's sentences
     and tables; `beside`: the metric this one is shown next to (a part of it, or another definition of it).
+    `unit`: what the 0-1 figure is, for a reader who knows the published scale.
     """
 
     name: str
@@ -122,6 +124,7 @@ class Metric:
     unavailable: Callable[[str], str | None] | None = None
     headline: bool = True
     beside: str | None = None
+    unit: str = "0-1"
 
     @property
     def example_key(self) -> str:
@@ -139,10 +142,19 @@ def _codebleu_part(key: str) -> Callable[[PredictionSet], float]:
     return lambda s: s.codebleu_components[key]
 
 
-def _codebleu_component(name: str, label: str, key: str, headline: bool = False) -> Metric:
+def _codebleu_component(
+    name: str, label: str, key: str, headline: bool = False, unit: str = "codebleu's 0-1 part"
+) -> Metric:
     part = _codebleu_part(key)
     return Metric(
-        name, label, part, targets="code", unavailable=codebleu.unavailable_reason, headline=headline, beside="codebleu"
+        name,
+        label,
+        part,
+        targets="code",
+        unavailable=codebleu.unavailable_reason,
+        headline=headline,
+        beside="codebleu",
+        unit=unit,
     )
 
 
@@ -157,8 +169,10 @@ def _smooth_bleus(s: PredictionSet) -> list[float]:
 REGISTRY: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("bleu", "BLEU", _corpus_bleu, _sentence_bleus),
-        Metric("meteor", "METEOR", lambda s: _mean(s.meteors), lambda s: s.meteors),
+        Metric("bleu", "BLEU", _corpus_bleu, _sentence_bleus, unit=f"sacreBLEU's corpus BLEU-4 / 100 ({PER_CENT})"),
+        Metric(
+            "meteor", "METEOR", lambda s: _mean(s.meteors), lambda s: s.meteors, unit="mean of per-prediction METEOR"
+        ),
         Metric(
             "codebleu",
             "CodeBLEU",
@@ -167,9 +181,16 @@ REGISTRY: dict[str, Metric] = {
             costly_per_example=True,
             targets="code",
             unavailable=codebleu.unavailable_reason,
+            unit="the mean of codebleu's four 0-1 parts (a dataflow part of 0 counted as 1)",
         ),
         # CodeBLEU's syntax part, a headline metric of its own (the seed asks for AST similarity)
-        _codebleu_component("ast_similarity", "AST similarity", "syntax_match_score", headline=True),
+        _codebleu_component(
+            "ast_similarity",
+            "AST similarity",
+            "syntax_match_score",
+            headline=True,
+            unit="share of the references' syntax subtrees found in the predictions",
+        ),
         Metric(
             "pass_rate",
             "pass rate",
@@ -178,9 +199,24 @@ REGISTRY: dict[str, Metric] = {
             per_example_key="parses",
             targets="code",
             unavailable=syntax.unavailable_reason,
+            unit="share of the predictions that parse",
         ),
-        Metric("exact_match", "exact match", lambda s: _mean(s.exact), lambda s: s.exact),
-        Metric("codexglue_bleu", "BLEU (CodeXGLUE)", _codexglue_bleu, targets="code", headline=False, beside="bleu"),
+        Metric(
+            "exact_match",
+            "exact match",
+            lambda s: _mean(s.exact),
+            lambda s: s.exact,
+            unit="share of the predictions equal to their reference, whitespace aside",
+        ),
+        Metric(
+            "codexglue_bleu",
+            "BLEU (CodeXGLUE)",
+            _codexglue_bleu,
+            targets="code",
+            headline=False,
+            beside="bleu",
+            unit=f"add-one smoothed corpus BLEU-4 on 0-1 ({PER_CENT})",
+        ),
         Metric(
             "smooth_bleu",
             "smoothed BLEU (CodeXGLUE)",
@@ -188,6 +224,7 @@ REGISTRY: dict[str, Metric] = {
             targets="text",
             headline=False,
             beside="bleu",
+            unit=f"mean smoothed sentence BLEU-4 on 0-1 ({PER_CENT})",
         ),
         _codebleu_component("codebleu_ngram", "CodeBLEU n-gram", "ngram_match_score"),
         _codebleu_component("codebleu_weighted_ngram", "CodeBLEU weighted n-gram", "weighted_ngram_match_score"),

@@ -17,6 +17,10 @@ parsed, never executed. Rules:
   with the reason), never a guess. A grammar that is installed but does not load with tree-sitter
   0.22 (e.g. a newer ABI) is treated the same way.
 One parser per language is built once and reused.
+
+Wrong language (an output check, collapse.py): a prediction that does not pass as its task's language
+but passes, read the same way, as another language with a loadable grammar. One that passes as both
+is its own language's.
 """
 
 from __future__ import annotations
@@ -104,3 +108,13 @@ def pass_rate(codes: list[str], language: str) -> float | None:
     if flags is None or not flags:
         return None
     return sum(flags) / len(flags)
+
+
+def wrong_language_flags(codes: list[str], language: str, own: list[bool] | None) -> list[bool] | None:
+    """Per program: True when it does not parse as `language` (`own`: its parse_flags there) but parses
+    as another language with a grammar; None without `own` (no grammar for `language`, or natural-language
+    targets) or without another language's grammar."""
+    others = [lang for lang in GRAMMARS if lang != language and get_parser(lang) is not None]
+    if own is None or not others:
+        return None
+    return [not mine and any(parse_flags([code], other)[0] for other in others) for code, mine in zip(codes, own)]

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from hybridcl import versions
-from hybridcl.config import LANGUAGES
+from hybridcl.config import LANGUAGES, task_cue
 from hybridcl.data.schema import DataError, Record
 from hybridcl.faults import kill_point
 from hybridcl.fingerprints import file_sha256
@@ -328,7 +328,7 @@ class PretrainingStream:
         self.generate = list(
             zip(
                 *encode_pairs(
-                    [f"generate {r.language}: {r.docstring}" for r in records],
+                    [task_cue("generate", r.language) + r.docstring for r in records],
                     [r.code for r in records],
                     tokenizer,
                     source_cap,
@@ -339,7 +339,7 @@ class PretrainingStream:
         self.summarize = list(
             zip(
                 *encode_pairs(
-                    [f"summarize {r.language}: {r.code}" for r in records],
+                    [task_cue("summarize", r.language) + r.code for r in records],
                     [r.docstring for r in records],
                     tokenizer,
                     target_cap,

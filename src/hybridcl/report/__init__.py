@@ -4,21 +4,21 @@ Every sentence of the analysis is computed from the numbers in the results (docs
 and names the figure it rests on; nothing is canned. `write_report` below writes analysis.md top to
 bottom; each part has its module:
 
-- header, status, setup, results at a glance, plots, definitions: sections.py
-- collapsed outputs (the list at the top, and the ⚠ marks everywhere): collapse.py
+- header, status, setup, protocol, results at a glance, plots, definitions: sections.py
+- output checks (the flagged evaluations at the top, their definitions, the ⚠ marks everywhere): collapse.py
 - RQ1, component interaction (`task_specific` vs `lora_only` and `layer_only`, on A): rq1_interaction.py
 - RQ2, shared vs specific layer (`task_specific` vs `shared_layer`, `shared_layer_frozen`): rq2_sharing.py
 - RQ3, capacity allocation (A per million trainable parameters, stored parameters): rq3_capacity.py
 - RQ4, continual learning (F, BWT, FWT; `full_finetune` and `joint` as references): rq4_continual.py
-- other definitions and parts (CodeXGLUE's BLEU, CodeBLEU's parts, the dataflow quirk): side_metrics.py
+- other definitions and parts (CodeXGLUE's BLEU, CodeBLEU's dataflow share, the dataflow quirk): side_metrics.py
 - per strategy (matrices, outputs, figures, parameters, cost): per_strategy.py
 - the figures: plots.py
 
 They read the results through view.py (a typed view, built once), write numbers and tables with
-text.py, and call a difference resolved or untested by the rules of verdicts.py (at least
-MIN_SEEDS_FOR_VERDICT seeds and separate 95% CIs), in the sentences of comparisons.py. Sentences use
-the primary metric (BLEU when the run has it); compact tables give every metric. Files are written
-atomically (`hybridcl.atomic`).
+text.py, and call a difference resolved, not found or untested by the rules of verdicts.py (a 95% CI
+of the difference, paired bootstrap or across seeds, that excludes 0), in the sentences of
+comparisons.py. Sentences use the primary metric (BLEU when the run has it); compact tables give every
+metric. Files are written atomically (`hybridcl.atomic`).
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def write_report(
     lines = sections.header(run)
     lines += collapse.section(run)
     lines += sections.setup(run)
+    lines += sections.protocol(run)
     if run.names and run.primary:
         lines += sections.overview(run)
         lines += rq1_interaction.section(run)

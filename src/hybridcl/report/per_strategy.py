@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from hybridcl.cl_figures import FIGURES
 from hybridcl.metrics.collapse import OUTPUT_STATS
-from hybridcl.report.collapse import COLLAPSE_MARK, OUTPUT_STAT_NAMES, Cell, collapse_rule, collapsed_cells, figure_cell
+from hybridcl.report.collapse import (
+    FLAG_MARK,
+    OUTPUT_STAT_NAMES,
+    Cell,
+    CellFlags,
+    figure_cell,
+    flag_rules,
+    flagged_cells,
+    flags_text,
+    stat_cells,
+)
 from hybridcl.report.text import (
     FIGURE_HEADER,
     NA,
@@ -36,27 +46,27 @@ def section(run: RunView) -> list[str]:
 def strategy_section(run: RunView, strategy: StrategyView) -> list[str]:
     lines = [f"### {code(strategy.name)}: {strategy.label}", ""]
     lines += [f"Stages: {strategy.stages}; artifacts in `{strategy.results_dir}/`.", ""]
-    collapsed = collapsed_cells(strategy)
-    lines += matrices(run, strategy, collapsed)
-    lines += outputs_table(run, strategy, collapsed)
+    flagged = flagged_cells(strategy)
+    lines += matrices(run, strategy, flagged)
+    lines += outputs_table(run, strategy, flagged)
     lines += [f"**Continual-learning figures** ({spread_note(run, ci=True)}):", ""]
     rows = [
         [metric_label(m)] + [figure_cell(run, strategy.name, m, fig, mean_std_ci) for fig in FIGURES]
-        for m in run.metrics
+        for m in run.table_metrics
     ]
     lines += table(["metric"] + FIGURE_HEADER, rows)
     return lines + parameters(run, strategy) + cost(run, strategy)
 
 
-def matrices(run: RunView, strategy: StrategyView, collapsed: dict[Cell, tuple[int, int]]) -> list[str]:
-    """The accuracy matrix of every metric, with the collapse mark on collapsed cells."""
+def matrices(run: RunView, strategy: StrategyView, flagged: dict[Cell, CellFlags]) -> list[str]:
+    """The accuracy matrix of every metric, with the mark on flagged cells."""
     spread = f"mean ± std over {len(run.seeds)} seeds" if len(run.seeds) > 1 else "one seed"
     lines = [
         f"**Accuracy matrices** (row = after stage, column = task evaluated; {spread}; "
-        f"{COLLAPSE_MARK} = collapsed outputs):",
+        f"{FLAG_MARK} = flagged outputs, see Outputs):",
         "",
     ]
-    for metric in run.metrics:
+    for metric in run.table_metrics:
         cells = strategy.cells[metric]
         if all(c is None for row in cells for c in row):
             lines += [f"*{metric_label(metric)}*: {NA} in every cell (not applicable to this run's targets)", ""]
@@ -64,35 +74,29 @@ def matrices(run: RunView, strategy: StrategyView, collapsed: dict[Cell, tuple[i
         lines += [f"*{metric_label(metric)}*", ""]
         rows = [
             [strategy.stage_label(s)]
-            + [mean_std(c) + (f" {COLLAPSE_MARK}" if (s, j) in collapsed else "") for j, c in enumerate(row)]
+            + [mean_std(c) + (f" {FLAG_MARK}" if (s, j) in flagged else "") for j, c in enumerate(row)]
             for s, row in enumerate(cells)
         ]
         lines += table(["stage", *run.tasks], rows)
     return lines
 
 
-def _collapse_flag(seeds: tuple[int, int] | None) -> str:
-    """'no', or the flag with (collapsed seeds, evaluated seeds) when there are several."""
-    if not seeds:
-        return "no"
-    return f"**collapsed** {COLLAPSE_MARK}" + (f" ({seeds[0]} of {seeds[1]} seeds)" if seeds[1] > 1 else "")
-
-
-def outputs_table(run: RunView, strategy: StrategyView, collapsed: dict[Cell, tuple[int, int]]) -> list[str]:
-    """Distinct share, repetition rate and length ratio of every evaluation, with the collapse flag."""
+def outputs_table(run: RunView, strategy: StrategyView, flagged: dict[Cell, CellFlags]) -> list[str]:
+    """The output statistics of every evaluation, its pass rate (the share that parses as its own
+    language) and its flags."""
     if not strategy.has_output_stats():
         return []
-    stats = strategy.outputs
+    pass_rates = strategy.cells.get("pass_rate")
     rows = [
         [strategy.stage_label(s), run.tasks[j]]
-        + [mean_std(stats[stat][s][j]) for stat in OUTPUT_STATS]
-        + [_collapse_flag(collapsed.get((s, j)))]
-        for s, row in enumerate(stats["distinct_share"])
+        + stat_cells(strategy, (s, j))
+        + [mean_std(pass_rates[s][j]) if pass_rates else NA, flags_text(flagged.get((s, j), {}))]
+        for s, row in enumerate(strategy.outputs["distinct_share"])
         for j in range(len(row))
     ]
-    header = ["stage", "task"] + [OUTPUT_STAT_NAMES[stat] for stat in OUTPUT_STATS] + ["collapsed"]
-    intro = f"**Outputs** per evaluation ({spread_note(run)}; {collapse_rule()}; definitions at the end):"
-    return [intro, ""] + table(header, rows, ["l", "l", "r", "r", "r", "l"])
+    header = ["stage", "task"] + [OUTPUT_STAT_NAMES[stat] for stat in OUTPUT_STATS] + ["pass rate", "flags"]
+    intro = f"**Outputs** per evaluation ({spread_note(run)}; {flag_rules()}; definitions at the end):"
+    return [intro, ""] + table(header, rows, ["l", "l"] + ["r"] * (len(OUTPUT_STATS) + 1) + ["l"])
 
 
 def parameters(run: RunView, strategy: StrategyView) -> list[str]:

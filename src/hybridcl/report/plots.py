@@ -1,6 +1,13 @@
 """`plots/*.png` of a run, and the notes in analysis.md's "Plots" section for the figures that could not be
 drawn: accuracy matrices (one per metric), forgetting and transfer, score vs parameters, training loss.
 
+Scales: every accuracy metric is on 0-1, so a matrix's colour scale starts at 0 and ends at the first
+step of COLOUR_SCALE_TOPS that holds the largest value (the whole 0-1 when every value is 0); the colour
+bar names that range. Signed figures (F, BWT, FWT) get a y-axis symmetric around 0, and A a y-axis from 0.
+Error bars are 95% CIs across seeds, drawn only where a figure has two seeds or more; a legend or title
+mentions only what the figure shows.
+
+Each `*_figure` function builds its matplotlib Figure (None: nothing to draw), which `write_plots` saves.
 matplotlib is imported inside the functions (importing the report stays light), and only its object API
 on the Agg canvas is used: no pyplot, no global backend switch. Each file is written atomically.
 """
@@ -25,32 +32,35 @@ TRANSFER_STYLE = {  # bar colour and legend
     "fwt": ("#2ca02c", "FWT: forward transfer (higher is better)"),
 }
 BAR_WIDTH = 0.26
+COLOUR_SCALE_TOPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 def write_plots(run: RunView, run_dir: Path) -> tuple[list[Path], list[str]]:
     """Draw every plot the results allow into run_dir/plots; returns (files written, notes on the others)."""
     plots = [
-        (f"accuracy_matrix_{metric}.png", partial(plot_matrices, run, metric),
+        (f"accuracy_matrix_{metric}.png", partial(matrices_figure, run, metric),
          f"No accuracy-matrix plot for {metric_label(metric)}: {NA} in every cell.")
         for metric in run.metrics
     ]  # fmt: skip
     if run.primary:
         plots += [
-            (f"forgetting_{run.primary}.png", partial(plot_forgetting, run, run.primary),
+            (f"forgetting_{run.primary}.png", partial(forgetting_figure, run, run.primary),
              f"No forgetting plot: F, BWT and FWT are {NA} for every strategy (one task, `joint` only, or unfinished)."),
-            (f"score_vs_params_{run.primary}.png", partial(plot_score_vs_params, run, run.primary),
+            (f"score_vs_params_{run.primary}.png", partial(score_vs_params_figure, run, run.primary),
              f"No score-vs-parameters plot: A or parameter counts are {NA}."),
         ]  # fmt: skip
     plots.append(
-        ("loss_curves.png", partial(plot_losses, run), "No training-loss plot: the results hold no loss curves.")
+        ("loss_curves.png", partial(losses_figure, run), "No training-loss plot: the results hold no loss curves.")
     )
     written, notes = [], []
     for name, draw, note in plots:
-        path = run_dir / PLOTS_DIR / name
-        if draw(path):
-            written.append(path)
-        else:
+        fig = draw()
+        if fig is None:
             notes.append(note)
+            continue
+        path = run_dir / PLOTS_DIR / name
+        _save(fig, path)
+        written.append(path)
     # A plot of an earlier report that this one did not redraw (a figure now n/a) would be stale: remove it.
     # Only this module's own file names are touched.
     for pattern in PLOT_PATTERNS:
@@ -83,8 +93,9 @@ def _seed_note(run: RunView) -> str:
     return f"mean over {len(run.seeds)} seeds" if len(run.seeds) > 1 else "one seed"
 
 
-def _ci_note(run: RunView) -> str:
-    return "; error bars: 95% CI" if len(run.seeds) > 1 else ""
+def _ci_note(summaries: list[Summary]) -> str:
+    """The title's mention of error bars, when some of `summaries` (those drawn) has them."""
+    return "; error bars: 95% CI across seeds" if any(s.several for s in summaries) else ""
 
 
 def _error_bar(s: Summary) -> tuple[float, float]:
@@ -93,19 +104,25 @@ def _error_bar(s: Summary) -> tuple[float, float]:
     return max(0.0, s.mean - low), max(0.0, high - s.mean)
 
 
-def plot_matrices(run: RunView, metric: str, path: Path) -> bool:
-    """One heatmap of the accuracy matrix per strategy, on a shared colour scale."""
+def colour_scale(values: list[float]) -> tuple[float, float]:
+    """(vmin, vmax) of a 0-1 metric's heatmap: 0 up to the first of COLOUR_SCALE_TOPS that holds every value."""
+    top = max(values)
+    if top <= 0:  # an all-zero matrix: the metric's whole range, not a band around 0
+        return 0.0, 1.0
+    return 0.0, next((step for step in COLOUR_SCALE_TOPS if step >= top), top)
+
+
+def matrices_figure(run: RunView, metric: str) -> Any:
+    """One heatmap of the accuracy matrix per strategy, on a shared colour scale from 0 (`colour_scale`)."""
     panels = [
         (s, s.cells[metric])
         for s in run.strategies.values()
         if any(c is not None for row in s.cells[metric] for c in row)
     ]
     if not panels:
-        return False
+        return None
     values = [c.mean for _, cells in panels for row in cells for c in row if c is not None]
-    vmin, vmax = min(values), max(values)
-    if vmax - vmin < 1e-9:
-        vmin, vmax = vmin - 0.05, vmax + 0.05
+    vmin, vmax = colour_scale(values)
     n_tasks = max(len(cells[0]) for _, cells in panels)
     max_rows = max(len(cells) for _, cells in panels)
     ncols = min(len(panels), 4)
@@ -122,10 +139,14 @@ def plot_matrices(run: RunView, metric: str, path: Path) -> bool:
             ax.set_visible(False)
             continue
         image = _matrix_panel(ax, run, *panels[k], (vmin, vmax), decimals)
-    fig.colorbar(image, ax=axes.ravel().tolist(), label=f"{metric_label(metric)} (0–1, higher is better)", shrink=0.9)
-    fig.suptitle(f"Accuracy matrix R: {metric_label(metric)} ({_seed_note(run)}; grey = n/a)", fontsize=11)
-    _save(fig, path)
-    return True
+    shown = "" if vmax == 1.0 else f"\ncolours span 0–{vmax:g}"
+    label = f"{metric_label(metric)} (0–1, higher is better){shown}"
+    fig.colorbar(image, ax=axes.ravel().tolist(), label=label, shrink=0.9)
+    has_na = any(c is None for _, cells in panels for row in cells for c in row)
+    fig.suptitle(
+        f"Accuracy matrix R: {metric_label(metric)} ({_seed_note(run)}{'; grey = n/a' if has_na else ''})", fontsize=11
+    )
+    return fig
 
 
 def _matrix_panel(
@@ -154,14 +175,14 @@ def _matrix_panel(
     return image
 
 
-def plot_forgetting(run: RunView, metric: str, path: Path) -> bool:
-    """F, BWT and FWT of every strategy, as grouped bars with their 95% CIs."""
+def forgetting_figure(run: RunView, metric: str) -> Any:
+    """F, BWT and FWT of every strategy, as grouped bars with their 95% CIs, on a y-axis symmetric around 0."""
     import numpy as np
 
     strategies = list(run.strategies.values())
     has_any = [any(s.figure(metric, f) is not None for f in TRANSFER_FIGURES) for s in strategies]
     if not any(has_any):
-        return False
+        return None
     fig = _figure(max(6.5, 1.5 * len(strategies) + 2.5), 4.6)
     ax = fig.subplots()
     x = np.arange(len(strategies))
@@ -169,20 +190,24 @@ def plot_forgetting(run: RunView, metric: str, path: Path) -> bool:
         if not has_any[i]:  # e.g. joint: one label for the group
             label = f"{NA}\n(one stage)" if s.stages == 1 else NA
             ax.text(x[i], 0, label, ha="center", va="bottom", fontsize=9, color="#555555")
+    drawn = []
     for k, figure in enumerate(TRANSFER_FIGURES):
         summaries = [s.figure(metric, figure) for s in strategies]
         _transfer_bars(ax, figure, summaries, x + (k - 1) * BAR_WIDTH, has_any)
+        drawn += [s for s in summaries if s is not None]
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlim(-0.6, len(strategies) - 0.4)
     ax.margins(y=0.12)
+    bound = max(abs(limit) for limit in ax.get_ylim())
+    ax.set_ylim(-bound, bound)
     ax.set_xticks(x, labels=run.names, rotation=15 if len(strategies) > 3 else 0)
     ax.set_ylabel(f"{metric_label(metric)} difference (0–1 scale)")
     ax.set_xlabel("strategy")
-    ax.set_title(f"Forgetting and transfer on {metric_label(metric)} ({_seed_note(run)}{_ci_note(run)})", fontsize=11)
+    title = f"Forgetting and transfer on {metric_label(metric)} ({_seed_note(run)}{_ci_note(drawn)})"
+    ax.set_title(title, fontsize=11)
     ax.legend(fontsize=8, loc="best")
     ax.grid(axis="y", alpha=0.3)
-    _save(fig, path)
-    return True
+    return fig
 
 
 def _transfer_bars(ax: Any, figure: str, summaries: list[Summary | None], positions: Any, has_any: list[bool]) -> None:
@@ -198,18 +223,21 @@ def _transfer_bars(ax: Any, figure: str, summaries: list[Summary | None], positi
         means.append(summary.mean)
         errors[0].append(below)
         errors[1].append(above)
+    if not xs:  # no strategy has this figure: no bars, no legend entry
+        return
     has_ci = any(e > 0 for side in errors for e in side)
     color, label = TRANSFER_STYLE[figure]
     bars = ax.bar(xs, means, BAR_WIDTH, yerr=errors if has_ci else None, capsize=3, color=color, label=label)
     ax.bar_label(bars, labels=[_short(m) for m in means], fontsize=7, padding=2)
 
 
-def plot_score_vs_params(run: RunView, metric: str, path: Path) -> bool:
-    """A against trainable parameters per stage, and against parameters stored (log scales)."""
+def score_vs_params_figure(run: RunView, metric: str) -> Any:
+    """A against trainable parameters per stage, and against parameters stored (log scales), from a y of 0,
+    with the base model's A (stage 0) as a dashed line."""
     shown = [(s, s.figure(metric, "average")) for s in run.strategies.values()]
     shown = [(s, a) for s, a in shown if a is not None]
     if not shown:
-        return False
+        return None
     panels = (
         ("trainable parameters per stage (largest stage; log scale)", lambda s: s.params.trainable_max),
         ("parameters stored for all tasks (log scale)", lambda s: s.params.stored),
@@ -217,17 +245,31 @@ def plot_score_vs_params(run: RunView, metric: str, path: Path) -> bool:
     colors = {name: f"C{i}" for i, name in enumerate(run.names)}
     fig = _figure(11.5, 4.8)
     axes = fig.subplots(1, 2, sharey=True)
+    base = run.base_average(metric)
     for ax, (xlabel, params) in zip(axes, panels):
         _score_panel(ax, [(s.name, float(params(s)), a) for s, a in shown], colors)
+        if base is not None:
+            _base_line(ax, base)
         ax.set_xlabel(xlabel)
+    axes[0].set_ylim(bottom=0)  # shared: both panels
+    if base is not None:
+        axes[0].legend(fontsize=8, loc="lower right")
     axes[0].set_ylabel(f"A: {metric_label(metric)} after the last stage (0–1)")
-    title = f"Score vs parameters: {metric_label(metric)} ({_seed_note(run)}{_ci_note(run)})"
+    title = f"Score vs parameters: {metric_label(metric)} ({_seed_note(run)}{_ci_note([a for _, a in shown])})"
     left_out = [name for name in run.names if name not in {s.name for s, _ in shown}]
     if left_out:
         title += f"\nnot shown (A {NA}): {', '.join(left_out)}"
     fig.suptitle(title, fontsize=11)
-    _save(fig, path)
-    return True
+    return fig
+
+
+def _base_line(ax: Any, base: Summary) -> None:
+    """Stage 0, the base model's A (the mean of its row), with its 95% CI as a band when seeds differ."""
+    label = f"stage 0, the base model ({_short(base.mean)})"
+    if base.several and base.ci95[1] > base.ci95[0]:
+        ax.axhspan(*base.ci95, color="grey", alpha=0.15, linewidth=0)
+        label += ", band: 95% CI"
+    ax.axhline(base.mean, color="grey", linestyle="--", linewidth=1.2, label=label)
 
 
 def _score_panel(ax: Any, points: list[tuple[str, float, Summary]], colors: dict[str, str]) -> None:
@@ -241,10 +283,8 @@ def _score_panel(ax: Any, points: list[tuple[str, float, Summary]], colors: dict
         # so neighbours do not collide.
         group.sort(key=lambda point: point[2].mean)
         for k, (name, params, a) in enumerate(group):
-            below, above = _error_bar(a)
-            ax.errorbar(
-                [params], [a.mean], yerr=[[below], [above]], fmt="o", color=colors[name], capsize=3, markersize=7
-            )
+            yerr = [[value] for value in _error_bar(a)] if a.several else None
+            ax.errorbar([params], [a.mean], yerr=yerr, fmt="o", color=colors[name], capsize=3, markersize=7)
             right = k % 2 == 0
             ax.annotate(
                 f"{name} ({_short(a.mean)})",
@@ -264,7 +304,7 @@ def _score_panel(ax: Any, points: list[tuple[str, float, Summary]], colors: dict
     ax.grid(alpha=0.3, which="both")
 
 
-def plot_losses(run: RunView, path: Path) -> bool:
+def losses_figure(run: RunView) -> Any:
     """The training loss of every stage of every strategy, stages one after the other (the first seed)."""
     panels = [
         (s, [(stage, losses) for stage, losses in sorted(s.loss_curves.items()) if losses])
@@ -272,7 +312,7 @@ def plot_losses(run: RunView, path: Path) -> bool:
     ]
     panels = [(s, series) for s, series in panels if series]
     if not panels:
-        return False
+        return None
     ncols = 1 if len(panels) == 1 else 2
     nrows = math.ceil(len(panels) / ncols)
     fig = _figure(6.2 * ncols, 3.2 * nrows + 0.6)
@@ -284,8 +324,7 @@ def plot_losses(run: RunView, path: Path) -> bool:
         _loss_panel(ax, *panels[k])
     seed = f" (seed {run.seeds[0]})" if run.seeds else ""
     fig.suptitle(f"Training loss per strategy and stage{seed}", fontsize=11)
-    _save(fig, path)
-    return True
+    return fig
 
 
 def _loss_panel(ax: Any, strategy: StrategyView, series: list[tuple[int, list[float]]]) -> None:

@@ -5,9 +5,9 @@ hypothesis that the combination wins, and the 2x2 interaction contrast over the 
 from __future__ import annotations
 
 from hybridcl.report.collapse import collapse_warning, figure_cell
-from hybridcl.report.comparisons import leader_cell, missing_advice, verdict_bullet
+from hybridcl.report.comparisons import compare_figure, leader_cell, missing_advice, verdict_bullet
 from hybridcl.report.text import NA, code, codes, mean_std, metric_label, number, seed_count, signed, table
-from hybridcl.report.verdicts import LEADER_NOTE, Comparison, status, untested_vs_zero
+from hybridcl.report.verdicts import LEADER_NOTE, Comparison, untested_vs_zero
 from hybridcl.report.view import RunView, Summary, summary_of
 
 COMBINED, LORA, LAYER = "task_specific", "lora_only", "layer_only"
@@ -39,7 +39,7 @@ def section(run: RunView) -> list[str]:
 
 
 def hypothesis(comparisons: dict[str, Comparison], metric: str) -> str:
-    """The seed's RQ1 hypothesis: holds only when both differences are decided in the combination's favour."""
+    """The seed's RQ1 hypothesis: holds only when both differences are resolved in the combination's favour."""
     claim = "The seed's hypothesis that the combined approach outperforms either method alone"
     diffs = ", ".join(f"{code(COMBINED)} − {code(s)} = {signed(c.delta)}" for s, c in comparisons.items())
     source = f"_Rests on `cl.{metric}.average`._"
@@ -47,15 +47,14 @@ def hypothesis(comparisons: dict[str, Comparison], metric: str) -> str:
     if beaten_by:
         return (
             f"{claim} does not hold on {metric_label(metric)}: {codes(beaten_by, ' and ')} "
-            f"{'has' if len(beaten_by) == 1 else 'have'} a higher A, resolved by these seeds (differences in A: "
-            f"{diffs}). {source}"
+            f"{'has' if len(beaten_by) == 1 else 'have'} a higher A, resolved (differences in A: {diffs}). {source}"
         )
     if all(c.decided for c in comparisons.values()):
         return (
             f"{claim} holds on {metric_label(metric)}: A is above both single components and both "
-            f"differences are resolved by these seeds (differences in A: {diffs}). {source}"
+            f"differences are resolved (differences in A: {diffs}). {source}"
         )
-    why = "; ".join(f"vs {code(s)}: {c.untested}" for s, c in comparisons.items() if not c.decided)
+    why = "; ".join(f"vs {code(s)}: {c.why_no_verdict}" for s, c in comparisons.items() if not c.decided)
     return f"{claim} is untested on {metric_label(metric)} ({why}). Differences in A: {diffs}. {source}"
 
 
@@ -113,15 +112,10 @@ def every_metric_table(run: RunView, singles: list[str]) -> list[str]:
     header = ["metric", code(COMBINED)] + [code(s) for s in singles] + [f"− {code(s)}" for s in singles] + ["leader"]
     rows = []
     for metric in run.metrics:
-        combined = run.figure(COMBINED, metric, "average")
         row = [metric_label(metric)] + [figure_cell(run, name, metric, "average") for name in compared]
         for single in singles:
-            other = run.figure(single, metric, "average")
-            row.append(
-                NA
-                if combined is None or other is None
-                else f"{signed(combined.mean - other.mean)} ({status(combined, other)})"
-            )
-        row.append(leader_cell(run.figures(compared, metric, "average"), True))
+            c = compare_figure(run, metric, "average", COMBINED, single)
+            row.append(NA if c is None else f"{signed(c.delta)}, {c.cell_status}")
+        row.append(leader_cell(run, compared, metric, "average"))
         rows.append(row)
     return lines + table(header, rows)

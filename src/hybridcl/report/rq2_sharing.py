@@ -6,9 +6,9 @@ and the ablation `shared_layer_frozen` (one layer, trained at stage 1 only)."""
 from __future__ import annotations
 
 from hybridcl.report.collapse import collapse_warning, figure_cell
-from hybridcl.report.comparisons import difference_text, leader_cell, missing_advice, verdict_bullet
+from hybridcl.report.comparisons import compare_figure, difference_text, leader_cell, missing_advice, verdict_bullet
 from hybridcl.report.text import FIGURE_SHORT, NA, code, metric_label, number, spread_note, table
-from hybridcl.report.verdicts import HIGHER_IS_BETTER, LEADER_NOTE, Comparison, compare
+from hybridcl.report.verdicts import LEADER_NOTE, Comparison, compare
 from hybridcl.report.view import RunView, StrategyView, Summary, mean_per_seed
 
 SPECIFIC, SHARED, FROZEN = "task_specific", "shared_layer", "shared_layer_frozen"
@@ -53,14 +53,15 @@ def figure_bullets(run: RunView, metric: str) -> list[str]:
 def tally(comparisons: list[Comparison], metric: str) -> str:
     """How many of the figures each strategy wins, counting only the decided ones."""
     head = f"Tally on {metric_label(metric)} over these {len(COMPARED_FIGURES)} figures: "
-    untested = sum(not c.decided and not c.tie for c in comparisons)
+    untested = sum(not c.decided and not c.no_difference and not c.tie for c in comparisons)
+    no_difference = sum(c.no_difference for c in comparisons)
     ties = sum(c.tie for c in comparisons)
-    rest = f"untested on {untested}, equal on {ties}"
+    rest = f"untested on {untested}, no difference found on {no_difference}, equal on {ties}"
     if len(comparisons) < len(COMPARED_FIGURES):
         rest += f", {NA} on {len(COMPARED_FIGURES) - len(comparisons)}"
     decided = [c for c in comparisons if c.decided]
     if not decided:
-        return head + f"none resolved by these seeds ({rest})."
+        return head + f"none resolved ({rest})."
     wins = {name: sum(c.winner == name for c in decided) for name in (SPECIFIC, SHARED)}
     return (
         head
@@ -81,13 +82,13 @@ def hypotheses(run: RunView, metric: str) -> list[str]:
     """The seed's two RQ2 hypotheses, each checked against its figure."""
     lines = []
     specific, shared = run.strategies[SPECIFIC], run.strategies[SHARED]
-    c = compare(SPECIFIC, diagonal_mean(run, specific, metric), SHARED, diagonal_mean(run, shared, metric), True)
+    bootstrap = run.bootstrap(SPECIFIC, SHARED, metric, "diagonal")
+    c = compare(
+        SPECIFIC, diagonal_mean(run, specific, metric), SHARED, diagonal_mean(run, shared, metric), True, bootstrap
+    )
     if c is not None:
         lines.append(diagonal_hypothesis(c, metric) + collapse_warning(run, (SPECIFIC, SHARED), "diagonal"))
-    transfer = {
-        fig: compare(SPECIFIC, run.figure(SPECIFIC, metric, fig), SHARED, run.figure(SHARED, metric, fig), True)
-        for fig in ("fwt", "bwt")
-    }
+    transfer = {fig: compare_figure(run, metric, fig, SPECIFIC, SHARED) for fig in ("fwt", "bwt")}
     if any(transfer.values()):
         lines.append(transfer_hypothesis(transfer, metric) + collapse_warning(run, (SPECIFIC, SHARED), "fwt", "bwt"))
     return lines + [""]
@@ -101,23 +102,28 @@ def diagonal_hypothesis(c: Comparison, metric: str) -> str:
         f"{c.status}."
     )
     source = f" _Rests on the diagonal of `matrices_summary.{metric}`._"
-    if not c.decided:
-        return head + " The hypothesis is untested." + source
-    return head + f" The hypothesis is {'supported' if c.winner == c.a else 'not supported'}." + source
+    return head + f" The hypothesis is {hypothesis_outcome(c, c.a)}." + source
+
+
+def hypothesis_outcome(c: Comparison, favoured: str) -> str:
+    """What a comparison says of a hypothesis that `favoured` is ahead: 'supported' or 'not supported' only
+    when resolved."""
+    if c.decided:
+        return "supported" if c.winner == favoured else "not supported"
+    return "untested (no difference found)" if c.no_difference else "untested"
 
 
 def transfer_hypothesis(transfer: dict[str, Comparison | None], metric: str) -> str:
     """'A shared full layer enables better cross-task transfer': supported on a figure only where shared_layer
     is ahead and the difference is decided."""
-    parts, outcomes = [], {"supported": [], "not supported": [], "untested": []}
+    parts, outcomes = [], {"supported": [], "not supported": [], "untested (no difference found)": [], "untested": []}
     for figure, c in transfer.items():
         if c is None:
             parts.append(f"{FIGURE_SHORT[figure]}: {NA}")
             continue
         values = f"equal ({number(c.sa.mean)})" if c.tie else difference_text(c)
         parts.append(f"{FIGURE_SHORT[figure]}: {values} ({c.status})")
-        outcome = "untested" if not c.decided else "supported" if c.winner == c.b else "not supported"
-        outcomes[outcome].append(FIGURE_SHORT[figure])
+        outcomes[hypothesis_outcome(c, c.b)].append(FIGURE_SHORT[figure])
     outcome = "; ".join(f"{v} on {' and '.join(figs)}" for v, figs in outcomes.items() if figs)
     return (
         f"- Hypothesis 'a shared full layer enables better cross-task transfer': {'; '.join(parts)}. "
@@ -149,6 +155,6 @@ def every_metric_table(run: RunView) -> list[str]:
     for metric in run.metrics:
         for figure in COMPARED_FIGURES:
             row = [metric_label(metric), FIGURE_SHORT[figure]] + [figure_cell(run, n, metric, figure) for n in compared]
-            rows.append(row + [leader_cell(run.figures(compared, metric, figure), HIGHER_IS_BETTER[figure])])
+            rows.append(row + [leader_cell(run, compared, metric, figure)])
     header = ["metric", "figure"] + [code(n) for n in compared] + ["leader"]
     return lines + table(header, rows, ["l", "l"] + ["r"] * len(compared) + ["l"])

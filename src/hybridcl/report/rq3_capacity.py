@@ -4,7 +4,7 @@ A per million of them, which strategy is most efficient, and what each added com
 from __future__ import annotations
 
 from hybridcl.report.collapse import collapse_warning, figure_cell
-from hybridcl.report.comparisons import ranking_line
+from hybridcl.report.comparisons import compare_figure, ranking_line
 from hybridcl.report.text import (
     NA,
     code,
@@ -18,7 +18,6 @@ from hybridcl.report.text import (
     spread_note,
     table,
 )
-from hybridcl.report.verdicts import status
 from hybridcl.report.view import RunView
 
 # (larger, smaller, what the larger adds): the marginal value of each component, per stage trained
@@ -98,6 +97,7 @@ def rankings(run: RunView, metric: str) -> list[str]:
         claim="Most efficient",
         source=f"`efficiency.{metric}`",
         figure="average",
+        bootstrap=False,
     )
     fewest = min(run.strategies.values(), key=lambda s: (s.params.stored, s.name))  # a tie: the first by name
     return [
@@ -148,10 +148,11 @@ def added_component(run: RunView, metric: str, larger: str, smaller: str, what: 
     p_big, p_small = big.params.trainable_max, small.params.trainable_max
     if a_big is None or a_small is None or p_big == p_small:
         return []
-    d = a_big.mean - a_small.mean
+    c = compare_figure(run, metric, "average", larger, smaller)
+    d = c.delta
     return [
         f"- {what} ({code(smaller)} → {code(larger)}) adds {count(p_big - p_small)} trainable "
-        f"parameters per stage (×{p_big / p_small:.2f}) and changes A by {signed(d)} ({status(a_big, a_small)}): "
+        f"parameters per stage (×{p_big / p_small:.2f}) and changes A by {signed(d)} ({c.status}): "
         f"{signed(d * 1e6 / (p_big - p_small))} per added million. _Rests on `params.per_stage` and "
         f"`cl.{metric}.average`._" + collapse_warning(run, (larger, smaller), "average")
     ]
@@ -166,9 +167,10 @@ def sharing_the_layer(run: RunView, metric: str) -> list[str]:
     if a_shared is None or a_specific is None:
         return []
     p_shared, p_specific = shared.params.stored, specific.params.stored
+    c = compare_figure(run, metric, "average", "shared_layer", "task_specific")
     return [
         f"- Sharing one layer instead of one per task stores {count(p_specific - p_shared)} fewer parameters "
-        f"({count(p_shared)} vs {count(p_specific)}) and changes A by {signed(a_shared.mean - a_specific.mean)} "
-        f"({status(a_shared, a_specific)}). _Rests on `params.stored` and `cl.{metric}.average`._"
+        f"({count(p_shared)} vs {count(p_specific)}) and changes A by {signed(c.delta)} "
+        f"({c.status}). _Rests on `params.stored` and `cl.{metric}.average`._"
         + collapse_warning(run, ("shared_layer", "task_specific"), "average")
     ]

@@ -6,9 +6,16 @@ never retrain a finished task; the references `full_finetune` (forgetting baseli
 from __future__ import annotations
 
 from hybridcl.report.collapse import collapse_warning, figure_cell
-from hybridcl.report.comparisons import difference_text, leader_cell, missing_advice, ranking_line
+from hybridcl.report.comparisons import (
+    compare_figure,
+    difference_text,
+    leader_cell,
+    missing_advice,
+    ranking_line,
+    signed_difference,
+)
 from hybridcl.report.text import FIGURE_SHORT, NA, code, codes, count, mean_ci, metric_label, number, signed, table
-from hybridcl.report.verdicts import HIGHER_IS_BETTER, LEADER_NOTE, Comparison, compare, status
+from hybridcl.report.verdicts import HIGHER_IS_BETTER, LEADER_NOTE, Comparison
 from hybridcl.report.view import RunView
 from hybridcl.strategies import STRATEGIES
 
@@ -80,10 +87,7 @@ def methods_table(run: RunView, sequential: list[str], metric: str) -> list[str]
 def leader_table(run: RunView, sequential: list[str]) -> list[str]:
     """The leader among the sequential strategies on F, BWT, FWT and A, for every metric."""
     figures = ("forgetting", "bwt", "fwt", "average")
-    rows = [
-        [metric_label(m)] + [leader_cell(run.figures(sequential, m, fig), HIGHER_IS_BETTER[fig]) for fig in figures]
-        for m in run.metrics
-    ]
+    rows = [[metric_label(m)] + [leader_cell(run, sequential, m, fig) for fig in figures] for m in run.metrics]
     header = ["metric", "F ↓ leader", "BWT ↑ leader", "FWT ↑ leader", "A ↑ leader"]
     intro = f"Leader on each metric among the sequential strategies (leader = {LEADER_NOTE}):"
     return [intro, ""] + table(header, rows, ["l"] * 5)
@@ -114,12 +118,11 @@ def forgetting_baseline(run: RunView, sequential: list[str], metric: str) -> lis
     """Each sequential strategy's F against `full_finetune`'s."""
     if BASELINE not in run.strategies:
         return ["- No classic forgetting baseline in this run: add `full_finetune` to the config's `strategies`."]
-    baseline = run.figure(BASELINE, metric, "forgetting")
-    if baseline is None:
+    if run.figure(BASELINE, metric, "forgetting") is None:
         return [f"- `full_finetune` (forgetting baseline): F is {NA}."]
     lines = []
     for name in (name for name in sequential if name != BASELINE):
-        c = compare(name, run.figure(name, metric, "forgetting"), BASELINE, baseline, False)
+        c = compare_figure(run, metric, "forgetting", name, BASELINE)
         if c is not None:
             lines.append(baseline_line(c) + collapse_warning(run, (name, BASELINE), "forgetting"))
     return lines
@@ -134,7 +137,7 @@ def baseline_line(c: Comparison) -> str:
     more_less = "less" if c.winner == c.a else "more"
     return (
         f"- {code(c.a)} forgets {number(abs(c.delta))} {more_less} than the `full_finetune` baseline "
-        f"(F {mean_ci(c.sa)} vs {mean_ci(c.sb)}); {c.status}."
+        f"(F {mean_ci(c.sa)} vs {mean_ci(c.sb)}, {signed_difference(c)}); {c.status}."
     )
 
 
@@ -147,9 +150,9 @@ def upper_bound(run: RunView, sequential: list[str], metric: str) -> list[str]:
     if joint is None or not scored:
         return [f"- Multitask upper bound `joint`: A is {NA}."]
     top_name, top = max(scored, key=lambda t: t[1].mean)
+    gap = compare_figure(run, metric, "average", UPPER_BOUND, top_name)
     return [
         f"- Multitask upper bound `joint`: A = {mean_ci(joint)}; the sequential strategy with the highest mean "
-        f"A, {code(top_name)}, has A = {mean_ci(top)}: gap (joint − it) {signed(joint.mean - top.mean)}; "
-        f"{status(joint, top)}. _Rests on `cl.{metric}.average`._"
-        + collapse_warning(run, (UPPER_BOUND, top_name), "average")
+        f"A, {code(top_name)}, has A = {mean_ci(top)}: gap (joint − it) {signed(gap.delta)}; "
+        f"{gap.status}. _Rests on `cl.{metric}.average`._" + collapse_warning(run, (UPPER_BOUND, top_name), "average")
     ]

@@ -1,5 +1,5 @@
 """The parts of analysis.md around the research questions: the header and status, the setup, the
-results at a glance, the plots and the definitions."""
+protocol, the results at a glance, the plots and the definitions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hybridcl.cl_figures import FIGURES, SCORE_FLOOR
-from hybridcl.report.collapse import COLLAPSE_MARK, collapse_rule, figure_cell
+from hybridcl.config import task_cue
+from hybridcl.metrics.registry import REGISTRY
+from hybridcl.report import collapse
+from hybridcl.report.collapse import figure_cell
 from hybridcl.report.text import (
     FIGURE_HEADER,
     FIGURE_LONG,
@@ -21,8 +24,8 @@ from hybridcl.report.text import (
     spread_note,
     table,
 )
-from hybridcl.report.verdicts import MIN_SEEDS_FOR_VERDICT
-from hybridcl.report.view import RunView
+from hybridcl.report.verdicts import RULES, RULES_DEFINITION
+from hybridcl.report.view import RunView, StrategyView
 from hybridcl.run_files import RESULTS_FILE
 
 DIRECTION_ARROWS = {"generate": "docstring → code", "summarize": "code → docstring"}
@@ -53,9 +56,7 @@ def _how_to_read(run: RunView) -> str:
     return (
         f"Primary metric for the sentences: **{metric_label(run.primary)}**; compact tables give every metric. "
         + spread
-        + f"A difference between strategies is *resolved*, and a verdict (better, holds, supported) written, "
-        f"only with at least {MIN_SEEDS_FOR_VERDICT} seeds and 95% CIs that do not overlap; otherwise the "
-        "sentence gives the means and their difference and says why it is *untested*."
+        + RULES
     )
 
 
@@ -168,6 +169,116 @@ def _data_table(run: RunView) -> list[str]:
     return [intro, ""] + table(header, rows, ["l"] + ["r"] * len(keys) + ["l"])
 
 
+NOT_RECORDED = "not recorded"
+SOURCE_TEXT = {"generate": "docstring", "summarize": "code"}
+UNITS_LINE = (
+    "- **Units**: every metric is on 0-1, higher is better (docs/design.md defines each as the code computes it):"
+)
+TARGET_KINDS = {"generate": ("any", "code"), "summarize": ("any", "text")}  # registry targets a direction scores
+
+
+def protocol(run: RunView) -> list[str]:
+    """## Protocol: what each evaluation scores and how, what the model reads, stage 0, the units, and which
+    strategies are told each example's task."""
+    lines = ["## Protocol", "", _evaluation_line(run), _input_line(run), _stage0_line(run), UNITS_LINE]
+    lines += [f"  - {metric_label(m)}: {REGISTRY[m].unit}" for m in _scored_metrics(run)]
+    return lines + [""] + _task_identity(run)
+
+
+def _evaluation_line(run: RunView) -> str:
+    evaluation = run.settings("eval")
+    split = evaluation.get("split")
+    # Runs from before eval.split existed could only score the valid split.
+    where = (
+        f"`{split}` split (`eval.split`)"
+        if split
+        else f"`valid` split (`eval.split` {NOT_RECORDED}; runs before it existed scored `valid`)"
+    )
+    counted = {task: run.data.get(task, {}).get("counts", {}).get(split or "valid") for task in run.tasks}
+    if counted and None not in counted.values():
+        examples = " and ".join(f"{count(n)} {task}" for task, n in counted.items()) + " examples"
+    else:
+        examples = f"{count(run.settings('data').get('n_valid'))} examples per task (`data.n_valid`)"
+    return (
+        f"- **Scored**: CodeSearchNet's {where}, {examples}, none in the training sample; every task after "
+        f"every stage; greedy decoding, at most {evaluation.get('max_new_tokens', NA)} new tokens "
+        "(`eval.max_new_tokens`)."
+    )
+
+
+def _input_line(run: RunView) -> str:
+    prefixed = run.settings("data").get("task_prefix")
+    source = SOURCE_TEXT.get(run.direction, "source")
+    if prefixed is None:
+        return (
+            f"- **Input**: `data.task_prefix` {NOT_RECORDED} (results written before it existed; those runs fed "
+            f"the bare {source})."
+        )
+    if not prefixed:
+        return (
+            f"- **Input**: the bare {source} (`data.task_prefix: false`): nothing in it names the task or the "
+            "language to write, so components shared by the tasks cannot tell them apart."
+        )
+    cues = ", ".join(f"`{task_cue(run.direction or NA, task)}`" for task in run.tasks)
+    return (
+        f"- **Input**: each {source} starts with its task's cue (`data.task_prefix: true`): {cues or NA}, the format "
+        "the stand-in base was pre-trained on; it names the language to write."
+    )
+
+
+def _stage0_line(run: RunView) -> str:
+    init = run.settings("layer").get("init")
+    if init == "identity":
+        return (
+            "- **Stage 0** (row 0 of every matrix): the base model itself. Every strategy's fresh components leave "
+            "it unchanged (LoRA's B is zero; the extra layer starts as the identity, `layer.init: identity`), so "
+            "stage 0 is evaluated once per seed and shared by all strategies."
+        )
+    if init == "random":
+        return (
+            "- **Stage 0** (row 0 of every matrix): each strategy's fresh components, before training. LoRA's B "
+            "is zero, but the extra layer has T5's random init (`layer.init: random`): where a strategy has a "
+            "layer, its stage 0 is not the base model."
+        )
+    return f"- **Stage 0** (row 0 of every matrix): before any training; `layer.init` {NOT_RECORDED}."
+
+
+def _scored_metrics(run: RunView) -> list[str]:
+    """The run's headline metrics and those shown beside them (the registry's) that apply to its direction."""
+    shown = dict.fromkeys([*run.metrics, *(m for side in run.side_metrics.values() for m in side)])
+    kinds = TARGET_KINDS.get(run.direction, ("any", "code", "text"))
+    return [m for m in shown if m in REGISTRY and REGISTRY[m].targets in kinds]
+
+
+def _task_identity(run: RunView) -> list[str]:
+    """Per strategy: whether evaluation picks each task's components by the task's identity, and whether
+    its F is 0 by construction (no later stage trains what evaluates a finished task)."""
+    if not run.strategies:
+        return []
+    rows = [
+        [code(s.name), _yes_no(s.task_identity_at_inference), _zero_by_construction(s)] for s in run.strategies.values()
+    ]
+    intro = (
+        "Task identity at inference: a strategy that uses it is told, at evaluation, which task each example "
+        "belongs to, and runs the example through that task's own components. Where no later stage trains those "
+        "components, the finished tasks' scores cannot change: F = 0 by construction, a property of the protocol "
+        "rather than resistance to forgetting."
+    )
+    return [intro, ""] + table(
+        ["strategy", "task's identity at inference", "F = 0 by construction"], rows, ["l", "l", "l"]
+    )
+
+
+def _yes_no(flag: bool | None) -> str:
+    return NOT_RECORDED if flag is None else "yes" if flag else "no"
+
+
+def _zero_by_construction(strategy: StrategyView) -> str:
+    if strategy.stages < 2:
+        return f"{NA} (one stage: no F)"
+    return _yes_no(strategy.freezes_finished_tasks)
+
+
 def overview(run: RunView) -> list[str]:
     """## Results at a glance: every CL figure on the primary metric, A and F on every metric."""
     lines = ["## Results at a glance", ""]
@@ -176,8 +287,8 @@ def overview(run: RunView) -> list[str]:
     lines += table(["strategy"] + FIGURE_HEADER, rows)
     for fig in ("average", "forgetting"):
         lines += [f"{FIGURE_LONG[fig]}, every metric ({spread_note(run)}):", ""]
-        rows = [[code(n)] + [figure_cell(run, n, m, fig) for m in run.metrics] for n in run.names]
-        lines += table(["strategy"] + [metric_label(m) for m in run.metrics], rows)
+        rows = [[code(n)] + [figure_cell(run, n, m, fig) for m in run.table_metrics] for n in run.names]
+        lines += table(["strategy"] + [metric_label(m) for m in run.table_metrics], rows)
     return lines
 
 
@@ -212,16 +323,7 @@ def definitions() -> list[str]:
         "- F, forgetting rate, BWT and FWT need one stage per task and at least two tasks; otherwise "
         f"(`joint`, a single task, an unfinished run) they are {NA}.",
         "- Figures are computed per seed, then summarised: mean, sample std, Student-t 95% CI of the mean.",
-        f"- A verdict (better, holds, supported, a named leader) needs at least {MIN_SEEDS_FOR_VERDICT} seeds and "
-        "95% CIs that do not overlap; any other difference is given with both means and called untested.",
+        RULES_DEFINITION,
         "",
-        "Outputs of one evaluation (tokens: words/identifiers and single punctuation characters):",
-        "",
-        "- distinct share = distinct predictions / predictions",
-        "- repetition rate = mean over predictions of the share of its tokens that end a trigram already seen "
-        "earlier in the same prediction",
-        "- length ratio = prediction tokens / reference tokens, over the whole set",
-        f"- {collapse_rule()}; the metrics of a collapsed evaluation measure the collapse, not skill "
-        f"({COLLAPSE_MARK} marks them and every figure that reads them).",
-        "",
+        *collapse.definitions(),
     ]

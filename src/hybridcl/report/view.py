@@ -6,7 +6,7 @@ lookups into the JSON. A figure is a `Summary`, or None where the results hold `
 or not computed yet); an unfinished run, one seed, one task or a subset of strategies gives a view
 with those Nones and fewer strategies. The run-level keys may be missing (a results dict of a run
 that has trained nothing yet); each strategy's entry is read as the runner writes it, except
-`outputs`, which results written before the output statistics existed lack.
+`outputs` and `task_identity_at_inference`, which results written before them lack.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from hybridcl.run_files import RESULTS_FILE, SCHEMA_VERSION
 from hybridcl.strategies import STRATEGIES
 
 Cells = list[list["Summary | None"]]  # a stage x task matrix of summaries (row 0 = before training)
+# CodeBLEU's parts, in the order of its sum: codebleu = 0.25 x (n-gram + weighted n-gram + syntax + dataflow)
+CODEBLEU_PARTS = ("codebleu_ngram", "codebleu_weighted_ngram", "ast_similarity", "codebleu_dataflow")
 
 
 class ResultsError(UserError, ValueError):
@@ -82,6 +84,41 @@ class Summary:
     def several(self) -> bool:
         """Whether more than one seed has a value (so there is a spread and an interval)."""
         return self.n > 1
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A 95% interval of a difference a − b: `name` says how it was made ('paired-bootstrap', 'across-seed'),
+    `detail` over what ('200 examples per task, 1,000 resamples', '3 seeds')."""
+
+    low: float
+    high: float
+    name: str
+    detail: str
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def flipped(self) -> Interval:
+        """The interval of b − a."""
+        return Interval(-self.high, -self.low, self.name, self.detail)
+
+
+def bootstrap_interval(entry: Mapping[str, Any] | None) -> Interval | None:
+    """The paired-bootstrap interval of one entry of the results' `comparisons`, or None where it has none."""
+    if entry is None or entry.get("bootstrap_ci95") is None:
+        return None
+    sizes = set(entry["examples"].values())
+    if len(sizes) == 1:
+        examples = f"{sizes.pop()} examples" + (" per task" if len(entry["examples"]) > 1 else "")
+    else:
+        examples = " + ".join(f"{n} {task}" for task, n in entry["examples"].items()) + " examples"
+    detail = f"{examples}, {entry['resamples']:,} resamples"
+    if entry["seeds"] > 1:
+        detail += f", mean of {entry['seeds']} seeds"
+    low, high = entry["bootstrap_ci95"]
+    return Interval(float(low), float(high), "paired-bootstrap", detail)
 
 
 def summary_of(values: Sequence[float | None]) -> Summary | None:
@@ -202,6 +239,7 @@ class StrategyView:
     eval_wall_time_s: Summary | None
     loss_curves: dict[int, list[float]]  # stage -> loss per optimizer step (the first seed)
     freezes_finished_tasks: bool  # never trains what evaluates a finished task (the registry says)
+    task_identity_at_inference: bool | None  # picks each task's components by its identity; None in older results
     dataflow_counted_as_one: tuple[Mapping[str, Any], ...]  # {seed, stage, task}; () in older results
 
     @classmethod
@@ -227,6 +265,7 @@ class StrategyView:
             eval_wall_time_s=Summary.of(cost["eval_wall_time_s"]),
             loss_curves={int(stage): losses for stage, losses in raw["loss_curves"].items()},
             freezes_finished_tasks=bool(tasks) and registered is not None and registered.freezes_finished_tasks(tasks),
+            task_identity_at_inference=raw.get("task_identity_at_inference"),
             dataflow_counted_as_one=tuple(raw.get("codebleu_dataflow_counted_as_one", ())),
         )
 
@@ -276,6 +315,7 @@ class RunView:
     versions: Mapping[str, str]
     data: Mapping[str, Any]  # per task: {"counts": {...}, "skips": {...}}
     strategies: dict[str, StrategyView]
+    comparisons: Mapping[str, Any]  # "a vs b" -> metric -> figure -> entry; {} in results from before it
 
     @classmethod
     def of(cls, results: Mapping[str, Any]) -> RunView:
@@ -296,11 +336,26 @@ class RunView:
             versions=results.get("versions", {}),
             data=results.get("data", {}),
             strategies={name: StrategyView.of(name, present[name], tasks) for name in order},
+            comparisons=results.get("comparisons", {}),
         )
 
     @property
     def names(self) -> list[str]:
         return list(self.strategies)
+
+    @property
+    def table_metrics(self) -> tuple[str, ...]:
+        """The headline metrics, with CodeBLEU's scored parts right after CodeBLEU: the tables' columns."""
+        parts = [m for m in CODEBLEU_PARTS if m in self.metrics or self.scored(m)]
+        if "codebleu" not in self.metrics or set(parts) <= set(self.metrics):
+            return self.metrics
+        rest = [m for m in self.metrics if m not in parts]
+        after = rest.index("codebleu") + 1
+        return (*rest[:after], *parts, *rest[after:])
+
+    def scored(self, metric: str) -> bool:
+        """Whether some strategy has a score of `metric` in some cell."""
+        return any(c is not None for s in self.strategies.values() for row in s.cells.get(metric, []) for c in row)
 
     @property
     def primary(self) -> str | None:
@@ -324,6 +379,15 @@ class RunView:
     def figures(self, names: Sequence[str], metric: str, figure: str) -> dict[str, Summary | None]:
         """One figure of each of `names`, in their order."""
         return {name: self.figure(name, metric, figure) for name in names}
+
+    def bootstrap(self, a: str, b: str, metric: str, figure: str) -> Interval | None:
+        """The paired-bootstrap 95% interval of a − b on `figure` of `metric`, from the results' `comparisons`
+        (stored for one order of the pair), or None where the results have none."""
+        for key, flip in ((f"{a} vs {b}", False), (f"{b} vs {a}", True)):
+            if key in self.comparisons:
+                interval = bootstrap_interval((self.comparisons[key].get(metric) or {}).get(figure))
+                return interval.flipped() if interval and flip else interval
+        return None
 
     @property
     def base_params(self) -> int | None:
