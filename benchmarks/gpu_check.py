@@ -255,7 +255,7 @@ def evaluation(plan: Plan, data: list[str], device) -> dict:
     """Greedy generation of `plan.eval_examples` python examples with task_specific's stage-1 components
     (a LoRA and a layer) at the plan's shape: examples/s and generated tokens/s."""
     from hybridcl.bench.compare import bench_config, load_workload
-    from hybridcl.evaluate import generate
+    from hybridcl.evaluate import generate_outputs
     from hybridcl.train import resolve_mixed_precision
 
     cfg = bench_config(plan.shape, 8, plan.eval_examples, [*data, *plan.settings])
@@ -263,7 +263,7 @@ def evaluation(plan: Plan, data: list[str], device) -> dict:
     model = workload.fresh_model()
     model.freeze()
     precision = resolve_mixed_precision(cfg.train.mixed_precision)
-    _, stats = generate(model, workload.eval_set, workload.tokenizer, cfg.eval, device, "eval", precision)
+    _, _, stats = generate_outputs(model, workload.eval_set, workload.tokenizer, cfg.eval, device, "eval", precision)
     return {
         "examples": len(workload.eval_set),
         "batch_size": cfg.eval.batch_size,

@@ -14,7 +14,7 @@ from hybridcl.cli import main
 from hybridcl.data.batching import encode_records
 from hybridcl.data.csn import load_task_data
 from hybridcl.errors import UserError
-from hybridcl.evaluate import generate
+from hybridcl.evaluate import generate_outputs
 from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.run_files import RESULTS_FILE
@@ -56,7 +56,7 @@ def run_generate(setup, monkeypatch, limit: int | None = None, error: Exception 
         monkeypatch.setattr(
             model, "generate", failing_above(model.generate, limit, error, [] if sizes is None else sizes)
         )
-    predictions, stats = generate(model, encoded, tokenizer, settings, torch.device("cpu"))
+    predictions, _, stats = generate_outputs(model, encoded, tokenizer, settings, torch.device("cpu"))
     monkeypatch.undo()
     return predictions, stats
 

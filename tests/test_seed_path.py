@@ -30,6 +30,16 @@ SMOKE_SIZES = [
     "strategies=[task_specific, shared_layer]",
 ]
 
+# The smoke corpus's python splits (60 train, 12 valid rows) sampled at SMOKE_SIZES: read, examined, used.
+SMOKE_PYTHON_COUNTS = {
+    "train_read": 60,
+    "train_examined": 24,
+    "train": 24,
+    "valid_read": 12,
+    "valid_examined": 6,
+    "valid": 6,
+}
+
 
 @pytest.fixture(scope="module")
 def hub_replica(smoke_assets, tmp_path_factory) -> Path:
@@ -56,29 +66,29 @@ def codet5_replica(smoke_assets, tmp_path_factory) -> Path:
     return out
 
 
+def run_seed_config(data_root: Path, model: Path, tmp_path: Path, capsys, *extra: str) -> dict:
+    """configs/seed.yaml at SMOKE_SIZES on a data replica and a model folder, into tmp_path/run: its results."""
+    overrides = [
+        f"data.hub_root={data_root}",
+        f"model.name={model}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        *SMOKE_SIZES,
+        *extra,
+    ]
+    out = tmp_path / "run"
+    status = main(["run", str(SEED), "--out", str(out), *[arg for o in overrides for arg in ("--set", o)]])
+    assert status == 0, capsys.readouterr().err
+    return json.loads((out / RESULTS_FILE).read_text())
+
+
 @pytest.mark.slow
 def test_seed_config_runs_on_both_replicas_and_writes_its_report(
     smoke_assets, hub_replica, codet5_replica, tmp_path, capsys
 ):
     out = tmp_path / "run"
-    overrides = [
-        f"data.hub_root={hub_replica}",
-        f"model.name={codet5_replica}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        *SMOKE_SIZES,
-    ]
-    status = main(["run", str(SEED), "--out", str(out), *[arg for o in overrides for arg in ("--set", o)]])
-    assert status == 0, capsys.readouterr().err
-    results = json.loads((out / RESULTS_FILE).read_text())
+    results = run_seed_config(hub_replica, codet5_replica, tmp_path, capsys)
     assert results["finished"] is True and results["config"]["data"]["source"] == "hub"
-    assert results["data"]["python"]["counts"] == {
-        "train_read": 60,
-        "train_examined": 24,
-        "train": 24,
-        "valid_read": 12,
-        "valid_examined": 6,
-        "valid": 6,
-    }
+    assert results["data"]["python"]["counts"] == SMOKE_PYTHON_COUNTS
     assert (out / "analysis.md").is_file()
     assert "python      train        60 ->        24 ->      24" in capsys.readouterr().out
 
@@ -111,23 +121,6 @@ def test_the_seed_config_reads_the_same_tasks_from_every_form(form_replicas, tmp
 @pytest.mark.slow
 @pytest.mark.parametrize("form", ["release-zip"])
 def test_the_seed_config_runs_on_a_release_form(form_replicas, codet5_replica, tmp_path, capsys, form):
-    out = tmp_path / "run"
-    overrides = [
-        f"data.hub_root={form_replicas[form]}",
-        f"model.name={codet5_replica}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        *SMOKE_SIZES,
-        "strategies=[task_specific]",
-    ]
-    status = main(["run", str(SEED), "--out", str(out), *[arg for o in overrides for arg in ("--set", o)]])
-    assert status == 0, capsys.readouterr().err
-    results = json.loads((out / RESULTS_FILE).read_text())
+    results = run_seed_config(form_replicas[form], codet5_replica, tmp_path, capsys, "strategies=[task_specific]")
     assert results["finished"] is True and set(results["strategies"]) == {"task_specific"}
-    assert results["data"]["python"]["counts"] == {
-        "train_read": 60,
-        "train_examined": 24,
-        "train": 24,
-        "valid_read": 12,
-        "valid_examined": 6,
-        "valid": 6,
-    }
+    assert results["data"]["python"]["counts"] == SMOKE_PYTHON_COUNTS

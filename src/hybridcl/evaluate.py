@@ -37,22 +37,6 @@ class EvalStats:
         return asdict(self)
 
 
-def generate(
-    model,
-    encoded: EncodedSet,
-    tokenizer,
-    settings: EvalConfig,
-    device: torch.device,
-    desc: str = "eval",
-    precision: str = "no",
-    accelerator=None,
-) -> tuple[list[str], EvalStats]:
-    """Greedy predictions for every example of `encoded`, in its order, and their cost (generate_outputs
-    without the generated ids)."""
-    predictions, _, stats = generate_outputs(model, encoded, tokenizer, settings, device, desc, precision, accelerator)
-    return predictions, stats
-
-
 @torch.inference_mode()
 def generate_outputs(
     model,

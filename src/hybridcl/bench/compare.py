@@ -39,7 +39,7 @@ from hybridcl.config import Config, ConfigError, TrainConfig, load_config
 from hybridcl.continual import build_offline_assets
 from hybridcl.data.batching import EncodedSet, encode_records, source_target_texts
 from hybridcl.data.csn import load_task_data
-from hybridcl.evaluate import generate
+from hybridcl.evaluate import generate_outputs
 from hybridcl.metrics import score_predictions
 from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel
@@ -181,7 +181,7 @@ def eval_side(workload: Workload, side: str, model: HybridModel) -> tuple[dict, 
     reset_peak_memory(workload.device)
     start = time.perf_counter()
     if side == "hybridcl":
-        predictions, _ = generate(
+        predictions, _, _ = generate_outputs(
             model,
             workload.eval_set,
             workload.tokenizer,
