@@ -25,12 +25,12 @@ from datetime import date
 from itertools import cycle, islice
 from pathlib import Path
 
-from hybridcl.config import DataConfig
-from hybridcl.data.csn import load_task_data, read_records, split_path
-from hybridcl.data.forms import FORMS
+from hybridcl.data.csn import load_task_data, read_records
+from hybridcl.data.forms import FORMS, split_path
 from hybridcl.data.replicas import write_replica
 from hybridcl.data.source import resolve_data
 from hybridcl.hf_cache import place_in_cache
+from hybridcl.settings import DataConfig
 
 SHARDS = {"parquet-conversion": 8, "push-to-hub-parquet": 8, "release-zip": 14, "release-jsonl": 14}
 TARGETS_S = {"parquet-conversion": 20, "push-to-hub-parquet": 20, "release-zip": 90, "release-jsonl": 90}

@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from hybridcl.config import LoraSettings, TrainConfig
 from hybridcl.model.hybrid import HybridModel
+from hybridcl.settings import LoraSettings, TrainConfig
 from hybridcl.strategies import get_strategy
 from hybridcl.train import make_accelerator, prepare_stage, train_stage
 from test_train import DATA, TASKS, loader

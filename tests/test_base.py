@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from hybridcl.config import ModelConfig
 from hybridcl.data.schema import DataError, Record, write_jsonl_gz
-from hybridcl.model import pretrain
+from hybridcl.model import pretrain, pretrain_data, span_corruption, stand_in_tokenizer
 from hybridcl.model.base import CODET5_SMALL, CODET5_SMALL_PARAMETERS, ModelError, load_base
+from hybridcl.settings import ModelConfig
 
 WORDS = (
     "value",
@@ -87,8 +87,8 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tokenizer(corpus):
-    records = [r for lang in ("python", "javascript") for r in pretrain.read_pretrain_records(corpus)[lang]]
-    return pretrain.train_tokenizer((t for r in records for t in (r.code, r.docstring)), vocab_size=600)
+    records = [r for lang in ("python", "javascript") for r in pretrain_data.read_pretrain_records(corpus)[lang]]
+    return stand_in_tokenizer.train_tokenizer((t for r in records for t in (r.code, r.docstring)), vocab_size=600)
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +207,7 @@ def test_tokenizer_layout_and_round_trip(tokenizer, tmp_path):
     loaded = AutoTokenizer.from_pretrained(tmp_path)
     assert (loaded.pad_token_id, loaded.bos_token_id, loaded.eos_token_id, loaded.unk_token_id) == (0, 1, 2, 3)
     assert loaded.mask_token_id == 4
-    assert pretrain.sentinel_ids(loaded) == list(range(5, 105))
+    assert stand_in_tokenizer.sentinel_ids(loaded) == list(range(5, 105))
     assert loaded("x <extra_id_7> y")["input_ids"].count(12) == 1  # a sentinel is one token
 
     samples = [
@@ -224,10 +224,10 @@ def test_tokenizer_layout_and_round_trip(tokenizer, tmp_path):
 
 
 def test_tokenizer_training_is_deterministic(corpus):
-    records = list(pretrain.read_pretrain_records(corpus)["python"])
+    records = list(pretrain_data.read_pretrain_records(corpus)["python"])
     texts = [r.code for r in records]
-    a = pretrain.train_tokenizer(texts, vocab_size=400)
-    b = pretrain.train_tokenizer(texts, vocab_size=400)
+    a = stand_in_tokenizer.train_tokenizer(texts, vocab_size=400)
+    b = stand_in_tokenizer.train_tokenizer(texts, vocab_size=400)
     assert a.get_vocab() == b.get_vocab()
 
 
@@ -240,12 +240,12 @@ def test_span_corruption_sentinels_share_and_reconstruction():
     shares, span_lengths = [], []
     for length in list(range(2, 40)) + [100, 284, 500, 1000] * 5:
         tokens = [int(t) for t in rng.integers(200, 1000, size=length)]
-        inputs, targets = pretrain.span_corrupt(tokens, sentinels, rng)
+        inputs, targets = span_corruption.span_corrupt(tokens, sentinels, rng)
         used = [t for t in inputs if t in sentinels]
         assert used == sentinels[: len(used)] and len(used) >= 1  # in order, no gaps
         assert [t for t in targets if t in sentinels] == used and targets[0] == sentinels[0]
-        assert pretrain.reconstruct(inputs, targets, sentinels) == tokens
-        assert (len(inputs) + 1, len(targets) + 1) == pretrain.corrupted_lengths(length)
+        assert span_corruption.reconstruct(inputs, targets, sentinels) == tokens
+        assert (len(inputs) + 1, len(targets) + 1) == span_corruption.corrupted_lengths(length)
         if length >= 100:
             noise = len(targets) - len(used)
             shares.append(noise / length)
@@ -253,17 +253,17 @@ def test_span_corruption_sentinels_share_and_reconstruction():
     assert abs(np.mean(shares) - 0.15) < 0.005
     assert 2.5 < np.mean(span_lengths) < 3.5
     assert (
-        pretrain.corrupted_lengths(pretrain.raw_length_for(256))[0]
+        span_corruption.corrupted_lengths(span_corruption.raw_length_for(256))[0]
         <= 256
-        < pretrain.corrupted_lengths(pretrain.raw_length_for(256) + 1)[0]
+        < span_corruption.corrupted_lengths(span_corruption.raw_length_for(256) + 1)[0]
     )
 
 
 def test_span_corruption_is_seeded():
     tokens = list(range(300, 600))
-    runs = [pretrain.span_corrupt(tokens, list(range(5, 105)), np.random.default_rng(7)) for _ in range(2)]
+    runs = [span_corruption.span_corrupt(tokens, list(range(5, 105)), np.random.default_rng(7)) for _ in range(2)]
     assert runs[0] == runs[1]
-    assert runs[0] != pretrain.span_corrupt(tokens, list(range(5, 105)), np.random.default_rng(8))
+    assert runs[0] != span_corruption.span_corrupt(tokens, list(range(5, 105)), np.random.default_rng(8))
 
 
 # --------------------------------------------------------------------------------------- build
@@ -308,19 +308,19 @@ def test_build_is_deterministic_and_guards_its_output(corpus, tmp_path):
 def test_stream_gives_every_objective_in_the_experiments_format(corpus, tokenizer):
     from hybridcl.data.batching import encode_pairs
 
-    records = pretrain._pretraining_records(corpus, 400, Counter())
+    records = pretrain_data.pretraining_records(corpus, 400, Counter())
     settings = pretrain.build_settings("micro")
-    stream = pretrain.PretrainingStream(records, tokenizer, settings, seed=1)
+    stream = pretrain_data.PretrainingStream(records, tokenizer, settings, seed=1)
     epoch = [stream.example(g) for g in range(len(stream))]
     first = records[0]
     generate = encode_pairs([f"generate {first.language}: {first.docstring}"], [first.code], tokenizer, 32, 64)
     summarize = encode_pairs([f"summarize {first.language}: {first.code}"], [first.docstring], tokenizer, 64, 32)
     assert (generate[0][0], generate[1][0]) in epoch and (summarize[0][0], summarize[1][0]) in epoch
-    sentinel = pretrain.sentinel_ids(tokenizer)[0]
+    sentinel = stand_in_tokenizer.sentinel_ids(tokenizer)[0]
     spans = [(i, t) for i, t in epoch if t[0] == sentinel]
     assert len(spans) == len(records) and len(epoch) == 3 * len(records)
     assert all(len(i) <= 64 and len(t) <= 64 for i, t in epoch)
-    again = pretrain.PretrainingStream(records, tokenizer, settings, seed=1)
+    again = pretrain_data.PretrainingStream(records, tokenizer, settings, seed=1)
     assert [again.example(g) for g in (5, 2 * len(stream) + 3)] == [
         stream.example(5),
         stream.example(2 * len(stream) + 3),

@@ -1,4 +1,4 @@
-"""The continual-learning baselines (hybridcl.baselines): each does what its paper says, on hand-made
+"""The continual-learning baselines (hybridcl.strategies.baselines): each does what its paper says, on hand-made
 data and tiny models, and end to end on configs/smoke.yaml (one run of all four)."""
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ import torch
 from safetensors.numpy import load_file
 
 import hybridcl.continual as continual
-from hybridcl.baselines import (
+from hybridcl.config import load_config
+from hybridcl.continual import ContinualRun
+from hybridcl.data.batching import EncodedSet, RaggedIds
+from hybridcl.model.hybrid import HybridModel
+from hybridcl.params import count_params
+from hybridcl.run_files import results_dir_name
+from hybridcl.settings import CLConfig, LayerSettings, LoraSettings, TrainConfig
+from hybridcl.strategies import Components, StageContext, Use, get_strategy
+from hybridcl.strategies.baselines import (
     EWC_FILES,
     ewc_penalty,
     orthogonality_penalty,
@@ -22,13 +30,6 @@ from hybridcl.baselines import (
     reservoir_sample,
     retrained_later,
 )
-from hybridcl.config import CLConfig, LayerSettings, LoraSettings, TrainConfig, load_config
-from hybridcl.continual import ContinualRun
-from hybridcl.data.batching import EncodedSet, RaggedIds
-from hybridcl.model.hybrid import HybridModel
-from hybridcl.params import count_params
-from hybridcl.run_files import results_dir_name
-from hybridcl.strategies import Components, StageContext, Use, get_strategy
 from hybridcl.train import make_accelerator, prepare_stage, stage_loader, train_stage
 from smoke import smoke_config
 from tiny_models import TINY, tiny_t5

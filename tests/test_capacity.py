@@ -12,10 +12,11 @@ from safetensors.torch import load_file, save_file
 from transformers import T5Config, T5ForConditionalGeneration
 
 from hybridcl.cli import build_parser, main
-from hybridcl.config import ConfigError, LayerSettings, LoraSettings, load_config
+from hybridcl.config import load_config
 from hybridcl.model.base import codet5_small_config
 from hybridcl.model.hybrid import ExtraLayers, HybridModel
 from hybridcl.params import component_sizes, count_params
+from hybridcl.settings import ConfigError, LayerSettings, LoraSettings
 from smoke import SMOKE
 from test_hybrid import logits, randomise_layer, randomise_lora
 from tiny_models import TINY, tiny_t5

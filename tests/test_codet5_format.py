@@ -10,12 +10,12 @@ import torch
 from safetensors.torch import load_file
 from tokenizers import pre_tokenizers
 
-from hybridcl.config import ModelConfig
 from hybridcl.data.batching import Seq2SeqCollator, encode_records
 from hybridcl.data.schema import Record
 from hybridcl.hf_cache import place_in_cache, snapshot_folder
 from hybridcl.model import replica
 from hybridcl.model.base import CODET5_SMALL_NAME, CODET5_SMALL_PARAMETERS, ModelError, load_base
+from hybridcl.settings import ModelConfig
 from smoke import NOUNS, VERBS, javascript_record, python_record
 
 EXPECTED_FILES = {

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from hybridcl.config import BASE_SIZES, Config, ConfigError, load_config, parse_override
+from hybridcl.config import Config, load_config, parse_override
+from hybridcl.settings import BASE_SIZES, ConfigError
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 import hybridcl.continual as continual
-from hybridcl.config import ConfigError
 from hybridcl.continual import ContinualRun, data_summary
 from hybridcl.data.csn import TaskData
 from hybridcl.data.schema import DataError
 from hybridcl.metrics import OUTPUT_STATS
 from hybridcl.run_files import RESULTS_FILE
+from hybridcl.settings import ConfigError
+from hybridcl.train import resolve_mixed_precision
 from smoke import smoke_config
 
 
@@ -65,6 +66,10 @@ def test_stage_1_is_trained_once_and_shared(smoke_run):
     shared = results["strategies"]["shared_layer"]["cost"]["stages"][1]
     assert shared.get("shared_with") == "task_specific"
     assert "shared_with" not in results["strategies"]["shared_layer"]["cost"]["stages"][2]
+    copied = json.loads((out / "experiment_2_results" / "seed0" / "stage1" / "stage.json").read_text())
+    for task in ("python", "javascript"):  # its own names, which its own folder holds
+        assert copied["eval"][task]["components"] == {"lora": "python", "layer": "shared"}
+    assert (out / "experiment_2_results" / "seed0" / "stage1" / "layers" / "shared.safetensors").is_file()
 
 
 def test_task_specific_keeps_task_1_predictions_and_shared_layer_changes_them(smoke_run):
@@ -158,6 +163,27 @@ def test_a_result_changing_setting_on_a_finished_folder_is_refused_naming_both_v
     out, _ = smoke_run
     with pytest.raises(ConfigError, match=r"train\.lr: 0\.001 there, 0\.5 now"):
         ContinualRun(smoke_config(smoke_assets, "train.lr=0.5"), out).run()
+
+
+def test_a_folder_trained_in_another_precision_is_refused_unless_that_precision_is_asked_for(
+    smoke_assets, smoke_run, tmp_path, monkeypatch
+):
+    """`auto` resolves by hardware: the folder's recorded precision, not the setting, must match."""
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    results = json.loads((out / RESULTS_FILE).read_text())
+    here = resolve_mixed_precision("auto")
+    assert results["device"]["precision"] == {"train": here, "generation": resolve_mixed_precision("auto", "cpu", True)}
+    other = "no" if here == "bf16" else "bf16"
+    results["device"]["precision"]["train"] = other
+    (out / RESULTS_FILE).write_text(json.dumps(results))
+    with pytest.raises(
+        ConfigError, match=rf"trained in precision '{other}'; here train.mixed_precision='auto' trains in"
+    ):
+        ContinualRun(smoke_config(smoke_assets), out).run()
+    trained = counting(monkeypatch)
+    assert ContinualRun(smoke_config(smoke_assets, f"train.mixed_precision='{other}'"), out).run()["finished"]
+    assert trained == []
 
 
 def counting(monkeypatch) -> list[str]:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from hybridcl.cli import main
-from hybridcl.config import DataConfig
 from hybridcl.data import csn
 from hybridcl.data.schema import HUB_COLUMNS, DataError
+from hybridcl.settings import DataConfig
 
 
 def csn_row(i: int, language: str = "python", **fields) -> dict:

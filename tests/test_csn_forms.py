@@ -15,13 +15,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from hybridcl.config import DataConfig
 from hybridcl.data import csn, hub, source
 from hybridcl.data.forms import ANY_LANGUAGE, FORMS, recognise
+from hybridcl.data.pinning import DataSource
 from hybridcl.data.replicas import write_replica
 from hybridcl.data.schema import SPLITS, DataError, Record
-from hybridcl.data.source import DataSource, list_folder, resolve_data
+from hybridcl.data.source import resolve_data
+from hybridcl.fingerprints import list_folder
 from hybridcl.hf_cache import place_in_cache, repo_folder, snapshot_folder
+from hybridcl.settings import DataConfig
 from hybridcl.sources import describe
 from smoke import write_smoke_language
 

@@ -14,10 +14,11 @@ from peft.tuners.tuners_utils import check_target_module_exists
 from safetensors import safe_open
 from transformers import T5ForConditionalGeneration
 
-from hybridcl.config import Config, ConfigError, LayerSettings, LoraSettings
+from hybridcl.config import Config
 from hybridcl.model.base import codet5_small_config
 from hybridcl.model.hybrid import ExtraLayers, HybridModel, check_target_modules
 from hybridcl.params import component_sizes, count_params, format_params_table, params_report
+from hybridcl.settings import ConfigError, LayerSettings, LoraSettings
 from tiny_models import TINY, tiny_t5
 
 RANDOM = LayerSettings(init="random")

@@ -12,16 +12,13 @@ from pathlib import Path
 import pytest
 
 from hybridcl.cli import main
-from hybridcl.data.mine import (
-    POOL_SHARES,
-    build_corpus,
-    install_npm_packages,
-    mine_javascript_file,
-    mine_python_file,
-    package_of,
-    pool_of,
-)
-from hybridcl.data.schema import CORPUS_LAYOUT, POOLS, DataError, normalized
+from hybridcl.data.mine import POOL_SHARES, build_corpus, pool_of
+from hybridcl.data.mine_javascript import mine_javascript_file
+from hybridcl.data.mine_python import mine_python_file
+from hybridcl.data.mine_sources import install_npm_packages
+from hybridcl.data.schema import CORPUS_LAYOUT, POOLS, DataError, Record, normalized, write_jsonl_gz
+from hybridcl.data.source_trees import package_of
+from hybridcl.logs import console_logging
 
 
 def write(root: Path, relative: str, text: str | bytes) -> Path:
@@ -374,7 +371,8 @@ def test_a_tree_with_one_package_is_warned_about_in_one_line(tmp_path, capsys):
     write(tmp_path / "src", "package.json", '{"name": "only"}')
     for name in ("f", "g", "h"):
         write(tmp_path / "src" / "lib", f"{name}.js", js_function(name))
-    summary = build_corpus(tmp_path / "out", ["javascript"], sources=[tmp_path / "src"])
+    with console_logging():  # the console of `hybridcl corpus build`
+        summary = build_corpus(tmp_path / "out", ["javascript"], sources=[tmp_path / "src"])
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warnings) == 1
     empty = [pool for pool in POOLS if pool != pool_of("only")]
@@ -473,3 +471,15 @@ def test_corpus_check_shows_the_four_pools_and_an_old_layout_is_refused(tmp_path
     assert main(["corpus", "check", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert "older layout" in error and f"hybridcl corpus build --out {tmp_path / 'out'}" in error
+
+
+def test_the_same_records_give_the_same_file_bytes(tmp_path):
+    """No time and no (temporary) file name in the gzip header: a corpus built twice has one fingerprint."""
+    records = [
+        Record("repo", "a.py", f"f{i}", "python", f"def f{i}(): pass", "Does a thing well.", "train") for i in range(3)
+    ]
+    write_jsonl_gz(records, tmp_path / "first.jsonl.gz")
+    write_jsonl_gz(records, tmp_path / "second" / "train.jsonl.gz")
+    first, second = (tmp_path / "first.jsonl.gz").read_bytes(), (tmp_path / "second" / "train.jsonl.gz").read_bytes()
+    assert first == second
+    assert [json.loads(line)["func_name"] for line in gzip.decompress(first).splitlines()] == ["f0", "f1", "f2"]

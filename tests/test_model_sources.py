@@ -17,10 +17,11 @@ import torch
 from huggingface_hub import HfApi
 from safetensors.torch import load_file
 
-from hybridcl.config import ConfigError, ModelConfig, load_config
+from hybridcl.config import load_config
 from hybridcl.hf_cache import place_in_cache, repo_folder
 from hybridcl.model import base, replica
 from hybridcl.model.base import CODET5_SMALL_NAME, ModelError, codet5_small_config, load_base, resolve_model
+from hybridcl.settings import ConfigError, ModelConfig
 
 TEXTS = [
     "def add(a, b):\n    return a + b\n",

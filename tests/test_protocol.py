@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hybridcl.config import ConfigError, DataConfig, load_config, load_run_config
+from hybridcl.config import load_config, load_run_config
 from hybridcl.continual import ContinualRun
+from hybridcl.continuation import continues_finished_stages
 from hybridcl.data import csn
 from hybridcl.data.batching import encode_records
 from hybridcl.data.schema import Record, dedup_key
 from hybridcl.metrics.registry import REGISTRY
 from hybridcl.report import load_results, write_report
+from hybridcl.settings import ConfigError, DataConfig
 from hybridcl.strategies import STRATEGIES
 from smoke import smoke_config
 from test_batching import build_tokenizer, make_records
@@ -119,8 +121,8 @@ def old_run_folder(folder: Path, cfg) -> Path:
 def test_an_old_run_folder_continues_only_with_bare_sources(smoke_assets, tmp_path):
     folder = old_run_folder(tmp_path / "old", smoke_config(smoke_assets))
     with pytest.raises(ConfigError, match="data.task_prefix: False there, True now"):
-        ContinualRun(smoke_config(smoke_assets), folder)._check_out_dir()
-    assert ContinualRun(smoke_config(smoke_assets, "data.task_prefix=false"), folder)._check_out_dir() is True
+        continues_finished_stages(smoke_config(smoke_assets), folder)
+    assert continues_finished_stages(smoke_config(smoke_assets, "data.task_prefix=false"), folder) is True
 
 
 # ---------------------------------------------------------------------------------- the split scored

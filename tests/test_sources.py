@@ -9,9 +9,9 @@ import shutil
 import pytest
 
 from hybridcl.cli import main
-from hybridcl.config import ConfigError
-from hybridcl.data.source import DataSource
+from hybridcl.data.pinning import DataSource
 from hybridcl.run_files import RESULTS_FILE
+from hybridcl.settings import ConfigError
 from hybridcl.sources import SOURCES_FILE, check_continuation, record_sources
 
 SMOKE = "configs/smoke.yaml"

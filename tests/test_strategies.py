@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hybridcl.baselines import MergeThenAdd
 from hybridcl.strategies import STRATEGIES, Components, Sequential, Use, get_strategy, shared_prefix
+from hybridcl.strategies.baselines import MergeThenAdd
 
 PY, JS, JAVA = "python", "javascript", "java"
 TWO = (PY, JS)
@@ -139,7 +139,7 @@ EXPECTED = {
         [[U("joint", "joint")] * 3] * 2,
     ),
 }
-# The baselines (hybridcl.baselines): replay and ewc on Experiment 2's components; merge_then_add and olora
+# The baselines (hybridcl.strategies.baselines): replay and ewc on Experiment 2's components; merge_then_add and olora
 # train a LoRA per task and evaluate every task on the base with the adapters merged in so far.
 for tasks in (TWO, THREE):
     EXPECTED["replay", tasks] = EXPECTED["ewc", tasks] = EXPECTED["shared_layer", tasks]
@@ -261,8 +261,8 @@ def test_strategy_components_drive_a_hybrid_model():
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from hybridcl.config import LayerSettings, LoraSettings
     from hybridcl.model.hybrid import HybridModel
+    from hybridcl.settings import LayerSettings, LoraSettings
 
     config = T5Config(
         vocab_size=32,

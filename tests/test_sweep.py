@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -10,9 +11,10 @@ import pytest
 
 import hybridcl.continual as continual
 from hybridcl.cli import main
-from hybridcl.config import ConfigError
 from hybridcl.continual import ContinualRun
+from hybridcl.logs import RUN_LOG, SWEEP_LOG
 from hybridcl.run_files import ANALYSIS_FILE, RESULTS_FILE
+from hybridcl.settings import ConfigError
 from hybridcl.sweep import pareto_front, parse_grid, run_sweep, sweep_points
 from smoke import SMOKE
 from test_continual import counting
@@ -78,6 +80,20 @@ def test_count_0_makes_task_specific_what_lora_only_is(sweep):
 
 def figures(entry: dict) -> tuple:
     return entry["trainable"], entry["stored"], entry["average"]
+
+
+def test_the_sweep_keeps_a_log_and_each_point_its_own(sweep):
+    out, _ = sweep
+    sweep_log = (out / SWEEP_LOG).read_text()
+    assert f"hybridcl.logs: sweep: 4 point(s) of {SMOKE}: {', '.join(POINTS)}\n" in sweep_log
+    assert "sweep point 4/4: lora.r=4,layer.count=1\n" in sweep_log and "sweep summary: " in sweep_log
+    assert sweep_log.count("task_specific stage 2 seed 0: trained and evaluated in ") >= 4  # the points' lines too
+    assert "config.yaml sha256" not in sweep_log  # but not their headers
+    for point in POINTS:
+        log = (out / point / RUN_LOG).read_text()
+        digest = log.split("hybridcl.logs: config.yaml sha256: ")[1].split()[0]
+        assert hashlib.sha256((out / point / "config.yaml").read_bytes()).hexdigest().startswith(digest)
+        assert "lora_only stage 2 seed 0: trained and evaluated in " in log and "sweep point" not in log
 
 
 def test_the_markdown_table_and_the_pareto_plot(sweep):

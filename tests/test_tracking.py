@@ -5,9 +5,18 @@ hyper-parameters, and the CL figures as the results file has them."""
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fnmatch import fnmatch
 from pathlib import Path
 
+import psutil
 import pytest
+import wandb
 import yaml
 from mlflow import MlflowClient
 from pytest import approx
@@ -15,10 +24,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 import hybridcl.tracking as tracking
-from hybridcl.config import ConfigError, TrainConfig, load_config
+from hybridcl.config import load_config
 from hybridcl.continual import ContinualRun
 from hybridcl.errors import UserError
 from hybridcl.run_files import RESULTS_FILE
+from hybridcl.settings import ConfigError, TrainConfig
 from hybridcl.train import make_accelerator
 from smoke import smoke_config
 
@@ -76,16 +86,80 @@ class MlflowLog:
         return str(value)
 
 
-READERS = {"tensorboard": TensorBoardLog, "mlflow": MlflowLog}
+class WandbLog:
+    """Offline runs of the project named after the config, a folder each, read with W&B's own reader of a
+    run file (`wandb leet inspect --json`: its records). A metric's x is the axis define_metric gave it."""
+
+    def __init__(self, folder: Path):
+        runs = [self.records(path) for path in (folder / "wandb").glob("offline-run-*")]
+        assert {records["run"][0]["project"] for records in runs} == {"smoke"}
+        self.by_name = {records["run"][0]["display_name"]: records for records in runs}
+
+    @staticmethod
+    def records(run: Path) -> dict[str, list[dict]]:
+        """The run file's records by type."""
+        command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run)]
+        by_type = defaultdict(list)
+        for line in subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines():
+            record = json.loads(line)
+            by_type[record["type"]].append(record[record["type"]])
+        return by_type
+
+    def runs(self) -> list[str]:
+        return sorted(self.by_name)
+
+    def scalars(self, run: str) -> dict[str, list[tuple[int, float]]]:
+        records = self.by_name[run]
+        axes = {metric["glob_name"]: metric["step_metric"] for metric in records["metric"]}
+        points = defaultdict(list)
+        for row in (history["item"] for history in records["history"]):
+            for key, value in row.items():
+                if not key.startswith("_") and key not in axes.values():
+                    axis = next((axis for pattern, axis in axes.items() if fnmatch(key, pattern)), "_step")
+                    points[key].append((row[axis], value))
+        return dict(points)
+
+    def params(self, run: str) -> dict:
+        records = self.by_name[run]
+        config = {}
+        for update in (records["run"][0]["config"], *records["config"]):
+            config |= update["update"]
+        del config["_wandb"]
+        return config
+
+    @staticmethod
+    def param(value):
+        return value
+
+
+READERS = {"tensorboard": TensorBoardLog, "mlflow": MlflowLog, "wandb": WandbLog}
+
+
+@contextmanager
+def wandb_session(folder: Path, **env: str) -> Iterator[None]:
+    """W&B with no credentials and its settings and caches in `folder`, plus `env`; afterwards no W&B process."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE"):
+            patch.delenv(key, raising=False)
+        isolated = {f"WANDB_{key}_DIR": folder / key.lower() for key in ("CONFIG", "CACHE", "DATA")}
+        settings = isolated | {"WANDB_DIR": folder, "NETRC": folder / "netrc", "WANDB_SILENT": "true"} | env
+        for key, value in settings.items():
+            patch.setenv(key, str(value))
+        try:
+            yield
+        finally:
+            wandb.teardown()
+    assert not [child for child in psutil.Process().children(recursive=True) if child.name().startswith("wandb")]
 
 
 @pytest.fixture(scope="module", params=sorted(READERS))
 def tracked(request, smoke_assets, tmp_path_factory):
-    """(run folder, tracker log) of a smoke run of both strategies, one seed."""
+    """(run folder, tracker log) of a smoke run of both strategies, one seed; W&B's offline."""
     out = tmp_path_factory.mktemp(request.param)
     cfg = smoke_config(smoke_assets, f"train.log_with={request.param}", f"strategies=[{', '.join(STRATEGIES)}]")
-    ContinualRun(cfg, out).run()
-    return out, READERS[request.param](out / "tracking")
+    with wandb_session(tmp_path_factory.mktemp("wandb"), WANDB_MODE="offline", WANDB_CONSOLE="off"):
+        ContinualRun(cfg, out).run()
+        return out, READERS[request.param](out / "tracking")  # W&B's reader, offline too: it looks up no server
 
 
 def stage_record(out: Path, strategy: str, stage: int) -> dict:
@@ -167,14 +241,40 @@ def test_the_final_cl_figures_are_the_results_files_means(tracked):
 
 
 def test_an_unknown_tracker_is_a_config_error_naming_the_choices():
-    with pytest.raises(ConfigError, match=r"train\.log_with must be one of \['none', 'tensorboard', 'mlflow'\]"):
-        load_config(overrides=["train.log_with=wandb"])
+    choices = r"\['none', 'tensorboard', 'mlflow', 'wandb'\]"
+    with pytest.raises(ConfigError, match=rf"train\.log_with must be one of {choices}"):
+        load_config(overrides=["train.log_with=comet_ml"])
 
 
-def test_a_missing_tracker_package_fails_before_the_run(monkeypatch):
-    monkeypatch.setitem(tracking.PACKAGES, "mlflow", ("mlflow-skinny", lambda: False))
-    with pytest.raises(UserError, match=r"mlflow-skinny.*\.\[tracking\]"):
-        tracking.check_installed("mlflow")
+@pytest.mark.parametrize("log_with", ["mlflow", "wandb"])
+def test_a_missing_tracker_package_fails_before_the_run(monkeypatch, log_with):
+    package, _ = tracking.PACKAGES[log_with]
+    monkeypatch.setitem(tracking.PACKAGES, log_with, (package, lambda: False))
+    with pytest.raises(UserError, match=rf"log_with={log_with} needs the {package} package.*\.\[tracking\]"):
+        tracking.check_installed(log_with)
+
+
+def test_wandb_without_an_api_key_goes_offline_and_says_how_to_sync(tmp_path, caplog):
+    with wandb_session(tmp_path), caplog.at_level(logging.INFO, logger="hybridcl.tracking"):
+        assert tracking.wandb_mode(tmp_path / "runs") == "offline"
+        assert wandb.setup().settings.mode == "offline"  # the session's too: no usage analytics sent
+    assert f"wandb sync {tmp_path / 'runs'}/offline-run-*" in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["offline", "disabled"])
+def test_wandb_keeps_the_mode_wandb_is_set_to(tmp_path, mode):
+    with wandb_session(tmp_path, WANDB_MODE=mode):
+        assert tracking.wandb_mode(tmp_path / "runs") == mode
+
+
+def test_wandb_set_online_without_an_api_key_fails_before_the_run(tmp_path):
+    with wandb_session(tmp_path, WANDB_MODE="online"), pytest.raises(UserError, match=r"WANDB_MODE=online .*API key"):
+        tracking.wandb_mode(tmp_path / "runs")
+
+
+def test_wandb_with_an_api_key_stays_online(tmp_path):
+    with wandb_session(tmp_path, WANDB_API_KEY="0" * 40):
+        assert tracking.wandb_mode(tmp_path / "runs") == "online"
 
 
 def test_none_starts_no_tracker_and_writes_nothing(tmp_path):

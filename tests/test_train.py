@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import os
 import subprocess
@@ -12,11 +13,19 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from hybridcl.config import LayerSettings, LoraSettings, TrainConfig
 from hybridcl.data.batching import EncodedSet, RaggedIds, Seq2SeqCollator, concat_encoded, make_loader
 from hybridcl.model.hybrid import HybridModel
+from hybridcl.settings import LayerSettings, LoraSettings, TrainConfig
 from hybridcl.strategies import STRATEGIES, get_strategy
-from hybridcl.train import make_accelerator, peak_memory, prepare_stage, reset_peak_memory, train_stage
+from hybridcl.train import (
+    cpu_has_native_bf16,
+    make_accelerator,
+    peak_memory,
+    prepare_stage,
+    reset_peak_memory,
+    resolve_mixed_precision,
+    train_stage,
+)
 from tiny_models import TINY, tiny_t5
 
 TASKS = ("t1", "t2")
@@ -175,3 +184,49 @@ def test_cpu_peak_memory_can_be_reset_between_measurements():
     reset_peak_memory(cpu)
     _, after_reset = peak_memory(cpu)
     assert with_big - after_reset > 32 * 2**20
+
+
+@pytest.mark.parametrize(
+    "capabilities, native",
+    [
+        ({"architecture": "x86_64", "avx512_f": True, "avx512_bf16": True}, True),
+        ({"architecture": "x86_64", "amx_bf16": True}, True),
+        ({"architecture": "x86_64", "avx512_f": True, "avx512_bf16": False}, False),  # AVX512 alone emulates bf16
+        ({"architecture": "arm64", "neon": True, "bf16": True}, True),
+        ({"architecture": "arm64", "neon": True}, False),
+    ],
+)
+def test_auto_precision_trains_in_bf16_on_cpus_with_native_bf16(monkeypatch, capabilities, native):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert cpu_has_native_bf16() is native
+    assert resolve_mixed_precision("auto", "cpu") == ("bf16" if native else "no")
+    assert resolve_mixed_precision("auto", "cpu", generation=True) == "no"  # CPU generation does not gain
+    assert resolve_mixed_precision("bf16", "cpu", generation=True) == "bf16"  # a setting is taken as it is
+    assert resolve_mixed_precision("no", "cpu") == "no" and resolve_mixed_precision("auto", "mps") == "no"
+    assert make_accelerator(FAST, cpu=True).mixed_precision == ("bf16" if native else "no")
+
+
+def test_every_stage_trains_in_the_configured_precision():
+    """A model prepared at stage 1 is not wrapped again at stage 2; its steps must still run under autocast."""
+    model = HybridModel(tiny_t5(), LoraSettings(r=4, alpha=8))
+    train = dataclasses.replace(FAST, mixed_precision="bf16")
+    seen = set()
+
+    def record(module, args, output):
+        if isinstance(module, torch.nn.Linear) and module.training:
+            seen.add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        for index in (1, 2):
+            seen.clear()
+            run_stage(model, "task_specific", index, train)
+            assert seen == {torch.bfloat16}, f"stage {index} trained in {seen}"
+    finally:
+        handle.remove()
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="Linux's /proc/cpuinfo")
+def test_native_bf16_detection_agrees_with_the_kernels_cpu_flags():
+    words = set(Path("/proc/cpuinfo").read_text().split())
+    assert cpu_has_native_bf16() is bool(words & {"avx512_bf16", "amx_bf16", "bf16", "svebf16"})

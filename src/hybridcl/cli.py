@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import sys
+from pathlib import Path
 
 from hybridcl import __version__
-from hybridcl.config import BASE_SIZES, LANGUAGES
 from hybridcl.errors import UserError
+from hybridcl.logs import BUILD_LOG, LEVELS, RUN_LOG, SWEEP_LOG, console_logging, failure_log, log_file, one_line
 from hybridcl.run_files import ANALYSIS_FILE, PLOTS_DIR, RESULTS_FILE
+from hybridcl.settings import BASE_SIZES, LANGUAGES
 
 # Read from the environment when the libraries load, so set (unless the user set them) before any is:
 # - library progress bars off (transformers' "Loading weights", "Writing model shards", datasets', the hub's);
@@ -24,6 +28,8 @@ LIBRARY_ENVIRONMENT = {
     "GOMP_SPINCOUNT": "1000",
     "DISABLE_SAFETENSORS_CONVERSION": "1",
 }
+
+logger = logging.getLogger(__name__)
 
 
 def _corpus_build(args: argparse.Namespace) -> int:
@@ -50,7 +56,8 @@ def _corpus_check(args: argparse.Namespace) -> int:
 def _corpus_replica(args: argparse.Namespace) -> int:
     from itertools import islice
 
-    from hybridcl.data.csn import read_records, split_path
+    from hybridcl.data.csn import read_records
+    from hybridcl.data.forms import split_path
     from hybridcl.data.replicas import write_replica
     from hybridcl.data.schema import SPLITS
 
@@ -69,11 +76,16 @@ def _corpus_replica(args: argparse.Namespace) -> int:
 
 
 def _base_build(args: argparse.Namespace) -> int:
-    from hybridcl.model.pretrain import build_stand_in_base
+    from hybridcl.model.pretrain import build_settings, build_stand_in_base, check_out_dir
 
-    build_stand_in_base(
-        args.corpus, args.out, size=args.size, steps=args.steps, seed=args.seed, snapshots=args.snapshots
-    )
+    settings = build_settings(args.size, args.steps, args.seed)
+    out = Path(args.out)
+    check_out_dir(out)
+    out.mkdir(parents=True, exist_ok=True)  # the build's log is written from its start
+    with log_file(out / BUILD_LOG, {"settings": json.dumps(settings)}):
+        build_stand_in_base(
+            args.corpus, args.out, size=args.size, steps=args.steps, seed=args.seed, snapshots=args.snapshots
+        )
     return 0
 
 
@@ -102,15 +114,16 @@ def _params(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from hybridcl.config import load_config
-    from hybridcl.continual import ContinualRun, say
+    from hybridcl.continual import ContinualRun, run_log
     from hybridcl.report import console_summary
 
     overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds is not None else [])
     cfg = load_config(args.config, overrides)
     out = args.out or f"runs/{cfg.name}"
-    results = ContinualRun(cfg, out).run()
-    say(console_summary(results))
-    say(f"report: {out}/{ANALYSIS_FILE} (results: {out}/{RESULTS_FILE}, plots: {out}/{PLOTS_DIR}/)")
+    with run_log(cfg, out):
+        results = ContinualRun(cfg, out).run()
+        logger.info(console_summary(results))
+        logger.info(f"report: {out}/{ANALYSIS_FILE} (results: {out}/{RESULTS_FILE}, plots: {out}/{PLOTS_DIR}/)")
     return 0
 
 
@@ -124,7 +137,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from hybridcl.report import load_results, write_report
-    from hybridcl.sweep import enclosing_sweep
+    from hybridcl.report.sweep_summary import enclosing_sweep
 
     written = write_report(load_results(args.run_dir), args.run_dir, sweep=enclosing_sweep(args.run_dir))
     print("\n".join(str(path) for path in written))
@@ -230,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N,N,...",
         help="also save the base as it is after these steps, to OUT-step<N> (budget curves)",
     )
+    _add_log_level(base_build, f"OUT/{BUILD_LOG}")
     base_build.set_defaults(run=_base_build)
 
     params = commands.add_parser("params", help="trainable and stored parameters per strategy and stage (no download)")
@@ -247,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="number of seeds (overrides `seeds`); on a finished run it adds the missing seeds",
     )
+    _add_log_level(run, f"OUT/{RUN_LOG}")
     run.set_defaults(run=_run)
 
     sweep = commands.add_parser(
@@ -265,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     sweep.add_argument("--seeds", type=int, default=None, help="number of seeds of every point (overrides `seeds`)")
     sweep.add_argument("--out", default=None, help="sweep folder (default: runs/<name>-sweep); reused to continue")
+    _add_log_level(sweep, f"OUT/{SWEEP_LOG} and each point's {RUN_LOG}")
     sweep.set_defaults(run=_sweep)
 
     report = commands.add_parser(
@@ -289,6 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_log_level(command: argparse.ArgumentParser, where: str) -> None:
+    command.add_argument(
+        "--log-level",
+        choices=list(LEVELS),
+        default="info",
+        help=f"debug: {where} also gets every optimizer step's loss, learning rate and time (default: info)",
+    )
+
+
 def pin_hash_seed() -> None:
     """CodeBLEU's dataflow score depends on set order, so on str hashing: restart this very command
     with PYTHONHASHSEED=0 (it only takes effect at interpreter start) for reproducible numbers."""
@@ -307,18 +332,24 @@ def main(argv: list[str] | None = None) -> int:
         pin_hash_seed()
     for key, value in LIBRARY_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
-    try:
-        return args.run(args)
-    except UserError as error:
-        print(f"hybridcl: error: {one_line(str(error))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\nhybridcl: interrupted; the same command continues from the last finished stage", file=sys.stderr)
-        return 130
-
-
-def one_line(message: str) -> str:
-    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    with console_logging(getattr(args, "log_level", "info")):
+        try:
+            return args.run(args)
+        except UserError as error:
+            print(f"hybridcl: error: {one_line(str(error))}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            after_echo = "\n" if sys.stderr.isatty() else ""  # the terminal's ^C ends no line
+            resume = "the same command continues from the last finished stage"
+            print(f"{after_echo}hybridcl: interrupted; {resume}", file=sys.stderr)
+            return 130
+        except Exception as error:
+            logged = failure_log(error)
+            if logged is None:  # a command without a log file: Python's traceback
+                raise
+            message = f"{type(error).__name__}: {one_line(str(error))}"
+            print(f"hybridcl: error: {message} (full traceback in {logged})", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

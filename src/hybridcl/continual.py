@@ -15,10 +15,9 @@ A strategy's hooks (hybridcl.strategies) choose a stage's data and an extra loss
 trains; its `after_stage` runs once the stage's components are saved, and again whenever a finished
 stage is restored or copied, with a `state` dict kept across the stages of that strategy and seed.
 
-A run folder is bound to the settings that change results once a stage in it has finished: a run
-continued with other values for those is refused, one with other `UNLOCKED_KEYS` values (more seeds,
-another eval batch size, ...) goes on. Temporary files of writes that a kill interrupted are removed
-when the run starts again.
+A run folder is bound to the settings that change results once a stage in it has finished
+(hybridcl.continuation says which may change). Temporary files of writes that a kill interrupted are
+removed when the run starts again.
 
 Under `torchrun` every process trains and generates its share of each evaluation; the main process
 alone scores and writes files, and every process waits for each stage.json before going on.
@@ -35,9 +34,10 @@ import copy
 import dataclasses
 import functools
 import json
-import os
+import logging
 import platform
 import shutil
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,36 +47,27 @@ from safetensors.torch import load_file, save_file
 
 from hybridcl import versions
 from hybridcl.atomic import atomic_path, remove_temp_files, write_text
-from hybridcl.config import Config, ConfigError, load_run_config
+from hybridcl.config import Config, plain_config
+from hybridcl.continuation import continues_finished_stages
 from hybridcl.data.batching import EncodedSet, encode_records
 from hybridcl.data.csn import TaskData, format_skips, load_task_data
 from hybridcl.evaluate import evaluate_task
 from hybridcl.faults import kill_point
+from hybridcl.logs import FILE_ONLY, RUN_LOG, duration, log_file, text_digest
 from hybridcl.metrics import require_wordnet
 from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel, check_target_modules
 from hybridcl.params import count_params
 from hybridcl.results import results_tree, strategy_comparisons, strategy_results
 from hybridcl.run_files import RESULTS_FILE, results_dir_name
+from hybridcl.settings import ConfigError
 from hybridcl.sources import SOURCES_FILE, check_continuation, describe, record_sources, records, resolve_sources
 from hybridcl.strategies import StageContext, Strategy, Use, get_strategy, shared_prefix
 from hybridcl.tracking import Tracker, check_installed
 from hybridcl.train import make_accelerator, prepare_stage, resolve_mixed_precision, stage_loader, train_stage
 
-# Settings that change no figure of a finished stage: a run folder may be continued with other values.
-# `seeds` and `strategies` add (or leave out) whole runs of one strategy and seed.
-# The revisions too: what they resolve to is checked against the folder's sources.json (hybridcl.sources).
-UNLOCKED_KEYS = (
-    "name",
-    "seeds",
-    "strategies",
-    "data.cache_dir",
-    "eval.batch_size",
-    "offline.build",
-    "train.log_with",
-    "model.revision",
-    "data.hub_revision",
-)
+logger = logging.getLogger(__name__)
+
 SKIP_WARNING_SHARE = 0.2  # a split that finds more than this share of the records it looks at unusable gets a warning
 CHOSEN_SKIP = "code_too_long"
 
@@ -103,21 +94,25 @@ class ContinualRun:
     def prepare(self) -> None:
         """Everything that can fail on bad input, before anything is trained or written to the folder."""
         require_wordnet()  # before hours of training, not after
-        continuing = self._check_out_dir()
+        continuing = continues_finished_stages(self.cfg, self.out)
         self.created = self._created() if continuing else _now()
         if self.cfg.offline.build:
             build_offline_assets(self.cfg)
         check_installed(self.cfg.train.log_with)
         self.accelerator = make_accelerator(self.cfg.train, tracking_dir=self.out / "tracking")
-        self.tracker = Tracker(self.accelerator, _plain_config(self.cfg))
+        self.tracker = Tracker(self.accelerator, plain_config(self.cfg))
         self._main = self.accelerator.is_main_process  # the one process that writes files
         self.device = self.accelerator.device
+        self.precision = {
+            "train": self.accelerator.mixed_precision,
+            "generation": resolve_mixed_precision(self.cfg.train.mixed_precision, self.device.type, generation=True),
+        }
         sources = resolve_sources(self.cfg)
         if continuing:
             check_continuation(self.out, sources)
         self.sources = records(sources)
         for key, record in self.sources.items():
-            say(f"{key}: {describe(record)}")
+            logger.info(f"{key}: {describe(record)}")
         self.base, self.tokenizer = load_base(self.cfg.model, source=sources["model"])
         if self.tokenizer is None:
             raise ConfigError(f"model {self.cfg.model.name!r} has no tokenizer; a run needs one to read the data")
@@ -126,7 +121,7 @@ class ContinualRun:
             key: load_task_data(self.cfg.data, key, source=sources["data"], eval_split=self.cfg.eval.split)
             for key in self.tasks_order
         }
-        say(data_summary(loaded))
+        logger.info(data_summary(loaded))
         self.tasks = {key: self._encode_task(data) for key, data in loaded.items()}
         self.params = {
             s.name: count_params(s, self.tasks_order, self.base, self.cfg.lora, self.cfg.layer) for s in self.strategies
@@ -134,31 +129,11 @@ class ContinualRun:
         if self._main:
             removed = remove_temp_files(self.out) if self.out.is_dir() else 0
             if removed:
-                say(f"removed {removed} temporary file(s) of writes interrupted in an earlier run")
-            write_text(self.out / "config.yaml", yaml.safe_dump(_plain_config(self.cfg), sort_keys=False))
+                logger.info(f"removed {removed} temporary file(s) of writes interrupted in an earlier run")
+            write_text(self.out / "config.yaml", config_yaml(self.cfg))
             if not continuing or not (self.out / SOURCES_FILE).is_file():
                 record_sources(self.out, sources)
         self.write_results()
-
-    def _check_out_dir(self) -> bool:
-        """Whether this run continues finished stages in its folder; refused when they come from settings
-        that change results. A folder without a finished stage (say, a run that failed at start-up) is free."""
-        path = self.out / "config.yaml"
-        if not path.is_file() or next(self.out.rglob("stage.json"), None) is None:
-            return False
-        # Read as a run's config: a key added since the folder was written takes the value its run had.
-        saved = _result_settings(_plain_config(load_run_config(path)))
-        current = _result_settings(_plain_config(self.cfg))
-        differing = sorted(_diff_keys(saved, current))
-        if differing:
-            changes = "; ".join(
-                f"{key}: {_lookup(saved, key)!r} there, {_lookup(current, key)!r} now" for key in differing
-            )
-            raise ConfigError(
-                f"{self.out} holds finished stages of other settings ({changes}); "
-                "use a fresh --out, or the folder's values"
-            )
-        return True
 
     def _created(self) -> str:
         """When the run in this folder started: kept across restarts, in the results file."""
@@ -213,7 +188,7 @@ class ContinualRun:
     def _run_strategy(self, strategy: Strategy, seed: int) -> None:
         n_stages = strategy.num_stages(self.tasks_order)
         if (self.stage_dir(strategy, seed, n_stages) / "stage.json").is_file():
-            say(f"{strategy.name} seed {seed}: every stage finished before")
+            logger.info(f"{strategy.name} seed {seed}: every stage finished before")
             return
         with self.tracker.run(f"{strategy.name}/seed{seed}", strategy=strategy.name, seed=seed):
             self._run_stages(strategy, seed, n_stages)
@@ -239,9 +214,11 @@ class ContinualRun:
                 self._copy_stage(strategy, donor, context)
                 done = f"copied from {donor.name} (identical up to here)"
             else:
+                logger.info(f"{strategy.name} stage {index} seed {seed}: start", extra=FILE_ONLY)
+                start = time.perf_counter()
                 self._train_and_evaluate(strategy, context)
-                done = "trained and evaluated"
-            say(f"{strategy.name} stage {index} seed {seed}: {done}")
+                done = f"trained and evaluated in {duration(time.perf_counter() - start)}"
+            logger.info(f"{strategy.name} stage {index} seed {seed}: {done}")
             # a stage trained now logged its losses step by step; a restored or copied one has them in stage.json
             trained_now = not finished_before and donor is None
             self.tracker.log_stage(self._read_stage(strategy, seed, index), losses=not trained_now)
@@ -277,9 +254,12 @@ class ContinualRun:
                 prepare_stage(model, strategy, self.tasks_order, index, seed)
             uses = {key: strategy.evaluation(self.tasks_order, 0, key) for key in self.tasks_order}
         model.freeze()
+        name = "every strategy" if self._shared_stage0() else strategy.name
+        logger.info(f"{name} stage 0 seed {seed}: start", extra=FILE_ONLY)
+        start = time.perf_counter()
         evaluation = self._evaluate_all(model, uses, folder, f"{strategy.name} s0 seed{seed}")
         self._mark_done(folder, {"stage": 0, "seed": seed, "train": None, "eval": evaluation})
-        say(f"{'every strategy' if self._shared_stage0() else strategy.name} stage 0 seed {seed}: evaluated")
+        logger.info(f"{name} stage 0 seed {seed}: evaluated in {duration(time.perf_counter() - start)}")
 
     def _train_and_evaluate(self, strategy: Strategy, context: StageContext) -> None:
         """Train the stage on the strategy's data (with its extra loss), save what it trained, evaluate."""
@@ -313,6 +293,9 @@ class ContinualRun:
         if self._main:
             _copy_tree(source / "predictions", folder / "predictions")
         donor_stage.update(shared_with=donor_stage.get("shared_with") or donor.name)
+        for key, evaluation in donor_stage["eval"].items():  # the same roles, under this strategy's names
+            use = strategy.evaluation(self.tasks_order, context.stage.index, key)
+            evaluation["components"] = dataclasses.asdict(use)
         self._mark_done(folder, donor_stage)
 
     def _restore(self, strategy: Strategy, context: StageContext) -> None:
@@ -361,7 +344,7 @@ class ContinualRun:
                 settings=self.cfg.eval,
                 device=self.device,
                 desc=f"{desc} {key}",
-                precision=resolve_mixed_precision(self.cfg.train.mixed_precision),
+                precision=self.precision["generation"],
                 accelerator=self.accelerator,
                 task_prefix=self.cfg.data.task_prefix,
             )
@@ -408,13 +391,14 @@ class ContinualRun:
             s.name: strategy_results(s, self.tasks_order, records[s.name], self.params[s.name]) for s in self.strategies
         }
         return results_tree(
-            _plain_config(self.cfg),
+            plain_config(self.cfg),
             created=self.created,
             versions=versions(),
             device={
                 "type": self.device.type,
                 "name": _device_name(self.device),
                 "processes": self.accelerator.num_processes,
+                "precision": self.precision,
             },
             seeds=self.seeds,
             data={key: task.data for key, task in self.tasks.items()},
@@ -454,7 +438,7 @@ def build_offline_assets(cfg: Config) -> None:
     if not (corpus / "summary.json").is_file():
         from hybridcl.data.mine import build_corpus
 
-        say(
+        logger.info(
             f"first use: mining the offline corpus into {corpus} (one time; about 2 minutes on 2 CPU cores, "
             "npm install of the JavaScript sources included)"
         )
@@ -462,7 +446,7 @@ def build_offline_assets(cfg: Config) -> None:
     if not (base / "config.json").is_file():
         from hybridcl.model.pretrain import build_stand_in_base
 
-        say(
+        logger.info(
             f"no base at {base}: pre-training the {cfg.offline.base_size} stand-in base there (one time; about "
             "an hour on 2 CPU cores for the tiny size, which the repository ships as models/stand-in-base; "
             "killed, it continues where it stopped)"
@@ -478,31 +462,6 @@ def _renaming(strategy: Strategy, donor: Strategy, tasks) -> dict[tuple[str, str
         for role, name in strategy.roles(tasks).items()
         if role in donor_roles
     }
-
-
-def _result_settings(config: dict) -> dict:
-    """The config without `UNLOCKED_KEYS`: the settings a finished stage's figures depend on."""
-    settings = copy.deepcopy(config)
-    for key in UNLOCKED_KEYS:
-        *parents, leaf = key.split(".")
-        node = settings
-        for part in parents:
-            node = node.get(part, {})
-        node.pop(leaf, None)
-    return settings
-
-
-def _lookup(tree: dict, dotted: str):
-    for part in dotted.split("."):
-        tree = tree.get(part) if isinstance(tree, dict) else None
-    return tree
-
-
-def _diff_keys(a, b, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = set(a) | set(b)
-        return [k for key in keys for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
-    return [prefix.rstrip(".")] if a != b else []
 
 
 def data_summary(tasks: dict[str, TaskData]) -> str:
@@ -527,17 +486,14 @@ def data_summary(tasks: dict[str, TaskData]) -> str:
     return "\n".join(lines + warnings)
 
 
-def say(line: str) -> None:
-    """Print a console line once: on the main process under torchrun.
-
-    RANK, not the accelerator: some lines come before it exists. torchrun and accelerate set it."""
-    if os.environ.get("RANK", "0") == "0":
-        print(line, flush=True)
+def config_yaml(cfg: Config) -> str:
+    """The text of a run folder's config.yaml: the resolved config."""
+    return yaml.safe_dump(plain_config(cfg), sort_keys=False)
 
 
-def _plain_config(cfg: Config) -> dict:
-    """The resolved config as plain JSON values (tuples as lists), as config.yaml and the results hold it."""
-    return json.loads(json.dumps(cfg.to_dict()))
+def run_log(cfg: Config, out: str | Path):
+    """The run folder's log file (hybridcl.logs), its header naming the config.yaml the run writes."""
+    return log_file(Path(out) / RUN_LOG, {"config.yaml sha256": text_digest(config_yaml(cfg))})
 
 
 def _now() -> str:

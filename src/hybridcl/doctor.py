@@ -72,8 +72,8 @@ def check_hybrid_pass() -> tuple[bool, str]:
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from hybridcl.config import LayerSettings, LoraSettings
     from hybridcl.model.hybrid import HybridModel
+    from hybridcl.settings import LayerSettings, LoraSettings
 
     config = T5Config(
         vocab_size=128,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from dataclasses import asdict, dataclass
 
 import torch
 from accelerate.utils import gather_object
-from tqdm.auto import tqdm
 
-from hybridcl.config import EvalConfig
 from hybridcl.data.batching import EncodedSet, LengthGroupedBatchSampler, Seq2SeqCollator, source_target_texts
 from hybridcl.data.schema import Record
+from hybridcl.logs import FILE_ONLY, duration
 from hybridcl.metrics import Generation, score_predictions
+from hybridcl.progress import track
+from hybridcl.settings import EvalConfig
 from hybridcl.train import (
     NEW_VALUES_NEED_A_FRESH_OUT,
     AcceleratorOutOfMemory,
@@ -22,6 +24,8 @@ from hybridcl.train import (
     peak_memory,
     reset_peak_memory,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,7 +57,7 @@ def generate_outputs(
 
     Inputs go in length-sorted batches (little padding); generation uses the KV cache and stops as
     soon as every sequence of the batch has produced EOS. A HybridModel runs with its active LoRA
-    merged into the base weights; precision "bf16"/"fp16" runs under CUDA autocast.
+    merged into the base weights; precision "bf16"/"fp16" runs under autocast (CUDA or CPU).
 
     With an `accelerator` of N processes, process r generates batches r, r+N, r+2N, ... of the same
     batch list a single process forms (so the same predictions, each example once), and every process
@@ -70,7 +74,7 @@ def generate_outputs(
     model.eval()
     reset_peak_memory(device)
     merged = model.lora_merged() if hasattr(model, "lora_merged") else contextlib.nullcontext()
-    autocast = precision in ("bf16", "fp16") and device.type == "cuda"
+    autocast = precision in ("bf16", "fp16") and device.type in ("cuda", "cpu")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     with merged, torch.autocast(device.type, dtype=dtype, enabled=autocast):
         shard = _generate_shard(model, encoded, tokenizer, settings, device, desc, rank, processes)
@@ -89,7 +93,7 @@ def _generate_shard(model, encoded, tokenizer, settings, device, desc, rank, pro
     generated = 0
     limit = settings.batch_size  # halved on out-of-memory, for this batch and every later one
     start = time.perf_counter()
-    for indices in tqdm(batches[rank::processes], desc=desc, leave=False, dynamic_ncols=True, disable=rank > 0):
+    for indices in track(batches[rank::processes], f"eval {desc}", "batch", enabled=rank == 0):
         done = 0
         while done < len(indices):
             piece = indices[done : done + limit]
@@ -153,7 +157,7 @@ def _halved(limit: int, desc: str, settings: EvalConfig) -> int:
             f"(eval.max_new_tokens={settings.max_new_tokens}); lower eval.max_new_tokens or data.max_source_tokens "
             f"({NEW_VALUES_NEED_A_FRESH_OUT})"
         )
-    tqdm.write(f"{desc}: out of accelerator memory at generation batch {limit}; retrying at {limit // 2}")
+    logger.warning("%s: out of accelerator memory at generation batch %d; retrying at %d", desc, limit, limit // 2)
     return limit // 2
 
 
@@ -206,7 +210,9 @@ def evaluate_task(
     if accelerator is not None and not accelerator.is_main_process:
         return None
     sources, references = source_target_texts(records, direction, task_prefix=task_prefix)
+    start = time.perf_counter()
     scores = score_predictions(predictions, references, language, direction, generations=produced)
+    logger.info("eval %s: scored in %s", desc, duration(time.perf_counter() - start), extra=FILE_ONLY)
     rows = prediction_rows(records, sources, references, predictions, scores["per_example"])
     return scores, rows, stats
 

@@ -22,8 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hybridcl.atomic import write_text
-from hybridcl.data.source import list_folder
-from hybridcl.fingerprints import file_sha256
+from hybridcl.fingerprints import file_sha256, list_folder
 
 COMMIT = re.compile(r"[0-9a-f]{40}")
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from transformers import T5ForConditionalGeneration
 
-from hybridcl.config import Config, LayerSettings, LoraSettings
+from hybridcl.config import Config
 from hybridcl.model.hybrid import HybridModel
+from hybridcl.settings import LayerSettings, LoraSettings
 from hybridcl.strategies import Components, Strategy, get_strategy
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hybridcl.baselines import Replay
 from hybridcl.config import Config
 from hybridcl.strategies import Strategy, get_strategy, shared_prefix
+from hybridcl.strategies.baselines import Replay
 
 
 @dataclass(frozen=True)

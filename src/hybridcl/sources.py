@@ -1,6 +1,6 @@
 """Where a run's base model and data come from: resolved before anything loads, recorded, checked on continuing.
 
-`resolve_sources(cfg)` asks `hybridcl.model.base.resolve_model` and `hybridcl.data.hub.resolve_data`
+`resolve_sources(cfg)` asks `hybridcl.model.base.resolve_model` and `hybridcl.data.source.resolve_data`
 where the config's model and data are (hub commit or local content fingerprint, form, files and
 sizes, cached or not) without downloading or loading anything. The runner prints one line per source,
 keeps them in the run folder (`sources.json`, written once the folder has no finished stage) and in the
@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 
 from hybridcl.atomic import write_text
-from hybridcl.config import Config, ConfigError
-from hybridcl.data.hub import DataSource, resolve_data
-from hybridcl.data.source import format_bytes
+from hybridcl.config import Config
+from hybridcl.data.pinning import DataSource, format_bytes
+from hybridcl.data.source import resolve_data
 from hybridcl.model.base import ModelSource, resolve_model
+from hybridcl.settings import ConfigError
 
 SOURCES_FILE = "sources.json"
 Sources = dict[str, ModelSource | DataSource]  # "model", "data"

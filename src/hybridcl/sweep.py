@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +30,23 @@ from typing import Any
 
 import yaml
 
-from hybridcl.atomic import atomic_path, write_text
-from hybridcl.config import Config, ConfigError, load_config
+from hybridcl.atomic import write_text
+from hybridcl.config import Config, load_config
+from hybridcl.logs import SWEEP_LOG, log_file
+from hybridcl.report.sweep_summary import (
+    PARAMETER_AXES,
+    PARETO_PNG,
+    SUMMARY_JSON,
+    SUMMARY_MD,
+    plot_pareto,
+    summary_markdown,
+)
 from hybridcl.run_files import RESULTS_FILE
+from hybridcl.settings import ConfigError
 
 PRIMARY_METRIC = "bleu"
-PARAMETER_AXES = {"trainable": "trainable parameters (largest stage)", "stored": "stored parameters (all tasks)"}
-SUMMARY_JSON, SUMMARY_MD, PARETO_PNG = "sweep_summary.json", "sweep_summary.md", "sweep_pareto.png"
+
+logger = logging.getLogger(__name__)
 
 Grid = dict[str, list[Any]]
 
@@ -108,19 +119,22 @@ def run_sweep(
 ) -> dict:
     """Run every point (continuing finished ones), then write the summary files; returns the summary."""
     points = sweep_points(config_path, grid, overrides)
-    from hybridcl.continual import ContinualRun, say  # torch: only once every point is known to be valid
+    from hybridcl.continual import ContinualRun, run_log  # torch: only once every point is known to be valid
 
     out = Path(out) if out is not None else Path("runs") / f"{points[0].config.name}-sweep"
-    for i, point in enumerate(points, 1):
-        say(f"sweep point {i}/{len(points)}: {point.name}")
-        ContinualRun(point.config, out / point.name).run()
-    summary = {"config": str(config_path), "overrides": list(overrides), "grid": grid, **sweep_summary(points, out)}
-    write_summary(summary, out)
-    from hybridcl.report import load_results, write_report
+    names = ", ".join(point.name for point in points)
+    with log_file(out / SWEEP_LOG, {"sweep": f"{len(points)} point(s) of {config_path}: {names}"}):
+        for i, point in enumerate(points, 1):
+            logger.info(f"sweep point {i}/{len(points)}: {point.name}")
+            with run_log(point.config, out / point.name):
+                ContinualRun(point.config, out / point.name).run()
+        summary = {"config": str(config_path), "overrides": list(overrides), "grid": grid, **sweep_summary(points, out)}
+        write_summary(summary, out)
+        from hybridcl.report import load_results, write_report
 
-    for point in points:  # RQ3 of every point's analysis.md now sets it among the sweep's points
-        write_report(load_results(out / point.name), out / point.name, plots=False, sweep=summary)
-    say(f"sweep summary: {out / SUMMARY_MD} ({SUMMARY_JSON}, {PARETO_PNG})")
+        for point in points:  # RQ3 of every point's analysis.md now sets it among the sweep's points
+            write_report(load_results(out / point.name), out / point.name, plots=False, sweep=summary)
+        logger.info(f"sweep summary: {out / SUMMARY_MD} ({SUMMARY_JSON}, {PARETO_PNG})")
     return summary
 
 
@@ -173,99 +187,3 @@ def write_summary(summary: dict, out: Path) -> None:
     write_text(out / SUMMARY_JSON, json.dumps(summary, indent=1) + "\n")
     write_text(out / SUMMARY_MD, summary_markdown(summary))
     plot_pareto(summary, out / PARETO_PNG)
-
-
-SUMMARY_HEADER = ("point", "strategy", "trainable", "stored", "A", "95% CI", "seeds", "front")
-
-
-def summary_markdown(summary: dict) -> str:
-    grid = ", ".join(f"{key} in {values}" for key, values in summary["grid"].items())
-    lines = [
-        f"# Capacity sweep: {summary['config']}",
-        "",
-        f"Grid: {grid}. A = average {summary['metric'].upper()} after the last stage (mean ± std over seeds, "
-        "95% CI). Trainable: the largest stage's. Front: on the Pareto front of A against trainable (T) or "
-        "stored (S) parameters.",
-        "",
-        "| " + " | ".join(SUMMARY_HEADER) + " |",
-        "|---|---|---:|---:|---:|---|---:|---|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(summary)]
-    return "\n".join(lines) + "\n"
-
-
-def summary_rows(summary: dict) -> list[list[str]]:
-    """One row of SUMMARY_HEADER per point and strategy (the summary table, and RQ3's in analysis.md)."""
-    return [
-        [row["point"], name, f"{entry['trainable']:,}", f"{entry['stored']:,}"]
-        + _score_cells(entry["average"])
-        + [_front_cell(entry["pareto"])]
-        for row in summary["points"]
-        for name, entry in row["strategies"].items()
-    ]
-
-
-def _score_cells(average: dict | None) -> list[str]:
-    if average is None:
-        return ["n/a", "n/a", "0"]
-    low, high = average["ci95"]
-    return [f"{average['mean']:.4f} ± {average['std']:.4f}", f"[{low:.4f}, {high:.4f}]", str(average["n"])]
-
-
-def enclosing_sweep(run_dir: str | Path) -> dict | None:
-    """The summary of the sweep `run_dir` is a point of (its parent's sweep_summary.json), or None."""
-    path = Path(run_dir).resolve().parent / SUMMARY_JSON
-    if not path.is_file():
-        return None
-    summary = json.loads(path.read_text())
-    return summary if any(row["point"] == Path(run_dir).resolve().name for row in summary["points"]) else None
-
-
-def _front_cell(pareto: dict[str, bool]) -> str:
-    return "+".join(mark for axis, mark in (("trainable", "T"), ("stored", "S")) if pareto[axis])
-
-
-# ------------------------------------------------------------------------------------ the plot
-
-
-def plot_pareto(summary: dict, path: Path) -> None:
-    """Two panels, A against trainable and against stored parameters (log x), the front as a step line."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(12, 5), layout="constrained")
-    FigureCanvasAgg(fig)
-    for ax, (axis, label) in zip(fig.subplots(1, 2), PARAMETER_AXES.items()):
-        _pareto_panel(ax, summary, axis, label)
-    fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
-    fig.suptitle(f"Capacity sweep: A ({summary['metric'].upper()}) against parameters; bars: 95% CI")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-
-
-def _pareto_panel(ax: Any, summary: dict, axis: str, label: str) -> None:
-    strategies = dict.fromkeys(name for row in summary["points"] for name in row["strategies"])
-    for name in strategies:
-        entries = [row["strategies"][name] for row in summary["points"] if name in row["strategies"]]
-        entries = [entry for entry in entries if entry["average"]]
-        means = [entry["average"]["mean"] for entry in entries]
-        below = [mean - entry["average"]["ci95"][0] for mean, entry in zip(means, entries)]
-        above = [entry["average"]["ci95"][1] - mean for mean, entry in zip(means, entries)]
-        xs = [entry[axis] for entry in entries]
-        ax.errorbar(xs, means, yerr=[below, above], fmt="o", capsize=3, label=name)
-    front = sorted(
-        (entry[axis], entry["average"]["mean"], row["point"])
-        for row in summary["points"]
-        for entry in row["strategies"].values()
-        if entry["pareto"][axis]
-    )
-    if front:
-        xs, ys, names = zip(*front)
-        ax.plot(xs, ys, drawstyle="steps-post", color="grey", linestyle="--", label="Pareto front")
-        ax.scatter(xs, ys, s=160, facecolors="none", edgecolors="black")
-        for x, y, name in front:
-            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 6), fontsize=6)
-    ax.set_xscale("log")
-    ax.set_xlabel(label)
-    ax.set_ylabel(f"A: average {summary['metric'].upper()} after the last stage")
-    ax.grid(alpha=0.3)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import math
 import resource
 import sys
@@ -18,22 +19,25 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from hybridcl.config import TrainConfig
 from hybridcl.data.batching import EncodedSet, Seq2SeqCollator, make_loader
 from hybridcl.errors import UserError
 from hybridcl.faults import kill_point
 from hybridcl.model.hybrid import HybridModel
+from hybridcl.progress import Progress
+from hybridcl.settings import TrainConfig
 from hybridcl.strategies import ExtraLoss, Stage, Strategy
 
 CLEAR_REFS = "/proc/self/clear_refs"
 LOG_EVERY = 10  # optimizer steps between loss read-backs (each one waits for the GPU)
 # The settings an out-of-memory error suggests changing all change results, so a run folder refuses them.
 NEW_VALUES_NEED_A_FRESH_OUT = "a run folder with finished stages takes new values only as a fresh --out"
+
+logger = logging.getLogger(__name__)
 
 
 class AcceleratorOutOfMemory(UserError):
@@ -86,9 +90,11 @@ def make_accelerator(train: TrainConfig, cpu: bool | None = None, tracking_dir: 
     # accelerate only sets up multi-process CPU runs (gloo) when told it is on the CPU.
     on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available()) if cpu is None else cpu
     tracking = {} if train.log_with == "none" else {"log_with": train.log_with, "project_dir": tracking_dir}
+    # accelerate refuses a precision other than the process's first; a bench or a test process trains in several
+    AcceleratorState._reset_state()
     accelerator = Accelerator(
         cpu=on_cpu,
-        mixed_precision=resolve_mixed_precision(train.mixed_precision),
+        mixed_precision=resolve_mixed_precision(train.mixed_precision, "cpu" if on_cpu else None),
         gradient_accumulation_steps=train.grad_accum_steps,
         **tracking,
     )
@@ -98,11 +104,25 @@ def make_accelerator(train: TrainConfig, cpu: bool | None = None, tracking_dir: 
     return accelerator
 
 
-def resolve_mixed_precision(setting: str) -> str:
-    """ "auto" -> "bf16" on a CUDA GPU that supports it, else "no"; other settings as they are."""
+def resolve_mixed_precision(setting: str, device_type: str | None = None, generation: bool = False) -> str:
+    """The precision of training (or with `generation`, of greedy generation): `setting` as it is, or for
+    "auto" bf16 where it pays, else "no". It pays on a CUDA GPU that supports bf16, and for training on a
+    CPU with native bf16; CPU generation gains nothing measurable from it (benchmarks/README.md).
+    `device_type`: where the run computes; None: where `make_accelerator` puts it by default."""
     if setting != "auto":
         return setting
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    if device_type is None:
+        device_type = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if device_type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if device_type == "cpu" and not generation and cpu_has_native_bf16() else "no"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU has bf16 arithmetic instructions: AVX512_BF16 or AMX-BF16 (x86), BF16 or SVE-BF16
+    (ARM), as torch's cpuinfo reads them. Without them torch emulates bf16 around float32 arithmetic."""
+    capabilities = torch.cpu.get_capabilities()
+    return any(capabilities.get(flag, False) for flag in ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16"))
 
 
 def stage_loader(encoded: EncodedSet, pad_token_id: int, train: TrainConfig, accelerator: Accelerator) -> DataLoader:
@@ -157,7 +177,9 @@ def train_stage(
     start = time.perf_counter()
     tokens = 0
     step_losses, pending = [], []  # losses stay on the device until logged: no GPU sync every step
-    bar = tqdm(total=total_steps, desc=desc, disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+    bar = Progress(total_steps, f"train {desc}", "step", enabled=accelerator.is_local_main_process)
+    debug = logger.isEnabledFor(logging.DEBUG) and accelerator.is_main_process
+    step_start = time.perf_counter()
 
     def read_back(pending: list[torch.Tensor]) -> None:
         losses = accelerator.reduce(torch.stack(pending), "mean").tolist()
@@ -176,10 +198,14 @@ def train_stage(
                 tokens += int(batch["attention_mask"].sum()) + target_tokens
                 batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
                 with accelerator.accumulate(wrapped):
-                    loss = step_loss(wrapped, batch, extra_loss)
+                    # explicit: a model prepared at an earlier stage is not wrapped again, and the end of
+                    # that stage took its autocast wrapper off
+                    with accelerator.autocast():
+                        loss = step_loss(wrapped, batch, extra_loss)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and train.max_grad_norm > 0:
                         accelerator.clip_grad_norm_(params, train.max_grad_norm)
+                    lr = scheduler.get_last_lr()[0]  # this step's (scheduler.step() moves on to the next)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
@@ -189,13 +215,14 @@ def train_stage(
                     step_losses = []
                     stats.steps += 1
                     bar.update(1)
+                    if debug:
+                        step_start = log_step(desc, stats.steps, total_steps, pending[-1], lr, step_start)
                     kill_point("train step")
                     if len(pending) == LOG_EVERY or stats.steps == total_steps:
                         read_back(pending)
                         pending = []
-                        bar.set_postfix(
-                            loss=f"{stats.losses[-1]:.3f}", ex_s=f"{stats.examples / (time.perf_counter() - start):.1f}"
-                        )
+                        examples_per_s = stats.examples / (time.perf_counter() - start)
+                        bar.note(f"loss {stats.losses[-1]:.3f}, {examples_per_s:.1f} examples/s")
     if pending:  # a loader shorter than its declared length
         read_back(pending)
     stats.wall_time_s = time.perf_counter() - start
@@ -208,6 +235,14 @@ def train_stage(
     accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False).eval()  # drop autocast wrappers before eval
     accelerator.free_memory()
     return stats
+
+
+def log_step(desc: str, step: int, total: int, loss: torch.Tensor, lr: float, since: float) -> float:
+    """The debug line of one optimizer step: this process's loss, the learning rate and the step's wall time.
+    Reading the loss waits for the device every step, a cost only the debug level pays. Returns the time now."""
+    now = time.perf_counter()
+    logger.debug("train %s step %d/%d: loss %.4f, lr %.3g, %.3f s", desc, step, total, loss.item(), lr, now - since)
+    return now
 
 
 def step_loss(model, batch: dict, extra_loss: ExtraLoss | None) -> torch.Tensor:

@@ -1,12 +1,12 @@
 """hybridcl's training stage and evaluation vs `Seq2SeqTrainer`, in one process, on the same workload.
 
     python benchmarks/bench.py [--shape tiny|codet5-small] [--device cpu|cuda] [--n-train N] [--n-eval N]
-                               [--scaling 1000 2000 4000 8000] [--set key=value ...]
+                               [--scaling 1000 2000 4000 8000] [--precision auto|fp32|bf16] [--set key=value ...]
 
 The workload is task_specific's first stage: the base frozen, a fresh LoRA (r16/α32 on q,v) and a
 fresh full encoder layer trained on the first language, with the seed's hyper-parameters (2 epochs,
 batch 8, lr 5e-4, source/target capped at 256 tokens) unless overridden with --set. Both sides start
-from bit-identical models. Shapes:
+from bit-identical models, in the same precision (train.mixed_precision, or --precision). Shapes:
 
 - tiny: the offline stand-in base (models/stand-in-base, shipped), pre-trained weights;
 - codet5-small: Salesforce/codet5-small's architecture with random weights and the stand-in's
@@ -35,7 +35,7 @@ import torch
 from hybridcl import versions
 from hybridcl.atomic import write_text
 from hybridcl.bench.hf_trainer import predict_with_trainer, train_with_trainer
-from hybridcl.config import Config, ConfigError, TrainConfig, load_config
+from hybridcl.config import Config, load_config
 from hybridcl.continual import build_offline_assets
 from hybridcl.data.batching import EncodedSet, encode_records, source_target_texts
 from hybridcl.data.csn import load_task_data
@@ -43,6 +43,7 @@ from hybridcl.evaluate import generate_outputs
 from hybridcl.metrics import score_predictions
 from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel
+from hybridcl.settings import ConfigError, TrainConfig
 from hybridcl.strategies import get_strategy
 from hybridcl.train import (
     make_accelerator,
@@ -60,6 +61,7 @@ SHAPES = {
     "codet5-small": ["model.name=Salesforce/codet5-small", "model.random_init=true", f"model.tokenizer={STAND_IN}"],
 }
 BENCH_DEFAULTS = ["name=bench", "data.source=data/corpus", "offline.build=true", "strategies=[task_specific]"]
+PRECISIONS = {"auto": "auto", "fp32": "no", "bf16": "bf16"}  # --precision: train.mixed_precision's value
 
 
 @dataclasses.dataclass
@@ -79,13 +81,26 @@ class Workload:
     def train_prefix(self, n: int) -> EncodedSet:
         if n > len(self.train):
             raise ConfigError(f"{n} training examples asked for, {len(self.train)} available in {self.cfg.data.source}")
-        return EncodedSet(_prefix(self.train.source_ids, n), _prefix(self.train.target_ids, n))
+        return head(self.train, n)
+
+    def precision(self, generation: bool = False) -> str:
+        """What both sides train (or generate) in: train.mixed_precision resolved on the workload's device."""
+        return resolve_mixed_precision(self.cfg.train.mixed_precision, self.device.type, generation)
+
+    def with_precision(self, mixed_precision: str) -> Workload:
+        train = dataclasses.replace(self.cfg.train, mixed_precision=mixed_precision)
+        return dataclasses.replace(self, cfg=dataclasses.replace(self.cfg, train=train))
 
     def fresh_model(self) -> HybridModel:
         """task_specific's stage 1 ready to train: the same seeded components on every call."""
         model = HybridModel(copy.deepcopy(self.base), self.cfg.lora, self.cfg.layer).to(self.device)
         prepare_stage(model, get_strategy("task_specific"), (self.task,), 1, self.cfg.train.seed)
         return model
+
+
+def head(encoded: EncodedSet, n: int) -> EncodedSet:
+    """The first n examples."""
+    return EncodedSet(_prefix(encoded.source_ids, n), _prefix(encoded.target_ids, n))
 
 
 def _prefix(ragged, n: int):
@@ -146,7 +161,7 @@ def train_side(
     """One training stage on `encoded` with hybridcl's loop or Seq2SeqTrainer; figures and the trained model."""
     model = workload.fresh_model()
     counter = ExampleCounter(model)
-    train = train or workload.cfg.train
+    train = dataclasses.replace(train or workload.cfg.train, mixed_precision=workload.precision())
     trainable = sum(p.numel() for p in model.trainable_parameters())
     reset_peak_memory(workload.device)
     if side == "hybridcl":
@@ -174,26 +189,31 @@ def train_side(
 # ----------------------------------------------------------------------------------- evaluation
 
 
+def generate_side(workload: Workload, side: str, model: HybridModel) -> list[str]:
+    """Greedy predictions of the evaluation examples, both sides at the workload's generation precision
+    (hybridcl's `generate_outputs` applies it; the trainer's `predict` runs under the same autocast)."""
+    cfg, device = workload.cfg, workload.device
+    precision = workload.precision(generation=True)
+    if side == "hybridcl":
+        predictions, _, _ = generate_outputs(
+            model, workload.eval_set, workload.tokenizer, cfg.eval, device, "hybridcl eval", precision
+        )
+        return predictions
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    with torch.autocast(device.type, dtype=dtype, enabled=precision != "no"):
+        train = dataclasses.replace(cfg.train, mixed_precision=precision)
+        return predict_with_trainer(
+            model.peft, workload.tokenizer, workload.eval_set, train, cfg.eval, device=device.type
+        )
+
+
 def eval_side(workload: Workload, side: str, model: HybridModel) -> tuple[dict, list[str]]:
     """Greedy generation of the evaluation examples + the metrics; figures and the predictions."""
     cfg = workload.cfg
     _, references = source_target_texts(workload.eval_records, cfg.data.direction)
     reset_peak_memory(workload.device)
     start = time.perf_counter()
-    if side == "hybridcl":
-        predictions, _, _ = generate_outputs(
-            model,
-            workload.eval_set,
-            workload.tokenizer,
-            cfg.eval,
-            workload.device,
-            desc="hybridcl eval",
-            precision=resolve_mixed_precision(cfg.train.mixed_precision),
-        )
-    else:
-        predictions = predict_with_trainer(
-            model.peft, workload.tokenizer, workload.eval_set, cfg.train, cfg.eval, device=workload.device.type
-        )
+    predictions = generate_side(workload, side, model)
     generation_s = time.perf_counter() - start
     scores = score_predictions(predictions, references, workload.task, cfg.data.direction)
     wall = time.perf_counter() - start
@@ -302,24 +322,35 @@ def main(argv: list[str] | None = None) -> int:
         default=[1000, 2000, 4000, 8000],
         help="training sizes of the scaling runs (none: skip them)",
     )
+    parser.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        help="both sides train and generate in it (default: train.mixed_precision, auto unless --set)",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     parser.add_argument("--out", default="benchmarks/results", help="folder of the JSON results")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here")
-    cfg = bench_config(args.shape, max([args.n_train, *args.scaling]), args.n_eval, args.set)
-    workload = load_workload(cfg, device)
+    workload = load_workload(
+        bench_config(args.shape, max([args.n_train, *args.scaling]), args.n_eval, args.set), device
+    )
+    if args.precision:
+        workload = workload.with_precision(PRECISIONS[args.precision])
+    cfg = workload.cfg
     started = datetime.now(timezone.utc)
     result = run_benchmark(workload, args.n_train, args.scaling)
     header = (
         f"hybridcl vs Seq2SeqTrainer: {args.shape} shape on {device.type}, {workload.task}, "
-        f"{args.n_train} train x {cfg.train.epochs} epochs / {len(workload.eval_records)} eval examples"
+        f"{args.n_train} train x {cfg.train.epochs} epochs / {len(workload.eval_records)} eval examples, "
+        f"precision {workload.precision()} (generation {workload.precision(generation=True)}) on both sides"
     )
     report = {
         "shape": args.shape,
         "n_train": args.n_train,
         "n_eval": len(workload.eval_records),
+        "precision": {"train": workload.precision(), "generation": workload.precision(generation=True)},
         "started": started.isoformat(timespec="seconds"),
         "machine": machine(device),
         "versions": versions(),

@@ -2,7 +2,8 @@
 
 `Seq2SeqTrainer` with `DataCollatorForSeq2Seq` (dynamic padding) on the same PEFT model, at its
 defaults except the stage's hyper-parameters (epochs, batch size, learning rate, weight decay,
-warm-up, clipping, seed) and bf16 on GPUs that support it. No saving, no logging integrations.
+warm-up, clipping, seed) and the precision, which comes resolved (`train.mixed_precision` "no", "bf16"
+or "fp16", the same as hybridcl's side). No saving, no logging integrations.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import contextlib
 import tempfile
 import time
 
-import torch
 import transformers
 from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
-from hybridcl.config import EvalConfig, TrainConfig
 from hybridcl.data.batching import EncodedSet
+from hybridcl.settings import EvalConfig, TrainConfig
 
 
 @contextlib.contextmanager
@@ -44,7 +44,6 @@ def as_hf_dataset(encoded: EncodedSet):
 def trainer_for(
     model, tokenizer, train: TrainConfig, *, device: str, output_dir: str, train_dataset=None
 ) -> Seq2SeqTrainer:
-    bf16 = device == "cuda" and train.mixed_precision in ("auto", "bf16") and torch.cuda.is_bf16_supported()
     args = Seq2SeqTrainingArguments(
         output_dir=output_dir,
         num_train_epochs=train.epochs,
@@ -55,7 +54,8 @@ def trainer_for(
         warmup_steps=train.warmup_ratio,  # transformers 5 reads a float below 1 as a ratio
         max_grad_norm=train.max_grad_norm,
         seed=train.seed,
-        bf16=bf16,
+        bf16=train.mixed_precision == "bf16",
+        fp16=train.mixed_precision == "fp16",
         tf32=False if device == "cuda" else None,  # torch's default; hybridcl turns TF32 on, the trainer does not
         use_cpu=device == "cpu",
         predict_with_generate=True,

@@ -27,8 +27,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hybridcl.atomic import atomic_path
-from hybridcl.config import DIRECTIONS, task_cue
 from hybridcl.data.schema import Record
+from hybridcl.settings import DIRECTIONS, task_cue
 
 CACHE_FORMAT = 1  # bump when the cached arrays or the key change meaning
 

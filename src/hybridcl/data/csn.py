@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from hybridcl.atomic import atomic_path
-from hybridcl.config import LANGUAGES, DataConfig
-from hybridcl.data.forms import member_pattern
+from hybridcl.data.forms import data_files, member_pattern
+from hybridcl.data.pinning import DataSource
 from hybridcl.data.readers import file_jsonl_rows, read_split_files
 from hybridcl.data.schema import HUB_COLUMNS, DataError, Record, check_corpus_layout, dedup_key
-from hybridcl.data.source import DataSource, local_paths, resolve_data, split_files, split_identity
+from hybridcl.data.source import local_paths, resolve_data, split_files, split_identity
 from hybridcl.data.text import clean_docstring, strip_python_docstring
+from hybridcl.settings import LANGUAGES, DataConfig
 
 SKIP_REASONS = (
     "bad_json",
@@ -40,7 +41,6 @@ SKIP_REASONS = (
     "duplicate",
 )
 SPLIT_NAMES = {"pretrain": "pretrain", "train": "train", "valid": "valid", "validation": "valid", "test": "test"}
-DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
 
 def to_record(row: dict, language: str | None = None, max_record_chars: int = 20_000) -> Record | str:
@@ -109,19 +109,6 @@ def read_records(
         yield from validate(_file_rows(file, skips), language, max_record_chars, skips)
 
 
-def data_files(path: str | Path) -> list[Path]:
-    """`path` itself if it is a file, else the data files below it in sorted order."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DataError(f"{path}: no such file or directory")
-    files = sorted(file for file in path.rglob("*") if file.is_file() and file.name.endswith(DATA_SUFFIXES))
-    if not files:
-        raise DataError(f"{path}: no {'/'.join(DATA_SUFFIXES)} files in this directory")
-    return files
-
-
 def _file_rows(file: Path, skips: Counter) -> Iterator[dict]:
     try:
         yield from (_parquet_rows(file) if file.suffix == ".parquet" else file_jsonl_rows(file, skips))
@@ -171,28 +158,6 @@ def read_split(
         return read_split_files(source.form, files, language, split, mixed)
     unreadable: Counter = Counter()
     return [row for file, _ in files for row in _file_rows(file, unreadable)], unreadable
-
-
-def corpus_split_files(source: str | Path, language: str, split: str) -> list[Path]:
-    """The files of one split of a local CodeSearchNet-schema source (see split_path)."""
-    return data_files(split_path(source, language, split))
-
-
-def split_path(source: str | Path, language: str, split: str) -> Path:
-    """Where a local source keeps a split: the corpus layout, the original release layout, or one-language files."""
-    source = Path(source)
-    check_corpus_layout(source)
-    candidates = [
-        source / language / f"{split}.jsonl.gz",
-        source / language / f"{split}.jsonl",
-        source / language / "final" / "jsonl" / split,
-        source / f"{split}.jsonl.gz",
-        source / f"{split}.jsonl",
-    ]
-    found = next((path for path in candidates if path.exists()), None)
-    if found is None:
-        raise DataError(f"no {language} {split} split in {source}; tried: {', '.join(map(str, candidates))}")
-    return found
 
 
 @dataclass

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence
 
-from hybridcl.config import LANGUAGES
-from hybridcl.data.schema import DataError
+from hybridcl.data.schema import DataError, check_corpus_layout
+from hybridcl.settings import LANGUAGES
+
+DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")  # the files a local CodeSearchNet-schema folder is read from
 
 FORMS = ("parquet-conversion", "push-to-hub-parquet", "release-zip", "release-jsonl")
 FORM_PATTERNS = {
@@ -180,3 +183,49 @@ _RECOGNISERS = {
     "release-zip": _zips,
     "release-jsonl": _release,
 }
+
+
+def plan_files(layout: Layout, languages: Iterable[str], splits: Iterable[str], where: str) -> list[str]:
+    """Every file `layout` reads for `languages`' `splits`, each once, in a stable order."""
+    planned = [
+        file for language in languages for split in splits for file in layout.split_files(language, split, where)[0]
+    ]
+    return sorted(set(planned))
+
+
+# The corpus form: a local folder of CodeSearchNet-schema files (e.g. a mined corpus).
+
+
+def corpus_split_files(source: str | Path, language: str, split: str) -> list[Path]:
+    """The files of one split of a local CodeSearchNet-schema source (see split_path)."""
+    return data_files(split_path(source, language, split))
+
+
+def split_path(source: str | Path, language: str, split: str) -> Path:
+    """Where a local source keeps a split: the corpus layout, the original release layout, or one-language files."""
+    source = Path(source)
+    check_corpus_layout(source)
+    candidates = [
+        source / language / f"{split}.jsonl.gz",
+        source / language / f"{split}.jsonl",
+        source / language / "final" / "jsonl" / split,
+        source / f"{split}.jsonl.gz",
+        source / f"{split}.jsonl",
+    ]
+    found = next((path for path in candidates if path.exists()), None)
+    if found is None:
+        raise DataError(f"no {language} {split} split in {source}; tried: {', '.join(map(str, candidates))}")
+    return found
+
+
+def data_files(path: str | Path) -> list[Path]:
+    """`path` itself if it is a file, else the data files below it in sorted order."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such file or directory")
+    files = sorted(file for file in path.rglob("*") if file.is_file() and file.name.endswith(DATA_SUFFIXES))
+    if not files:
+        raise DataError(f"{path}: no {'/'.join(DATA_SUFFIXES)} files in this directory")
+    return files

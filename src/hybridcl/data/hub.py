@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Sequence
 
 from hybridcl.atomic import atomic_path
-from hybridcl.config import DataConfig
-from hybridcl.data.forms import recognise
+from hybridcl.data.forms import plan_files, recognise
+from hybridcl.data.pinning import DataSource
 from hybridcl.data.schema import DataError
-from hybridcl.data.source import DataSource, list_folder, plan_files, resolve_data
+from hybridcl.fingerprints import list_folder
 from hybridcl.hf_cache import cached_commit, repo_folder, snapshot_folder, write_ref
 from hybridcl.hub_access import hub_unavailable
-
-__all__ = ["DataSource", "resolve_data", "resolve_hub", "fetch_files", "revisions"]  # the data's pinned source
+from hybridcl.settings import DataConfig
 
 CONVERSION_BRANCH = "refs/convert/parquet"
 AUTO = "auto"

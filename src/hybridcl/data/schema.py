@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -99,9 +100,15 @@ def dedup_key(record: Record) -> str:
 
 
 def write_jsonl_gz(records: Iterable[Record], path: str | Path) -> int:
-    """Write records atomically (temp file, then rename); returns how many were written."""
+    """Write records atomically (temp file, then rename); returns how many were written. The gzip header
+    carries no time and no file name, so the same records give the same bytes (and corpus fingerprint)."""
     count = 0
-    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as out:
+    with (
+        atomic_path(path) as tmp,
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as packed,
+        io.TextIOWrapper(packed, encoding="utf-8") as out,
+    ):
         for record in records:
             out.write(json.dumps(record.to_csn(), ensure_ascii=False) + "\n")
             count += 1

@@ -52,11 +52,11 @@ prediction (evaluate.py passes them); without them they are None.
 
 from __future__ import annotations
 
-from hybridcl.config import DIRECTIONS, LANGUAGES
 from hybridcl.metrics import bleu, syntax
 from hybridcl.metrics.collapse import OUTPUT_STATS, Generation, is_collapsed, is_truncated, output_checks
 from hybridcl.metrics.meteor import WordNetMissingError, require_wordnet
 from hybridcl.metrics.registry import REGISTRY, Metric, PredictionSet, normalize_whitespace
+from hybridcl.settings import DIRECTIONS, LANGUAGES
 
 METRICS = tuple(REGISTRY)
 # The metrics that parse code: None for natural-language targets and for languages without a grammar.

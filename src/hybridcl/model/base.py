@@ -50,11 +50,11 @@ from transformers import (
     T5Config,
 )
 
-from hybridcl.config import ModelConfig
 from hybridcl.errors import UserError
 from hybridcl.fingerprints import file_sha256, fingerprint
 from hybridcl.hf_cache import cached_commit, repo_folder, snapshot_folder
 from hybridcl.hub_access import hub_unavailable
+from hybridcl.settings import ModelConfig
 
 logger = logging.getLogger(__name__)
 

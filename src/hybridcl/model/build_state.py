@@ -13,11 +13,12 @@ The folder is removed when the build has saved its output.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -29,6 +30,8 @@ STATE = "state.safetensors"
 IDENTITY = "identity.json"
 TOKENIZER = "tokenizer.json"
 RESUMABLE_KEYS = ("steps",)  # settings a build may change when it continues
+
+logger = logging.getLogger(__name__)
 
 
 class BuildState:
@@ -48,7 +51,7 @@ class BuildState:
             state._check_identity(json.loads((folder / IDENTITY).read_text()))
             state._load_progress()
             if progress and state.step:
-                print(f"continuing the build in {folder} at step {state.step:,}", flush=True)
+                logger.info(f"continuing the build in {folder} at step {state.step:,}")
         else:
             folder.mkdir(parents=True, exist_ok=True)
             write_text(folder / IDENTITY, json.dumps(identity, indent=2) + "\n")
@@ -139,12 +142,16 @@ class BuildState:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def replace_folder(folder: Path, write: Callable[[Path], None]) -> None:
-    """`write` fills a temporary sibling of `folder`, which then replaces `folder` (readers never see half)."""
+def replace_folder(folder: Path, write: Callable[[Path], None], keep: Sequence[str] = ()) -> None:
+    """`write` fills a temporary sibling of `folder`, which then replaces `folder` (readers never see half).
+    The files of `folder` named in `keep` move into the new folder (renamed: a log being written goes on)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         write(staging)
+        for name in keep:
+            if (folder / name).is_file():
+                os.replace(folder / name, staging / name)
         os.chmod(staging, 0o755)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")

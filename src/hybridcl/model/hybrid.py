@@ -53,7 +53,7 @@ from transformers.cache_utils import DynamicLayer, EncoderDecoderCache
 from transformers.models.t5.modeling_t5 import T5Block
 
 from hybridcl.atomic import atomic_path
-from hybridcl.config import LAYER_INITS, LAYER_POSITIONS, ConfigError, LayerSettings, LoraSettings
+from hybridcl.settings import LAYER_INITS, LAYER_POSITIONS, ConfigError, LayerSettings, LoraSettings
 
 # Attribute of `ExtraLayers` holding the named blocks; the LoRA config excludes every module under it.
 EXTRA_ATTR = "extra_layers"

@@ -136,7 +136,7 @@ def write_codet5_small_replica(
 def corpus_texts(corpus_dir: str | Path) -> list[str]:
     """The code and docstring of every record of a corpus folder's pretrain pool (`<language>/pretrain.jsonl.gz`),
     in language order: the texts to train the replica's BPE on (as CodeT5 trained its own on code and docstrings)."""
-    from hybridcl.model.pretrain import read_pretrain_records
+    from hybridcl.model.pretrain_data import read_pretrain_records
 
     per_language = read_pretrain_records(corpus_dir)
     return [

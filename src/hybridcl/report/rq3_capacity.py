@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hybridcl.report.collapse import collapse_warning, figure_cell
 from hybridcl.report.comparisons import compare_figure, ranking_line
+from hybridcl.report.sweep_summary import SUMMARY_HEADER, summary_rows
 from hybridcl.report.text import (
     NA,
     code,
@@ -60,8 +61,6 @@ def sweep_lines(run: RunView, sweep: dict | None) -> list[str]:
     """This run among the points of its capacity sweep, and the Pareto front of A against parameters."""
     if sweep is None:
         return []
-    from hybridcl.sweep import SUMMARY_HEADER, summary_rows  # the sweep's own table, not a second copy
-
     rows = summary_rows(sweep)
     front = [f"{row[1]} at {row[0]}" for row in rows if "T" in row[-1]]
     return [

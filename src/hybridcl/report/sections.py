@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hybridcl.cl_figures import FIGURES, SCORE_FLOOR
-from hybridcl.config import task_cue
 from hybridcl.metrics.registry import REGISTRY
 from hybridcl.report import collapse
 from hybridcl.report.collapse import figure_cell
@@ -27,6 +26,7 @@ from hybridcl.report.text import (
 from hybridcl.report.verdicts import RULES, RULES_DEFINITION
 from hybridcl.report.view import RunView, StrategyView
 from hybridcl.run_files import RESULTS_FILE
+from hybridcl.settings import task_cue
 
 DIRECTION_ARROWS = {"generate": "docstring → code", "summarize": "code → docstring"}
 

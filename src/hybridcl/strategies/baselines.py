@@ -1,4 +1,4 @@
-"""Classic continual-learning baselines, each one strategy on the hooks of `hybridcl.strategies`.
+"""Classic continual-learning baselines, each one strategy on the hooks of `hybridcl.strategies.core`.
 
 - `replay`, experience replay (Rolnick et al. 2019, "Experience Replay for Continual Learning"; the
   buffer filled by reservoir sampling, Vitter 1985, as in Chaudhry et al. 2019, "On Tiny Episodic
@@ -18,8 +18,6 @@ Each trains what its components say (`hybridcl params` counts them); the buffer 
 the method keeps, not parameters. Evaluation follows the protocol (each task with its own components),
 except that after merging, a finished task's components are the merged base (`MergeThenAdd`).
 Hyper-parameters come from the config's `cl` section (`Strategy.configured`).
-
-`hybridcl.strategies` imports this module last, so the registry and config validation know these names.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hybridcl.strategies import SHARED, STRATEGIES, Components, ExtraLoss, Sequential, StageContext, Strategy, Use
+from hybridcl.strategies.core import SHARED, Components, ExtraLoss, Sequential, StageContext, Strategy, Use
 
 if TYPE_CHECKING:  # the registry loads without torch (the config, the report); the hooks import it as they run
     from torch import Tensor, nn
@@ -284,4 +282,3 @@ BASELINES = (
         "every earlier adapter's",
     ),
 )
-STRATEGIES.update((strategy.name, strategy) for strategy in BASELINES)

@@ -24,7 +24,7 @@ All of these derive from two answers per task k: `use(tasks, k)`, the components
 evaluated together), and `trains(tasks, k)`, what the stage of task k trains. `Sequential` gives both
 from a few options (a LoRA adapter or not; a per-task, shared or no layer; the stages a shared layer
 trains at; the whole base). A new strategy = one `Sequential(...)` (or a small subclass) + one line in
-`STRATEGIES`.
+`hybridcl.strategies.STRATEGIES`.
 
 A method that is more than a choice of components (replay, a regularising loss, merging an adapter
 after its stage) is one subclass that overrides some of three hooks, each given a `StageContext` (the
@@ -43,8 +43,7 @@ model, the stage, the task order, the seed, every task's training set, the stage
 A strategy that overrides a hook adds its class and settings to its `stage_signature`: it shares
 stages only with strategies of the same class and settings, never with one that keeps the defaults.
 Its settings come from the config's `cl` section (`configured`). The classic continual-learning
-baselines built this way (replay, ewc, olora, merge_then_add) are in `hybridcl.baselines`, which adds
-them to `STRATEGIES` when this module loads.
+baselines built this way (replay, ewc, olora, merge_then_add) are in `hybridcl.strategies.baselines`.
 """
 
 from __future__ import annotations
@@ -311,41 +310,6 @@ class Joint(Strategy):
         return self.use(tasks, 0)
 
 
-STRATEGIES: dict[str, Strategy] = {
-    s.name: s
-    for s in (
-        Sequential("task_specific", "Experiment 1: a LoRA adapter and a full layer per task", layer="per_task"),
-        Sequential(
-            "shared_layer",
-            "Experiment 2: a LoRA adapter per task, one full layer trained at every stage",
-            layer="shared",
-        ),
-        Sequential(
-            "shared_layer_frozen",
-            "a LoRA adapter per task, one full layer trained at stage 1 and frozen after",
-            layer="shared",
-            train_layer_until=1,
-        ),
-        Sequential("lora_only", "a LoRA adapter per task, no full layer"),
-        Sequential("layer_only", "a full layer per task, no LoRA", lora=False, layer="per_task"),
-        Sequential(
-            "full_finetune",
-            "the whole base trains, task after task (classic forgetting baseline)",
-            lora=False,
-            base=True,
-        ),
-        Joint("joint", "multitask upper bound: one LoRA + one layer trained on all tasks at once"),
-    )
-}
-
-
-def get_strategy(name: str) -> Strategy:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}") from None
-
-
 def shared_prefix(a: Strategy, b: Strategy, tasks: Sequence[str]) -> int:
     """How many leading stages strategies `a` and `b` share (train once, then branch)."""
     n = min(a.num_stages(tasks), b.num_stages(tasks))
@@ -376,7 +340,3 @@ def _trains_part_of(trainable: Components, use: Use) -> bool:
 
 def _unique(names) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n is not None))
-
-
-# Last: hybridcl.baselines subclasses the classes above and adds its strategies to STRATEGIES.
-import hybridcl.baselines  # noqa: E402, F401

@@ -1,0 +1,254 @@
+"""The sections of a config: one frozen dataclass per YAML section (`data`, `model`, `lora`, `layer`,
+`train`, `eval`, `offline`, `cl`), the names each field may take, and a rule per field (RULES).
+
+The components (data, model, training, evaluation) read their section from here; hybridcl.config
+puts the sections together with the strategies and seeds and reads them from YAML.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from hybridcl.errors import UserError
+
+LANGUAGES = ("python", "javascript", "java", "go", "php", "ruby")
+DIRECTIONS = ("generate", "summarize")
+# encoder_top: after the last encoder block, before the encoder's final layer norm; decoder_top: the same in the decoder.
+LAYER_POSITIONS = ("encoder_top", "decoder_top")
+LAYER_INITS = ("identity", "random")
+MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
+TRACKERS = ("none", "tensorboard", "mlflow", "wandb")  # train.log_with: accelerate's tracker names
+REPLAY_POLICIES = ("reservoir", "per_task")
+EVAL_SPLITS = ("valid", "test")
+# The stand-in base sizes: the keys of hybridcl.model.pretrain.SIZES, which imports torch (a test keeps them equal).
+BASE_SIZES = ("micro", "tiny", "small")
+
+
+def task_cue(direction: str, language: str) -> str:
+    """What starts each source under data.task_prefix: `generate python: `, the format the stand-in base was
+    pre-trained on (hybridcl.model.pretrain_data), which also names the language a shared component should write."""
+    return f"{direction} {language}: "
+
+
+class ConfigError(UserError, ValueError):
+    """A config file or override that cannot be turned into a valid Config."""
+
+
+# A rule for one field: (is this value allowed?, what is allowed). Each dataclass below has one per field in RULES
+# (Config: per field that is not a section). NaN fails every comparison, so no numeric rule lets it through.
+Rule = tuple[Callable[[Any], bool], str]
+
+POSITIVE: Rule = (lambda v: v > 0, "positive")
+POSITIVE_FINITE: Rule = (lambda v: 0 < v < math.inf, "positive and finite")
+NON_NEGATIVE: Rule = (lambda v: v >= 0, ">= 0")
+NON_NEGATIVE_FINITE: Rule = (lambda v: 0 <= v < math.inf, "finite and >= 0")
+FRACTION: Rule = (lambda v: 0 <= v < 1, "in [0, 1)")
+FLAG: Rule = (lambda v: isinstance(v, bool), "true or false")
+STRING: Rule = (lambda v: isinstance(v, str), "a string")
+TEXT: Rule = (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
+FOLDER_NAME: Rule = (
+    lambda v: TEXT[0](v) and v not in (".", "..") and not any(sep in v for sep in "/\\"),
+    "a folder name (a non-empty string without / or \\, not . or ..)",
+)
+
+
+def one_of(allowed: Iterable[str]) -> Rule:
+    allowed = tuple(allowed)
+    return (lambda v: v in allowed, f"one of {list(allowed)}")
+
+
+def distinct(entry: Rule) -> Rule:
+    """A non-empty list without repeats whose every entry passes `entry`."""
+    test, what = entry
+    return (
+        lambda vs: len(vs) > 0 and all(test(v) for v in vs) and len(set(vs)) == len(vs),
+        f"a non-empty list without repeats, each entry {what}",
+    )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # "hub" reads CodeSearchNet from the Hugging Face hub; anything else is a local path holding
+    # CodeSearchNet-schema files (e.g. the output of `hybridcl corpus build`).
+    source: str = "hub"
+    hub_id: str = "code-search-net/code_search_net"
+    # "auto": the parquet conversion branch `refs/convert/parquet` first, then `main` (whichever of
+    # CodeSearchNet's forms its files show, see hybridcl.data.forms); or a branch, tag or commit, read alone.
+    hub_revision: str = "auto"
+    # A local folder holding CodeSearchNet in one of its served forms (parquet conversion, push_to_hub
+    # parquet, the release's zips, the release unpacked), read instead of the hub; "" = the hub.
+    hub_root: str = ""
+    languages: tuple[str, ...] = ("python", "javascript")
+    direction: str = "generate"  # generate: docstring -> code; summarize: code -> docstring
+    # Each source starts with its task's cue, `<direction> <language>: ` (`generate python: `), the format the
+    # stand-in base was pre-trained on: it tells shared components which language to write. false: the bare source.
+    task_prefix: bool = True
+    n_train: int = 8000
+    n_valid: int = 2000
+    sample_seed: int = 0
+    max_source_tokens: int = 256
+    max_target_tokens: int = 256
+    max_record_chars: int = 20_000  # records whose code or docstring is longer are skipped as too_long
+    # 0: no limit. Else records whose code (Python's without its docstring) is longer are skipped as
+    # code_too_long: a task restricted to functions that fit the generation budget (see configs/local.yaml).
+    max_code_chars: int = 0
+    cache_dir: str = ".cache/hybridcl"
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "source": TEXT,
+        "hub_id": TEXT,
+        "hub_revision": (
+            lambda v: TEXT[0](v) and not any(c.isspace() for c in v),
+            "auto, or a branch, tag or 40-hex commit (a non-empty string without spaces)",
+        ),
+        "hub_root": STRING,
+        "cache_dir": TEXT,
+        "languages": distinct(one_of(LANGUAGES)),
+        "direction": one_of(DIRECTIONS),
+        "task_prefix": FLAG,
+        "sample_seed": NON_NEGATIVE,
+        "n_train": POSITIVE,
+        "n_valid": POSITIVE,
+        "max_source_tokens": POSITIVE,
+        "max_target_tokens": POSITIVE,
+        "max_record_chars": POSITIVE,
+        "max_code_chars": NON_NEGATIVE,
+    }
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "Salesforce/codet5-small"  # hub id or a local directory written by save_pretrained
+    random_init: bool = False  # build the architecture from its config, without weights
+    # Tokenizer to use instead of the model's own (hub id or directory); "" = the model's. Lets a
+    # random-init codet5-small run offline with the stand-in base's tokenizer.
+    tokenizer: str = ""
+    # The hub revision of `name`: a branch, a tag or a 40-hex commit (recorded with the commit it resolves to).
+    # Stays "main" for a directory.
+    revision: str = "main"
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "name": TEXT,
+        "random_init": FLAG,
+        "tokenizer": STRING,
+        "revision": (
+            lambda v: isinstance(v, str) and v != "" and not any(c.isspace() for c in v),
+            "a branch, tag or 40-hex commit (a non-empty string without spaces)",
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """PEFT LoraConfig values for each task's adapter (on the base only, never the extra layer)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = ("q", "v")  # checked against the base's modules once it is loaded
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "r": POSITIVE,
+        "alpha": POSITIVE,
+        "dropout": FRACTION,
+        "target_modules": distinct(TEXT),
+    }
+
+
+@dataclass(frozen=True)
+class LayerSettings:
+    """The extra full layer: `count` consecutive T5 blocks of the base's sizes (0: no layer), at `position`."""
+
+    position: str = "encoder_top"  # see LAYER_POSITIONS
+    # identity: every residual branch's output projection (attention `o`, feed-forward `wo`) is zero; "random": T5's own
+    init: str = "identity"
+    count: int = 1
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "position": one_of(LAYER_POSITIONS),
+        "init": one_of(LAYER_INITS),
+        "count": NON_NEGATIVE,
+    }
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 2
+    batch_size: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    max_grad_norm: float = 1.0  # 0: no gradient clipping
+    grad_accum_steps: int = 1
+    mixed_precision: str = "auto"  # auto: bf16 on GPUs that support it, else fp32; or "no" / "bf16" / "fp16"
+    seed: int = 0
+    log_with: str = "none"  # hybridcl.tracking: "tensorboard", "mlflow" or "wandb", into <out>/tracking/
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "epochs": POSITIVE,
+        "batch_size": POSITIVE,
+        "grad_accum_steps": POSITIVE,
+        "lr": POSITIVE_FINITE,
+        "weight_decay": NON_NEGATIVE_FINITE,
+        "warmup_ratio": FRACTION,
+        "max_grad_norm": NON_NEGATIVE_FINITE,
+        "mixed_precision": one_of(MIXED_PRECISIONS),
+        "seed": NON_NEGATIVE,
+        "log_with": one_of(TRACKERS),
+    }
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    batch_size: int = 64
+    max_new_tokens: int = 256  # greedy decoding stops earlier once every sequence has ended
+    # The CodeSearchNet split the evaluations score: data.n_valid examples drawn from it, none in the train sample.
+    split: str = "valid"
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "batch_size": POSITIVE,
+        "max_new_tokens": POSITIVE,
+        "split": one_of(EVAL_SPLITS),
+    }
+
+
+@dataclass(frozen=True)
+class OfflineConfig:
+    """Air-gapped runs: build the mined corpus (at data.source) and the stand-in base (at model.name)
+    on first use when they are missing, then reuse them."""
+
+    build: bool = False
+    base_size: str = "tiny"
+
+    RULES: ClassVar[dict[str, Rule]] = {"build": FLAG, "base_size": one_of(BASE_SIZES)}
+
+
+@dataclass(frozen=True)
+class CLConfig:
+    """The continual-learning baselines' settings (hybridcl.strategies.baselines): a baseline takes the fields it has by name."""
+
+    replay_size: int = 200  # replay: earlier tasks' training examples in the buffer
+    replay_policy: str = "reservoir"  # reservoir: uniform over every earlier example; per_task: equal shares
+    ewc_lambda: float = 100.0  # ewc: weight of the penalty lambda/2 * sum F (theta - theta*)^2
+    ewc_fisher_examples: int = 1000  # ewc: the stage's training examples the Fisher averages over; 0: all
+    olora_lambda: float = 0.5  # olora: weight of the orthogonality penalty sum ||A_new A_old^T||^2
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "replay_size": POSITIVE,
+        "replay_policy": one_of(REPLAY_POLICIES),
+        "ewc_lambda": NON_NEGATIVE_FINITE,
+        "ewc_fisher_examples": NON_NEGATIVE,
+        "olora_lambda": NON_NEGATIVE_FINITE,
+    }
+
+
+def check_section(section: Any, prefix: str) -> None:
+    """Raise ConfigError, in one line naming the key, at the first field of `section` that breaks its rule."""
+    for name, (allowed, what) in section.RULES.items():
+        value = getattr(section, name)
+        if not allowed(value):
+            shown = list(value) if isinstance(value, tuple) else value
+            raise ConfigError(f"{prefix}{name} must be {what}, got {shown!r}")
