@@ -294,6 +294,22 @@ def table(result: dict, header: str) -> str:
     return "\n".join(rows)
 
 
+def write_figures(
+    path: Path, settings: dict, result: dict, started: datetime, device: torch.device, cfg: Config
+) -> Path:
+    """A bench's full figures, with what it ran on and with, as JSON at `path`."""
+    report = {
+        **settings,
+        "started": started.isoformat(timespec="seconds"),
+        "machine": machine(device),
+        "versions": versions(),
+        "config": json.loads(json.dumps(cfg.to_dict())),
+        **result,
+    }
+    write_text(path, json.dumps(report, indent=1) + "\n")
+    return path
+
+
 def machine(device: torch.device) -> dict:
     info = {
         "platform": platform.platform(),
@@ -346,19 +362,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.n_train} train x {cfg.train.epochs} epochs / {len(workload.eval_records)} eval examples, "
         f"precision {workload.precision()} (generation {workload.precision(generation=True)}) on both sides"
     )
-    report = {
+    settings = {
         "shape": args.shape,
         "n_train": args.n_train,
         "n_eval": len(workload.eval_records),
         "precision": {"train": workload.precision(), "generation": workload.precision(generation=True)},
-        "started": started.isoformat(timespec="seconds"),
-        "machine": machine(device),
-        "versions": versions(),
-        "config": json.loads(json.dumps(cfg.to_dict())),
-        **result,
     }
-    path = Path(args.out) / f"{started.date().isoformat()}-{device.type}-{args.shape}.json"
-    write_text(path, json.dumps(report, indent=1) + "\n")
+    path = write_figures(Path(args.out) / f"{started.date().isoformat()}-{device.type}-{args.shape}.json",
+                         settings, result, started, device, cfg)  # fmt: skip
     print(table(result, header))
     print(f"full figures: {path}", flush=True)
     print(f"train_speedup={result['train_speedup']:.2f} eval_speedup={result['eval_speedup']:.2f}")

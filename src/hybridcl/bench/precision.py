@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -37,9 +36,7 @@ from types import SimpleNamespace
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from hybridcl import versions
-from hybridcl.atomic import write_text
-from hybridcl.bench.compare import SIDES, Workload, generate_side, head, load_workload, machine, train_side
+from hybridcl.bench.compare import SIDES, Workload, generate_side, head, load_workload, train_side, write_figures
 from hybridcl.config import load_config
 
 PRECISIONS = {"fp32": "no", "bf16": "bf16"}  # the compared precisions, as train.mixed_precision values
@@ -193,19 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(workload.eval_set)} generated (hybridcl batch {cfg.eval.batch_size}, Seq2SeqTrainer 8, "
         f"<= {cfg.eval.max_new_tokens} new tokens); {args.rounds} rounds"
     )
-    report = {
+    settings = {
         "config_file": args.config,
         "rounds": args.rounds,
         "n_train": args.n_train,
         "n_eval": len(workload.eval_set),
-        "started": started.isoformat(timespec="seconds"),
-        "machine": machine(device),
-        "versions": versions(),
-        "config": json.loads(json.dumps(cfg.to_dict())),
-        **result,
     }
-    path = Path(args.out) / f"{started.date().isoformat()}-{device.type}-precision.json"
-    write_text(path, json.dumps(report, indent=1) + "\n")
-    print(table(report, header))
+    path = write_figures(Path(args.out) / f"{started.date().isoformat()}-{device.type}-precision.json",
+                         settings, result, started, device, cfg)  # fmt: skip
+    print(table(result, header))
     print(f"full figures: {path}", flush=True)
     return 0
