@@ -53,6 +53,8 @@ CARRIED = (
     "tree-sitter",
     "tree-sitter-python",
     "tree-sitter-javascript",
+    "tree-sitter-java",
+    "tree-sitter-c-sharp",
     "datasets",
     "dill",
     "multiprocess",

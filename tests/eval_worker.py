@@ -15,6 +15,7 @@ from hybridcl.atomic import write_text
 from hybridcl.config import load_config
 from hybridcl.data.batching import encode_records
 from hybridcl.data.csn import load_task_data
+from hybridcl.data.tasks import csn_pairs
 from hybridcl.evaluate import evaluate_task
 from hybridcl.model.base import load_base
 from hybridcl.model.hybrid import HybridModel
@@ -58,13 +59,13 @@ def evaluate_seeded(cfg, out: Path, accelerator) -> None:
         max_source_tokens=cfg.data.max_source_tokens,
         max_target_tokens=cfg.data.max_target_tokens,
     )
+    python = next(task for task in cfg.tasks if task.key == "python")
     result = evaluate_task(
         model,
-        records,
+        csn_pairs(records, cfg.data.direction),
         encoded,
         tokenizer,
-        language="python",
-        direction=cfg.data.direction,
+        task=python,
         settings=cfg.eval,
         device=accelerator.device,
         accelerator=accelerator,

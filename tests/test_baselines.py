@@ -158,6 +158,15 @@ def test_the_per_task_policy_gives_each_earlier_task_an_equal_share():
     assert [len(rows) for rows in per_task_sample(SIZES, 7, seed=0).values()] == [3, 2, 2]  # the first take the rest
 
 
+def test_the_ring_policy_keeps_a_fixed_slot_per_task_of_the_stream():
+    """CodeTask-CL's ring buffer: replay_size // (tasks in the stream) per earlier task, however many came before."""
+    replay = get_strategy("replay").configured(CLConfig(replay_size=13, replay_policy="ring"))
+    for stage, shares in ((2, [4]), (3, [4, 4])):  # 13 // 3 tasks; the remainder stays empty
+        buffer = replay.buffer(replay_context(replay, stage))
+        assert [len(rows) for rows in buffer.values()] == shares
+    assert per_task_sample({"python": 3}, 13, seed=0, slots=3) == {"python": [0, 1, 2]}  # a task smaller than its slot
+
+
 def test_the_buffer_is_the_same_for_the_same_seed_and_another_for_another():
     for sample in (reservoir_sample, per_task_sample):
         assert sample(SIZES, 12, seed=3) == sample(SIZES, 12, seed=3)

@@ -234,3 +234,53 @@ def test_summarize_cl_is_per_seed_then_mean():
     assert cl["forgetting"]["mean"] == pytest.approx(0.05)
     assert cl["average"]["mean"] == pytest.approx((0.5 + 0.6) / 2)  # A_a = 0.5, A_b = 0.6
     assert summarize_cl([[[0.1], [0.2]]])["fwt"] is None
+
+
+# A stream of four tasks whose third (summarisation) has no CodeBLEU: its column is None in every row.
+R4_WITHOUT_TASK_3 = [
+    [0.10, 0.20, None, 0.30],
+    [0.50, 0.25, None, 0.35],
+    [0.45, 0.60, None, 0.40],
+    [0.40, 0.55, None, 0.42],
+    [0.35, 0.50, None, 0.70],
+]
+
+
+def test_figures_skip_a_task_the_metric_does_not_apply_to():
+    R = R4_WITHOUT_TASK_3
+    # A over tasks 1, 2 and 4: (0.35 + 0.50 + 0.70) / 3
+    assert average(R) == pytest.approx(1.55 / 3)
+    # F over tasks 1 and 2 (task 3 n/a, task 4 last): F_1 = max(0.50, 0.45, 0.40) - 0.35 = 0.15,
+    # F_2 = max(0.60, 0.55) - 0.50 = 0.10 -> 0.125
+    assert forgetting(R) == pytest.approx(0.125)
+    # rate: (0.50 - 0.35) / 0.50 = 0.3 and (0.60 - 0.50) / 0.60 = 1/6 -> (0.3 + 1/6) / 2
+    assert forgetting_rate(R) == pytest.approx((0.3 + 1 / 6) / 2)
+    # BWT: (0.35 - 0.50) + (0.50 - 0.60) over 2 = -0.125
+    assert bwt(R) == pytest.approx(-0.125)
+    # FWT over tasks 2 and 4, each at its own index: R[1][2] - R[0][2] = 0.05, R[3][4] - R[0][4] = 0.12 -> 0.085
+    assert fwt(R) == pytest.approx(0.085)
+
+
+def test_a_nan_column_is_not_applicable_and_a_partial_column_is_not_computed_yet():
+    nan = float("nan")
+    with_nan = [[x if x is not None else nan for x in row] for row in R4_WITHOUT_TASK_3]
+    assert cl_figures(with_nan) == pytest.approx(cl_figures(R4_WITHOUT_TASK_3))
+    # Task 3 has a score at stage 0 only: not applicable is not what it is, so every figure reading
+    # its later cells is None; FWT reads R[2][3], also None.
+    partial = [row[:2] + [0.1 if s == 0 else None] + row[3:] for s, row in enumerate(R4_WITHOUT_TASK_3)]
+    assert cl_figures(partial) == dict.fromkeys(["average", "forgetting", "forgetting_rate", "bwt", "fwt"])
+
+
+def test_a_metric_of_the_last_task_alone_has_only_a_and_fwt():
+    R = [[None, 0.1], [None, 0.3], [None, 0.5]]
+    figs = cl_figures(R)
+    assert figs["average"] == pytest.approx(0.5)
+    assert figs["fwt"] == pytest.approx(0.2)  # R[1][2] - R[0][2]
+    assert figs["forgetting"] is None and figs["forgetting_rate"] is None and figs["bwt"] is None
+
+
+def test_summarize_cl_over_seeds_with_a_task_not_applicable():
+    seeds = [R4_WITHOUT_TASK_3, [[x + 0.01 if x is not None else None for x in row] for row in R4_WITHOUT_TASK_3]]
+    cl = summarize_cl(seeds)
+    assert cl["average"]["values"] == pytest.approx([1.55 / 3, 1.58 / 3])
+    assert cl["bwt"]["n"] == 2 and cl["notes"] == {}

@@ -53,7 +53,10 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
         ("data.languages=[]", "got []"),
         ("data.languages=[python, python]", "without repeats, each entry one of"),
         ("data.direction=translate", "must be one of ['generate', 'summarize'], got 'translate'"),
-        ("data.n_train=-1", "must be positive, got -1"),
+        ("data.n_train=-1", "must be >= 0, got -1"),
+        ("data.tasks=[concode_none, concode_none]", "without repeats"),
+        ("data.tasks=[refine_tiny]", "has no subtask 'tiny'"),
+        ("train.warmup_steps=-5", "must be >= 0, got -5"),
         ("data.n_valid=0", "must be positive, got 0"),
         ("data.max_source_tokens=0", "positive"),
         ("data.max_target_tokens=-5", "positive"),
@@ -97,7 +100,7 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
         ("strategies=[joint, joint]", "without repeats"),
         ("seeds=0", "must be positive, got 0"),
         ("cl.replay_size=0", "must be positive, got 0"),
-        ("cl.replay_policy=fifo", "must be one of ['reservoir', 'per_task'], got 'fifo'"),
+        ("cl.replay_policy=fifo", "must be one of ['reservoir', 'per_task', 'ring'], got 'fifo'"),
         ("cl.ewc_lambda=-1", "must be finite and >= 0, got -1.0"),
         ("cl.ewc_fisher_examples=-5", "must be >= 0, got -5"),
         ("cl.olora_lambda=.inf", "must be finite and >= 0, got inf"),
@@ -181,5 +184,19 @@ def test_the_cli_reports_user_errors_in_one_line(capsys):
     from hybridcl.model.base import ModelError
 
     assert all(issubclass(error, UserError) for error in (ConfigError, DataError, ModelError, WordNetMissingError))
-    assert main(["params", "--set", "data.n_train=0"]) == 2
-    assert "data.n_train must be positive" in capsys.readouterr().err
+    assert main(["params", "--set", "data.n_train=-3"]) == 2
+    assert "data.n_train must be >= 0, got -3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.tasks=[concode_none]", "data.hub_root=/data/csn"], "data.hub_root holds CodeSearchNet"),
+        (["data.tasks=[concode_none]", "data.source=/data/corpus", "offline.build=true"], "offline.build mines"),
+        (["train.warmup_steps=500", "train.warmup_ratio=0.1"], "both set"),
+    ],
+)
+def test_settings_that_contradict_each_other_are_refused_in_one_line(overrides, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(overrides=overrides)
+    assert "\n" not in str(caught.value)

@@ -330,7 +330,7 @@ def test_load_task_data_samples_and_removes_train_valid_overlap(tmp_path):
     write_jsonl(tmp_path / "python" / "valid.jsonl", valid_rows)
     cfg = DataConfig(source=str(tmp_path), n_train=20, n_valid=100, sample_seed=7, cache_dir=str(tmp_path / "cache"))
     task = csn.load_task_data(cfg, "python")
-    assert task.language == "python"
+    assert task.task == "python"
     assert task.counts == {
         "train_read": 20,
         "train_examined": 20,

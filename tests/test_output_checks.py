@@ -23,7 +23,7 @@ from hybridcl.metrics.collapse import (
     output_checks,
 )
 from hybridcl.metrics.meteor import tokenize
-from hybridcl.metrics.syntax import wrong_language_flags
+from hybridcl.metrics.syntax import parse_flags, wrong_language_flags
 
 STAND_IN = Path(__file__).resolve().parents[1] / "models" / "stand-in-base"
 GLUED = [  # outputs of the offline demo's base and trained models
@@ -123,22 +123,30 @@ def test_wrong_language_is_another_languages_code_and_not_ones_own():
     assert wrong_language_flags(python_task, "python", None) is None  # no own parse flags, no check
 
 
+def test_java_and_csharp_methods_are_told_apart_only_by_syntax_the_other_lacks():
+    java = ["public void close() throws IOException { stream.close(); }", "public int size() { return n; }"]
+    csharp = ["public override string ToString() { return name; }", "public int Size() { return n; }"]
+    # the second of each is valid in both languages: it counts as the task's own
+    assert wrong_language_flags(java, "c_sharp", parse_flags(java, "c_sharp")) == [True, False]
+    assert wrong_language_flags(csharp, "java", parse_flags(csharp, "java")) == [True, False]
+
+
 def test_score_predictions_reports_the_checks_and_their_per_example_flags(tokenizer):
     predictions = ["def add(a, b):\n    return a + b", "getgetgetgetget", "function f() {\n  return 1;\n}"]
     references = ["function add(a, b) {\n  return a + b;\n}"] * 3
     produced = [Generation(subwords(tokenizer, p), ended=i != 1) for i, p in enumerate(predictions)]
-    result = score_predictions(predictions, references, "javascript", "generate", generations=produced)
+    result = score_predictions(predictions, references, "javascript", generations=produced)
     corpus, per_example = result["corpus"], result["per_example"]
     assert per_example["loops"] == per_example["truncated"] == [False, True, False]
     assert per_example["wrong_language"] == [True, False, False]  # "getget..." is an identifier in both
     assert corpus["looping_share"] == corpus["truncated_share"] == corpus["wrong_language_share"] == 1 / 3
-    without = score_predictions(predictions, references, "javascript", "generate")["corpus"]
+    without = score_predictions(predictions, references, "javascript")["corpus"]
     assert without["looping_share"] is None and without["truncated_share"] is None
     assert without["wrong_language_share"] == 1 / 3  # from the text alone
-    summaries = score_predictions(["Add two numbers."], ["Adds them."], "python", "summarize")["corpus"]
+    summaries = score_predictions(["Add two numbers."], ["Adds them."], None)["corpus"]
     assert summaries["wrong_language_share"] is None
     with pytest.raises(ValueError, match="must pair up"):
-        score_predictions(predictions, references, "javascript", "generate", generations=produced[:2])
+        score_predictions(predictions, references, "javascript", generations=produced[:2])
 
 
 def test_generations_are_the_ids_before_eos_and_whether_it_came():

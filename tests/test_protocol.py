@@ -84,11 +84,11 @@ def test_a_run_trains_and_evaluates_on_the_sources_its_config_says(smoke_assets,
     run = ContinualRun(cfg, tmp_path / "run")
     run.prepare()
     for language, task in run.tasks.items():
-        for encoded, records in ((task.valid, task.records), (task.train, None)):
+        for encoded, pairs in ((task.valid, task.pairs), (task.train, None)):
             first = run.tokenizer.decode(encoded.source_ids[0], skip_special_tokens=True)
             assert first.startswith(f"generate {language}: ") == prefix
-            if records is not None and not prefix:
-                assert first == records[0].docstring[: len(first)]
+            if pairs is not None and not prefix:
+                assert first == pairs[0].source[: len(first)]
     assert run.collect()["config"]["data"]["task_prefix"] is prefix
 
 

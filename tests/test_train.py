@@ -126,6 +126,21 @@ def test_loss_falls_on_a_learnable_task():
     assert stats.examples == 12 * 16 and stats.tokens_per_s > 0 and stats.peak_memory_bytes > 0
 
 
+def test_warmup_steps_take_the_place_of_the_ratio(monkeypatch):
+    import hybridcl.train
+
+    real, seen = hybridcl.train.get_linear_schedule_with_warmup, []
+    monkeypatch.setattr(
+        hybridcl.train, "get_linear_schedule_with_warmup", lambda opt, w, t: seen.append((w, t)) or real(opt, w, t)
+    )
+    for train in (
+        TrainConfig(epochs=1, batch_size=4, warmup_steps=3),
+        TrainConfig(epochs=2, batch_size=4, warmup_ratio=0.5),
+    ):
+        run_stage(HybridModel(tiny_t5(), LoraSettings(r=4, alpha=8)), "lora_only", 1, train)
+    assert seen == [(3, 4), (4, 8)]  # 16 examples: 4 steps an epoch
+
+
 def test_gradient_accumulation_takes_fewer_optimizer_steps():
     model = HybridModel(tiny_t5(), LoraSettings(r=4, alpha=8))
     _, stats = run_stage(model, "lora_only", 1, TrainConfig(epochs=1, batch_size=4, grad_accum_steps=2, seed=0))

@@ -14,8 +14,13 @@ F, the forgetting rate, BWT and FWT need the sequential protocol: one stage per 
 (N + 1 rows). Otherwise (``joint``: S = 1 with N > 1 tasks, or a run whose last stages are still
 missing) they are None, as they are with a single task (there is no j < N, and no j > 1).
 
-A cell that is None (or NaN) means "not applicable" (e.g. CodeBLEU on natural-language targets) or
-"not computed yet": a figure that needs such a cell is None. Figures are plain Python floats.
+A cell that is None (or NaN) means "not applicable" or "not computed yet". A column whose every cell is
+None is a task the metric does not apply to (CodeBLEU on a summarisation task's natural-language
+targets): each figure is then taken over the other tasks, each keeping its index j (its stage), so
+CodeBLEU's A of a stream whose third of four tasks is summarisation is mean(R[4][1], R[4][2], R[4][4]),
+and its F the mean of F_1 and F_2. With no task left, the figure is None. A column with some cells None
+and some not is "not computed yet": a figure that needs such a cell is None. Figures are plain Python
+floats.
 
 A relative figure (the forgetting rate) divides by a score; below SCORE_FLOOR that score is noise and
 the ratio meaningless (a "forgetting rate" of -5.12 came from dividing by a near-zero own-stage BLEU),
@@ -69,6 +74,11 @@ def _rows(R: Matrix) -> list[list[float | None]]:
     return rows
 
 
+def _applicable(rows: list[list[float | None]], tasks: range) -> list[int]:
+    """The tasks j (1-based) in `tasks` that the metric applies to: their column has a value in some row."""
+    return [j for j in tasks if any(row[j - 1] is not None for row in rows)]
+
+
 def _mean(xs: list[float | None]) -> float | None:
     if not xs or any(x is None for x in xs):
         return None
@@ -87,7 +97,7 @@ def _sequential(R: Matrix) -> tuple[list[list[float | None]], int] | None:
 def average(R: Matrix) -> float | None:
     """A = mean_j R[S][j], over the last row (S = number of stages; S = N when sequential)."""
     rows = _rows(R)
-    return _mean(rows[-1])
+    return _mean([rows[-1][j - 1] for j in _applicable(rows, range(1, len(rows[0]) + 1))])
 
 
 def forgetting(R: Matrix) -> float | None:
@@ -97,7 +107,7 @@ def forgetting(R: Matrix) -> float | None:
         return None
     rows, n = seq
     per_task = []
-    for j in range(1, n):  # tasks 1..N-1 (1-based)
+    for j in _applicable(rows, range(1, n)):  # tasks 1..N-1 (1-based)
         col = j - 1
         seen = [rows[s][col] for s in range(j, n)]  # stages j..N-1
         final = rows[n][col]
@@ -113,8 +123,8 @@ def _learned_and_final(R: Matrix) -> list[tuple[float, float]] | None:
     if seq is None:
         return None
     rows, n = seq
-    pairs = [(rows[j][j - 1], rows[n][j - 1]) for j in range(1, n)]
-    return None if any(x is None for pair in pairs for x in pair) else pairs
+    pairs = [(rows[j][j - 1], rows[n][j - 1]) for j in _applicable(rows, range(1, n))]
+    return None if not pairs or any(x is None for pair in pairs for x in pair) else pairs
 
 
 def floor_reason(denominator: float, what: str = "denominator") -> str | None:
@@ -149,7 +159,7 @@ def fwt(R: Matrix) -> float | None:
         return None
     rows, n = seq
     diffs = []
-    for j in range(2, n + 1):  # tasks 2..N (1-based)
+    for j in _applicable(rows, range(2, n + 1)):  # tasks 2..N (1-based)
         col = j - 1
         before, base = rows[j - 1][col], rows[0][col]
         if before is None or base is None:

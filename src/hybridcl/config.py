@@ -18,6 +18,7 @@ from typing import Any, ClassVar, get_type_hints
 
 import yaml
 
+from hybridcl.data.tasks import Task, stream_tasks
 from hybridcl.settings import (
     FOLDER_NAME,
     POSITIVE,
@@ -69,9 +70,31 @@ class Config:
             raise ConfigError(
                 "offline.build needs data.source to be a local folder (where the corpus is built), got 'hub'"
             )
+        tasks = self.tasks  # an unknown task name is a ConfigError here
+        if self.data.tasks and self.offline.build:
+            raise ConfigError(
+                "offline.build mines a CodeSearchNet corpus; a data.tasks stream reads CodeT5's data folder "
+                "(data.source=DIR) or the hub's CodeXGLUE datasets (data.source=hub)"
+            )
+        if self.data.tasks and self.data.hub_root:
+            raise ConfigError(
+                "data.hub_root holds CodeSearchNet; a data.tasks stream reads data.source: hub (the hub's CodeXGLUE "
+                "datasets) or CodeT5's data folder"
+            )
+        if self.train.warmup_steps and self.train.warmup_ratio:
+            raise ConfigError("train.warmup_steps and train.warmup_ratio are both set; set one of them")
         if self.layer.count == 0:
-            _check_layerless(self.strategies, self.data.languages)
+            _check_layerless(self.strategies, tuple(task.key for task in tasks))
         return self
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        """The stream's tasks in training order (hybridcl.data.tasks); a name it does not know is a ConfigError."""
+        return stream_tasks(self.data)
+
+    @property
+    def task_keys(self) -> tuple[str, ...]:
+        return tuple(task.key for task in self.tasks)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -49,8 +49,9 @@ from hybridcl import versions
 from hybridcl.atomic import atomic_path, remove_temp_files, write_text
 from hybridcl.config import Config, plain_config
 from hybridcl.continuation import continues_finished_stages
-from hybridcl.data.batching import EncodedSet, encode_records
-from hybridcl.data.csn import TaskData, format_skips, load_task_data
+from hybridcl.data.batching import EncodedSet, encode_texts
+from hybridcl.data.csn import TaskData, format_skips
+from hybridcl.data.tasks import Task, load_task, task_texts
 from hybridcl.evaluate import evaluate_task
 from hybridcl.faults import kill_point
 from hybridcl.logs import FILE_ONLY, RUN_LOG, duration, log_file, text_digest
@@ -73,9 +74,9 @@ CHOSEN_SKIP = "code_too_long"
 
 
 @dataclasses.dataclass
-class Task:
-    key: str
-    records: list  # the evaluation sample (eval.split): references and sources of the evaluation
+class LoadedTask:
+    task: Task
+    pairs: list  # the evaluation sample (eval.split): sources and references of the evaluation
     train: EncodedSet
     valid: EncodedSet
     data: dict  # counts and skips, for the results
@@ -85,7 +86,8 @@ class ContinualRun:
     def __init__(self, cfg: Config, out_dir: str | Path):
         self.cfg = cfg
         self.out = Path(out_dir)
-        self.tasks_order = tuple(cfg.data.languages)
+        self.stream = {task.key: task for task in cfg.tasks}
+        self.tasks_order = tuple(self.stream)
         self.strategies = [get_strategy(name).configured(cfg.cl) for name in cfg.strategies]
         self.seeds = [cfg.train.seed + k for k in range(cfg.seeds)]
 
@@ -118,11 +120,10 @@ class ContinualRun:
             raise ConfigError(f"model {self.cfg.model.name!r} has no tokenizer; a run needs one to read the data")
         check_target_modules(self.base, self.cfg.lora.target_modules)
         loaded = {
-            key: load_task_data(self.cfg.data, key, source=sources["data"], eval_split=self.cfg.eval.split)
-            for key in self.tasks_order
+            key: load_task(self.cfg.data, task, sources, self.cfg.eval.split) for key, task in self.stream.items()
         }
         logger.info(data_summary(loaded))
-        self.tasks = {key: self._encode_task(data) for key, data in loaded.items()}
+        self.tasks = {key: self._encode_task(self.stream[key], data) for key, data in loaded.items()}
         self.params = {
             s.name: count_params(s, self.tasks_order, self.base, self.cfg.lora, self.cfg.layer) for s in self.strategies
         }
@@ -142,22 +143,22 @@ class ContinualRun:
         except (OSError, ValueError, KeyError, TypeError):
             return _now()
 
-    def _encode_task(self, data: TaskData) -> Task:
-        encode = lambda records: encode_records(  # noqa: E731
-            records,
+    def _encode_task(self, task: Task, data: TaskData) -> LoadedTask:
+        data_cfg = self.cfg.data
+        encode = lambda pairs: encode_texts(  # noqa: E731
+            *task_texts(task, pairs, data_cfg.task_prefix),
             self.tokenizer,
-            direction=self.cfg.data.direction,
-            task_prefix=self.cfg.data.task_prefix,
-            cache_dir=self.cfg.data.cache_dir,
-            max_source_tokens=self.cfg.data.max_source_tokens,
-            max_target_tokens=self.cfg.data.max_target_tokens,
+            task.kind,
+            data_cfg.max_source_tokens,
+            data_cfg.max_target_tokens,
+            data_cfg.cache_dir,
         )
         info = {
             "counts": data.counts,
             "skips": dict(sorted(data.skips.items())),
             "split_skips": {split: dict(sorted(skips.items())) for split, skips in data.split_skips.items()},
         }
-        return Task(data.language, data.valid, encode(data.train), encode(data.valid), info)
+        return LoadedTask(task, data.valid, encode(data.train), encode(data.valid), info)
 
     # -------------------------------------------------------------------------------- the run
 
@@ -333,14 +334,13 @@ class ContinualRun:
         evaluation = {}
         for key, use in uses.items():
             model.activate(use.lora, use.layer)
-            task = self.tasks[key]
+            loaded = self.tasks[key]
             result = evaluate_task(
                 model,
-                task.records,
-                task.valid,
+                loaded.pairs,
+                loaded.valid,
                 self.tokenizer,
-                language=key,
-                direction=self.cfg.data.direction,
+                task=loaded.task,
                 settings=self.cfg.eval,
                 device=self.device,
                 desc=f"{desc} {key}",
@@ -388,7 +388,8 @@ class ContinualRun:
         """The results JSON (docs/results-schema.md) from the stage files present now."""
         records = {s.name: self._records(s) for s in self.strategies}
         strategies = {
-            s.name: strategy_results(s, self.tasks_order, records[s.name], self.params[s.name]) for s in self.strategies
+            s.name: strategy_results(s, self.tasks_order, records[s.name], self.params[s.name], self._headlines())
+            for s in self.strategies
         }
         return results_tree(
             plain_config(self.cfg),
@@ -406,7 +407,11 @@ class ContinualRun:
             strategies=strategies,
             finished=finished,
             comparisons=strategy_comparisons(self.tasks_order, records),
+            task_info={key: task.as_record() for key, task in self.stream.items()},
         )
+
+    def _headlines(self) -> dict[str, str]:
+        return {key: task.headline for key, task in self.stream.items()}
 
     def _complete(self) -> bool:
         """Whether every stage of every strategy and seed has finished."""
@@ -468,13 +473,14 @@ def data_summary(tasks: dict[str, TaskData]) -> str:
     """Per task and split: records read, examined (in sampling order), used, and skipped by reason; a
     warning line for each split that skipped more than SKIP_WARNING_SHARE of what it looked at."""
     lines, warnings = ["data: records read -> examined -> used (sampled), skipped by reason"], []
+    width = max([11, *map(len, tasks)])
     for key, data in tasks.items():
         for split in ("train", data.eval_split):
             read, examined, used = (data.counts[f"{split}{suffix}"] for suffix in ("_read", "_examined", ""))
             skips = data.split_skips[split]
             skipped = sum(skips.values())
             lines.append(
-                f"  {key:<11} {split:<5} {read:>9,} -> {examined:>9,} -> {used:>7,}   "
+                f"  {key:<{width}} {split:<5} {read:>9,} -> {examined:>9,} -> {used:>7,}   "
                 f"skipped {skipped:,}{format_skips(skips, ': ')}"
             )
             bad = skipped - skips[CHOSEN_SKIP]  # code_too_long is data.max_code_chars at work, not bad data

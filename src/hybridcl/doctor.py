@@ -25,6 +25,8 @@ REQUIRED = (
     "tree_sitter",
     "tree_sitter_python",
     "tree_sitter_javascript",
+    "tree_sitter_java",
+    "tree_sitter_c_sharp",
     "matplotlib",
     "tqdm",
     "yaml",
@@ -54,17 +56,26 @@ def check_wordnet() -> tuple[bool, str]:
     return True, "WordNet found (METEOR)"
 
 
+GRAMMAR_PACKAGES = ("tree-sitter-python", "tree-sitter-javascript", "tree-sitter-java", "tree-sitter-c-sharp")
+
+
 def check_grammars() -> tuple[bool, str]:
     from hybridcl.metrics.syntax import parse_flags
 
-    flags = parse_flags(["def f(x):\n    return x\n"], "python")
-    flags += parse_flags(["function f(x) { return x; }"], "javascript")
-    if flags != [True, True]:
-        return False, "tree-sitter grammars do not parse valid code; reinstall the pinned tree-sitter packages"
-    versions = {
-        name: metadata.version(name) for name in ("tree-sitter", "tree-sitter-python", "tree-sitter-javascript")
+    valid = {
+        "python": "def f(x):\n    return x\n",
+        "javascript": "function f(x) { return x; }",
+        "java": "int f(int x) { return x; }",
+        "c_sharp": "public int F(int x) { return x; }",
     }
-    return True, "tree-sitter parses python and javascript " + str(versions)
+    failed = [language for language, code in valid.items() if parse_flags([code], language) != [True]]
+    if failed:
+        return (
+            False,
+            f"tree-sitter grammars {failed} do not parse valid code; reinstall the pinned tree-sitter packages",
+        )
+    versions = {name: metadata.version(name) for name in ("tree-sitter", *GRAMMAR_PACKAGES)}
+    return True, f"tree-sitter parses {', '.join(valid)} " + str(versions)
 
 
 def check_hybrid_pass() -> tuple[bool, str]:
@@ -131,13 +142,13 @@ def config_checks(config: str, overrides: list[str]) -> dict[str, Check]:
     from hybridcl.config import load_config
     from hybridcl.model.base import resolve_model
     from hybridcl.plan import plan_run
-    from hybridcl.sources import describe, resolve_data_source
+    from hybridcl.sources import describe, resolve_data_sources
 
     cfg = load_config(config, overrides)
     return {
         "config": lambda: (True, f"{config}: {', '.join(cfg.strategies)}; {cfg.seeds} seed(s)"),
         "model": lambda: (True, describe(resolve_model(cfg.model).as_record())),
-        "data": lambda: (True, describe(resolve_data_source(cfg).as_record())),
+        "data": lambda: (True, "; ".join(describe(s.as_record()) for s in resolve_data_sources(cfg).values())),
         "plan": lambda: (True, plan_run(cfg).describe()),
     }
 

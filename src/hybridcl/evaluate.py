@@ -10,8 +10,9 @@ from dataclasses import asdict, dataclass
 import torch
 from accelerate.utils import gather_object
 
-from hybridcl.data.batching import EncodedSet, LengthGroupedBatchSampler, Seq2SeqCollator, source_target_texts
-from hybridcl.data.schema import Record
+from hybridcl.data.batching import EncodedSet, LengthGroupedBatchSampler, Seq2SeqCollator
+from hybridcl.data.schema import Pair
+from hybridcl.data.tasks import Task, task_texts
 from hybridcl.logs import FILE_ONLY, duration
 from hybridcl.metrics import Generation, score_predictions
 from hybridcl.progress import track
@@ -185,12 +186,11 @@ def _combine(shards: list[Shard], size: int) -> tuple[list[str], list[Generation
 
 def evaluate_task(
     model,
-    records: list[Record],
+    pairs: list[Pair],
     encoded: EncodedSet,
     tokenizer,
     *,
-    language: str,
-    direction: str,
+    task: Task,
     settings: EvalConfig,
     device: torch.device,
     desc: str = "eval",
@@ -209,24 +209,19 @@ def evaluate_task(
     )
     if accelerator is not None and not accelerator.is_main_process:
         return None
-    sources, references = source_target_texts(records, direction, task_prefix=task_prefix)
+    sources, references = task_texts(task, pairs, task_prefix)
     start = time.perf_counter()
-    scores = score_predictions(predictions, references, language, direction, generations=produced)
+    scores = score_predictions(predictions, references, task.target_language, generations=produced)
     logger.info("eval %s: scored in %s", desc, duration(time.perf_counter() - start), extra=FILE_ONLY)
-    rows = prediction_rows(records, sources, references, predictions, scores["per_example"])
+    rows = prediction_rows(pairs, sources, references, predictions, scores["per_example"])
     return scores, rows, stats
 
 
-def prediction_rows(records, sources, references, predictions, per_example: dict) -> list[dict]:
+def prediction_rows(pairs: list[Pair], sources, references, predictions, per_example: dict) -> list[dict]:
     """One jsonl row per example: id, source, reference, prediction and its own scores."""
     rows = []
-    for i, record in enumerate(records):
-        row = {
-            "id": record.url or f"{record.repo}:{record.path}:{record.func_name}",
-            "source": sources[i],
-            "reference": references[i],
-            "prediction": predictions[i],
-        }
+    for i, pair in enumerate(pairs):
+        row = {"id": pair.id, "source": sources[i], "reference": references[i], "prediction": predictions[i]}
         row.update({name: values[i] for name, values in per_example.items() if values is not None})
         rows.append(row)
     return rows

@@ -152,8 +152,8 @@ def format_params_table(
 
 
 def params_report(cfg: Config, base_model: T5ForConditionalGeneration) -> str:
-    """The `hybridcl params` table for the config's tasks (its languages, in order) and strategies."""
-    tasks = tuple(cfg.data.languages)
+    """The `hybridcl params` table for the config's tasks (in training order) and strategies."""
+    tasks = cfg.task_keys
     strategies = [get_strategy(name) for name in cfg.strategies]
     sizes = component_sizes(base_model, cfg.lora, cfg.layer)
     counts = [count_params(s, tasks, base_model, cfg.lora, cfg.layer) for s in strategies]

@@ -25,6 +25,8 @@ from hybridcl.metrics import METRICS, OUTPUT_STATS
 from hybridcl.run_files import SCHEMA_VERSION, results_dir_name
 from hybridcl.strategies import Strategy
 
+# A pseudo-metric: each task's column is that task's own headline metric (task_info's `headline`).
+TASK_METRIC = "task_metric"
 StageRecords = Sequence[Sequence[dict | None]]  # records[i][s]: seed i, stage s; None = not finished
 COST_FIGURES = ("wall_time_s", "tokens_per_s", "peak_memory_bytes")  # summarised over seeds
 TRAIN_COUNTS = ("peak_memory_kind", "steps", "examples")  # the first seed's, as they are
@@ -42,10 +44,13 @@ def results_tree(
     sources: dict | None = None,
     finished: bool = False,
     comparisons: dict | None = None,
+    task_info: Mapping[str, dict] | None = None,
 ) -> dict:
     """The whole file: the run's settings and environment around each strategy's results. `config` is
-    the resolved config as plain JSON values; name, tasks and direction come from it."""
-    return {
+    the resolved config as plain JSON values; the name comes from it, and the tasks from `task_info`
+    (task key -> hybridcl.data.tasks.Task.as_record()) or, without it, CodeSearchNet's languages."""
+    stream = bool(config["data"].get("tasks"))
+    tree = {
         "schema_version": SCHEMA_VERSION,
         "name": config["name"],
         "created": created,
@@ -53,24 +58,45 @@ def results_tree(
         "config": config,
         "versions": versions,
         "device": device,
-        "tasks": list(config["data"]["languages"]),
-        "direction": config["data"]["direction"],
-        "metrics": list(METRICS),
+        "tasks": list(task_info) if task_info else list(config["data"]["languages"]),
+        "direction": None if stream else config["data"]["direction"],
+        "metrics": list(run_metrics(task_headlines(task_info))),
         "seeds": seeds,
         "data": data,
         "sources": sources or {},
         "strategies": strategies,
         "comparisons": comparisons or {},
     }
+    if task_info:
+        tree["task_info"] = dict(task_info)
+    return tree
 
 
-def strategy_results(strategy: Strategy, tasks: Sequence[str], records: StageRecords, params: dict) -> dict:
-    """One strategy's entry: its matrices and figures over seeds, parameters, cost and loss curves."""
-    per_seed = {stat: score_matrices(records, tasks, stat) for stat in METRICS + OUTPUT_STATS}
+def task_headlines(task_info: Mapping[str, dict] | None) -> dict[str, str] | None:
+    """Task -> its headline metric, from `task_info`."""
+    return {task: info["headline"] for task, info in task_info.items()} if task_info else None
+
+
+def run_metrics(headlines: Mapping[str, str] | None) -> tuple[str, ...]:
+    """The registry's metrics, after TASK_METRIC where the tasks' headline metrics are not all BLEU."""
+    return (TASK_METRIC, *METRICS) if headlines and set(headlines.values()) != {"bleu"} else METRICS
+
+
+def strategy_results(
+    strategy: Strategy,
+    tasks: Sequence[str],
+    records: StageRecords,
+    params: dict,
+    headlines: Mapping[str, str] | None = None,
+) -> dict:
+    """One strategy's entry: its matrices and figures over seeds, parameters, cost and loss curves.
+    `headlines`: task -> its own metric, which TASK_METRIC's column takes (see run_metrics)."""
+    metrics = run_metrics(headlines)
+    per_seed = {stat: score_matrices(records, tasks, stat, headlines) for stat in metrics + OUTPUT_STATS}
     matrices, matrices_summary = {}, {}
-    for metric in METRICS:
+    for metric in metrics:
         matrices[metric], matrices_summary[metric] = summarize_matrices(per_seed[metric])
-    cl = {metric: summarize_cl(per_seed[metric]) for metric in METRICS}
+    cl = {metric: summarize_cl(per_seed[metric]) for metric in metrics}
     return {
         "label": strategy.description,
         "results_dir": results_dir_name(strategy.name),
@@ -146,9 +172,16 @@ def comparison_entry(
     }
 
 
-def score_matrices(records: StageRecords, tasks: Sequence[str], score: str) -> list[list[list[float | None]]]:
-    """Per seed, the stage x task matrix of one metric or output statistic (None where not finished)."""
-    return [[[stage_score(record, task, score) for task in tasks] for record in seed] for seed in records]
+def score_matrices(
+    records: StageRecords, tasks: Sequence[str], score: str, headlines: Mapping[str, str] | None = None
+) -> list[list[list[float | None]]]:
+    """Per seed, the stage x task matrix of one metric or output statistic (None where not finished);
+    TASK_METRIC's column of a task is its headline metric's."""
+    columns = [headlines[task] if score == TASK_METRIC else score for task in tasks]
+    return [
+        [[stage_score(record, task, column) for task, column in zip(tasks, columns)] for record in seed]
+        for seed in records
+    ]
 
 
 def stage_score(record: dict | None, task: str, score: str) -> float | None:
@@ -171,7 +204,7 @@ def dataflow_counted_as_one(records: StageRecords, tasks: Sequence[str]) -> list
 def efficiency(cl: dict, params: dict) -> dict:
     """Each metric's average performance per million trainable parameters (of the largest stage)."""
     trainable = max(stage["trainable"] for stage in params["per_stage"])
-    return {metric: per_million(cl[metric]["average"], trainable) for metric in METRICS}
+    return {metric: per_million(summary["average"], trainable) for metric, summary in cl.items()}
 
 
 def per_million(summary: dict | None, trainable: int) -> dict | None:

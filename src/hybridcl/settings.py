@@ -21,7 +21,7 @@ LAYER_POSITIONS = ("encoder_top", "decoder_top")
 LAYER_INITS = ("identity", "random")
 MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
 TRACKERS = ("none", "tensorboard", "mlflow", "wandb")  # train.log_with: accelerate's tracker names
-REPLAY_POLICIES = ("reservoir", "per_task")
+REPLAY_POLICIES = ("reservoir", "per_task", "ring")
 EVAL_SPLITS = ("valid", "test")
 # The stand-in base sizes: the keys of hybridcl.model.pretrain.SIZES, which imports torch (a test keeps them equal).
 BASE_SIZES = ("micro", "tiny", "small")
@@ -83,10 +83,14 @@ class DataConfig:
     hub_root: str = ""
     languages: tuple[str, ...] = ("python", "javascript")
     direction: str = "generate"  # generate: docstring -> code; summarize: code -> docstring
+    # A stream of other tasks, `<kind>_<subtask>` (hybridcl.data.tasks: concode_none, translate_java-cs,
+    # summarize_ruby, refine_small, ...), read instead of CodeSearchNet's languages; data.source: "hub" reads
+    # the hub's CodeXGLUE datasets, a folder is CodeT5's data folder. Empty: the CodeSearchNet languages.
+    tasks: tuple[str, ...] = ()
     # Each source starts with its task's cue, `<direction> <language>: ` (`generate python: `), the format the
     # stand-in base was pre-trained on: it tells shared components which language to write. false: the bare source.
     task_prefix: bool = True
-    n_train: int = 8000
+    n_train: int = 8000  # 0: the whole training split
     n_valid: int = 2000
     sample_seed: int = 0
     max_source_tokens: int = 256
@@ -108,9 +112,13 @@ class DataConfig:
         "cache_dir": TEXT,
         "languages": distinct(one_of(LANGUAGES)),
         "direction": one_of(DIRECTIONS),
+        "tasks": (
+            lambda v: all(TEXT[0](t) for t in v) and len(set(v)) == len(v),
+            "a list of task names without repeats",
+        ),
         "task_prefix": FLAG,
         "sample_seed": NON_NEGATIVE,
-        "n_train": POSITIVE,
+        "n_train": NON_NEGATIVE,
         "n_valid": POSITIVE,
         "max_source_tokens": POSITIVE,
         "max_target_tokens": POSITIVE,
@@ -181,6 +189,7 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
+    warmup_steps: int = 0  # > 0: this many warm-up steps instead of warmup_ratio of each stage's steps
     max_grad_norm: float = 1.0  # 0: no gradient clipping
     grad_accum_steps: int = 1
     mixed_precision: str = "auto"  # auto: bf16 on GPUs that support it, else fp32; or "no" / "bf16" / "fp16"
@@ -194,6 +203,7 @@ class TrainConfig:
         "lr": POSITIVE_FINITE,
         "weight_decay": NON_NEGATIVE_FINITE,
         "warmup_ratio": FRACTION,
+        "warmup_steps": NON_NEGATIVE,
         "max_grad_norm": NON_NEGATIVE_FINITE,
         "mixed_precision": one_of(MIXED_PRECISIONS),
         "seed": NON_NEGATIVE,
@@ -231,7 +241,9 @@ class CLConfig:
     """The continual-learning baselines' settings (hybridcl.strategies.baselines): a baseline takes the fields it has by name."""
 
     replay_size: int = 200  # replay: earlier tasks' training examples in the buffer
-    replay_policy: str = "reservoir"  # reservoir: uniform over every earlier example; per_task: equal shares
+    # reservoir: uniform over every earlier example; per_task: equal shares of the buffer among the earlier tasks;
+    # ring: replay_size // (tasks in the stream) examples of each earlier task (CodeTask-CL's ER ring buffer)
+    replay_policy: str = "reservoir"
     ewc_lambda: float = 100.0  # ewc: weight of the penalty lambda/2 * sum F (theta - theta*)^2
     ewc_fisher_examples: int = 1000  # ewc: the stage's training examples the Fisher averages over; 0: all
     olora_lambda: float = 0.5  # olora: weight of the orthogonality penalty sum ||A_new A_old^T||^2

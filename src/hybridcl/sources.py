@@ -16,21 +16,21 @@ from pathlib import Path
 from hybridcl.atomic import write_text
 from hybridcl.config import Config
 from hybridcl.data.pinning import DataSource, format_bytes
-from hybridcl.data.source import resolve_data
+from hybridcl.data.tasks import resolve_task_sources
 from hybridcl.model.base import ModelSource, resolve_model
 from hybridcl.settings import ConfigError
 
 SOURCES_FILE = "sources.json"
-Sources = dict[str, ModelSource | DataSource]  # "model", "data"
+Sources = dict[str, ModelSource | DataSource]  # "model", then "data" (CodeSearchNet) or "data <task>" per task
 
 
 def resolve_sources(cfg: Config) -> Sources:
-    return {"model": resolve_model(cfg.model), "data": resolve_data_source(cfg)}
+    return {"model": resolve_model(cfg.model), **resolve_data_sources(cfg)}
 
 
-def resolve_data_source(cfg: Config) -> DataSource:
+def resolve_data_sources(cfg: Config) -> dict[str, DataSource]:
     """The files of every task's training split and of the split its evaluations score (eval.split)."""
-    return resolve_data(cfg.data, cfg.data.languages, ("train", cfg.eval.split))
+    return resolve_task_sources(cfg.data, cfg.tasks, ("train", cfg.eval.split))
 
 
 def records(sources: Sources) -> dict[str, dict]:
@@ -57,7 +57,7 @@ def describe(record: dict) -> str:
 
 
 # The setting that pins each source's hub revision (free to change in a run folder: the identity is checked).
-REVISION_KEYS = {"model": "model.revision", "data": "data.hub_revision"}
+REVISION_KEYS = {"model": "model.revision", "data": "data.hub_revision"}  # a stream's datasets share data.hub_revision
 
 
 def check_continuation(out: Path, sources: Sources) -> None:
@@ -74,7 +74,7 @@ def check_continuation(out: Path, sources: Sources) -> None:
 
 
 def _how_to_return(key: str, before: dict, path: Path) -> str:
-    if before.get("kind") == "hub" and before.get("commit"):
+    if before.get("kind") == "hub" and before.get("commit") and key in REVISION_KEYS:
         return f"continue with --set {REVISION_KEYS[key]}={before['commit']} (recorded in {path})"
     return f"restore the files recorded in {path}"
 

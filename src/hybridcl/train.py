@@ -169,7 +169,8 @@ def train_stage(
     optimizer = torch.optim.AdamW(
         params, lr=train.lr, weight_decay=train.weight_decay, fused=device.type in ("cuda", "cpu")
     )
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(train.warmup_ratio * total_steps), total_steps)
+    warmup = train.warmup_steps or int(train.warmup_ratio * total_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     stats = StageStats(trainable_params=sum(p.numel() for p in params))
     reset_peak_memory(device)

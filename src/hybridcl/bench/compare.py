@@ -78,6 +78,11 @@ class Workload:
     def task(self) -> str:
         return self.cfg.data.languages[0]
 
+    @property
+    def target_language(self) -> str | None:
+        """The references' language for the metrics: the task's for code targets, None for docstrings."""
+        return self.task if self.cfg.data.direction == "generate" else None
+
     def train_prefix(self, n: int) -> EncodedSet:
         if n > len(self.train):
             raise ConfigError(f"{n} training examples asked for, {len(self.train)} available in {self.cfg.data.source}")
@@ -215,7 +220,7 @@ def eval_side(workload: Workload, side: str, model: HybridModel) -> tuple[dict, 
     start = time.perf_counter()
     predictions = generate_side(workload, side, model)
     generation_s = time.perf_counter() - start
-    scores = score_predictions(predictions, references, workload.task, cfg.data.direction)
+    scores = score_predictions(predictions, references, workload.target_language)
     wall = time.perf_counter() - start
     _, peak = peak_memory(workload.device)
     return {
@@ -239,7 +244,7 @@ def warm_up(workload: Workload) -> None:
     for side in SIDES:
         train_side(workload, side, workload.train_prefix(2 * one_epoch.batch_size), one_epoch)
     _, references = source_target_texts(workload.eval_records[:2], workload.cfg.data.direction)
-    score_predictions(references, references, workload.task, workload.cfg.data.direction)
+    score_predictions(references, references, workload.target_language)
 
 
 def run_benchmark(workload: Workload, n_train: int, scaling: list[int]) -> dict:

@@ -99,9 +99,23 @@ def encode_records(
     is at the cap, so the model always learns where to stop.
     """
     sources, targets = source_target_texts(records, direction, task_prefix=task_prefix)
+    return encode_texts(sources, targets, tokenizer, direction, max_source_tokens, max_target_tokens, cache_dir)
+
+
+def encode_texts(
+    sources: list[str],
+    targets: list[str],
+    tokenizer,
+    label: str,
+    max_source_tokens: int,
+    max_target_tokens: int,
+    cache_dir: str | Path | None = None,
+) -> EncodedSet:
+    """Token ids of (source, target) texts as encode_records makes them, cached under `cache_dir` by
+    the texts, the tokenizer, the caps and `label` (the direction or task kind)."""
     path = None
     if cache_dir is not None:
-        key = cache_key(sources, targets, tokenizer, direction, max_source_tokens, max_target_tokens)
+        key = cache_key(sources, targets, tokenizer, label, max_source_tokens, max_target_tokens)
         path = Path(cache_dir) / "encoded" / f"{key}.safetensors"
         if path.is_file():
             return _load(path)

@@ -9,6 +9,7 @@ CodeSearchNet's forms, is hybridcl.data.source's DataSource (hybridcl.data.forms
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -18,7 +19,7 @@ import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from hybridcl.atomic import atomic_path
 from hybridcl.data.forms import data_files, member_pattern
@@ -162,9 +163,9 @@ def read_split(
 
 @dataclass
 class SplitSample:
-    """What sampling one split found: the records, and how many rows it read, examined and skipped."""
+    """What sampling one split found: the records (or Pairs), and how many rows it read, examined and skipped."""
 
-    records: list[Record]
+    records: list
     read: int  # lines or rows of the split, readable or not
     examined: int  # rows validated, in sampling order, to find `records`
     skips: Counter  # unreadable lines and examined rows that were skipped, by reason
@@ -180,7 +181,7 @@ def sample_split(
     exclude: set[str] = frozenset(),
     max_code_chars: int = 0,
 ) -> SplitSample:
-    """Up to `n` valid, distinct records: rows are ranked by a hash of their content and the seed (the
+    """Up to `n` (0: every) valid, distinct records: rows are ranked by a hash of their content and the seed (the
     same order on every machine, whatever the files' order) and validated in that order until `n` pass.
 
     Only the examined rows are validated, so a 412K-row split costs a hash per row and about `n`
@@ -188,22 +189,42 @@ def sample_split(
     with `max_code_chars`, records whose code (as used: Python's without its docstring) is longer are
     skipped as code_too_long.
     """
-    order = sorted(range(len(rows)), key=lambda i: _row_key(rows[i], seed))
-    skips, seen, records, examined = Counter(unreadable), set(exclude), [], 0
+
+    def validated(row: dict) -> Record | str:
+        result = to_record(row, language, max_record_chars)
+        if not isinstance(result, str) and max_code_chars and len(result.code) > max_code_chars:
+            return "code_too_long"
+        return result
+
+    return sample_ranked(rows, unreadable, n, lambda row: _row_key(row, seed), validated, dedup_key, exclude)
+
+
+def sample_ranked(
+    rows: list[dict],
+    unreadable: Counter,
+    n: int,
+    rank: Callable[[dict], bytes],
+    validate: Callable[[dict], Any],
+    key: Callable[[Any], str],
+    exclude: Iterable[str] = (),
+) -> SplitSample:
+    """Up to `n` (0: every) valid, distinct items: rows ordered by `rank`, validated in that order until `n`
+    pass. `validate` gives an item or the reason to skip the row; an item whose `key` was seen (or is in
+    `exclude`) is skipped as duplicate."""
+    order = sorted(range(len(rows)), key=lambda i: rank(rows[i]))
+    skips, seen, items, examined = Counter(unreadable), set(exclude), [], 0
     for i in order:
-        if len(records) == n:
+        if len(items) == (n or len(rows)):
             break
         examined += 1
-        result = to_record(rows[i], language, max_record_chars)
-        if not isinstance(result, str) and max_code_chars and len(result.code) > max_code_chars:
-            result = "code_too_long"
-        key = None if isinstance(result, str) else dedup_key(result)
-        if key is None or key in seen:
-            skips[result if key is None else "duplicate"] += 1
+        result = validate(rows[i])
+        item_key = None if isinstance(result, str) else key(result)
+        if item_key is None or item_key in seen:
+            skips[result if item_key is None else "duplicate"] += 1
             continue
-        seen.add(key)
-        records.append(result)
-    return SplitSample(records, len(rows) + sum(unreadable.values()), examined, skips)
+        seen.add(item_key)
+        items.append(result)
+    return SplitSample(items, len(rows) + sum(unreadable.values()), examined, skips)
 
 
 def _row_key(row: dict, seed: int) -> bytes:
@@ -214,9 +235,9 @@ def _row_key(row: dict, seed: int) -> bytes:
 
 @dataclass
 class TaskData:
-    language: str
-    train: list[Record]
-    valid: list[Record]  # the evaluation sample, drawn from the split `eval_split`
+    task: str  # the task's key: a CodeSearchNet language, or a stream task's name (`translate_java-cs`)
+    train: list  # Record (CodeSearchNet) or Pair (hybridcl.data.schema) items
+    valid: list  # the evaluation sample, drawn from the split `eval_split`
     split_skips: dict[str, Counter]  # "train" / eval_split -> skipped lines and records by reason
     counts: dict[str, int]  # per split: <split>_read, <split>_examined, <split> (records used)
     source: DataSource | None = None  # where the records were read from, pinned (DataSource.as_record())
@@ -244,16 +265,25 @@ def load_task_data(
     source = source or resolve_data(cfg, [language], ("train", eval_split))
     train = _cached_sample(cfg, language, "train", cfg.n_train, set(), source)
     evaluation = _cached_sample(cfg, language, eval_split, cfg.n_valid, {dedup_key(r) for r in train.records}, source)
+    where = functools.partial(split_location, source, language)
+    return task_data(language, {"train": train, eval_split: evaluation}, source, eval_split, where)
+
+
+def task_data(
+    task: str, samples: dict[str, SplitSample], source: DataSource, eval_split: str, where: Callable[[str], str]
+) -> TaskData:
+    """The TaskData of a task's train and evaluation samples; a split without a single usable item is a
+    DataError naming the split, where it was read from (`where(split)`) and what was skipped."""
     counts, skips = {}, {}
-    for split, sample in (("train", train), (eval_split, evaluation)):
+    for split, sample in samples.items():
         if not sample.records:
             raise DataError(
-                f"{language} {split} split has no usable records ({split_location(source, language, split)}: "
+                f"{task} {split} split has no usable records ({where(split)}: "
                 f"{sample.read} read, all skipped{format_skips(sample.skips, ': ')})"
             )
         counts.update({f"{split}_read": sample.read, f"{split}_examined": sample.examined, split: len(sample.records)})
         skips[split] = sample.skips
-    return TaskData(language, train.records, evaluation.records, skips, counts, source, eval_split)
+    return TaskData(task, samples["train"].records, samples[eval_split].records, skips, counts, source, eval_split)
 
 
 SAMPLE_CACHE_VERSION = 2
@@ -313,9 +343,11 @@ def split_location(source: DataSource, language: str, split: str) -> str:
     return str(Path(source.id, where))
 
 
-def format_skips(skips: Counter, lead: str = "") -> str:
-    """`lead` + "bad_json 3, duplicate 1" in SKIP_REASONS order, or "" when nothing was skipped."""
-    text = ", ".join(f"{reason} {skips[reason]:,}" for reason in SKIP_REASONS if skips[reason])
+def format_skips(skips: Counter, lead: str = "", order: Sequence[str] = SKIP_REASONS) -> str:
+    """`lead` + "bad_json 3, duplicate 1" in `order` (other reasons after them, sorted), or "" when nothing
+    was skipped."""
+    reasons = [*order, *sorted(set(skips) - set(order))]
+    text = ", ".join(f"{reason} {skips[reason]:,}" for reason in reasons if skips[reason])
     return lead + text if text else ""
 
 

@@ -40,10 +40,10 @@ SPLIT_NAMES = {"train": "train", "validation": "valid", "valid": "valid", "test"
 RELEASE_SPLITS = {"train": "train", "valid": "valid", "test": "test"}  # our split -> the release's folder name
 HUB_SPLITS = {"train": "train", "valid": "validation", "test": "test"}  # our split -> the hub's folder name
 
-_CONVERSION = re.compile(
+CONVERSION_FILE = re.compile(
     r"(?P<config>[^/]+)/(?P<partial>partial-)?(?P<split>train|validation|test)/(?P<n>\d+)\.parquet"
 )
-_PUSHED = re.compile(
+PUSHED_FILE = re.compile(
     r"(?:(?P<config>[^/]+)/)?(?:data/)?(?P<split>train|validation|valid|test)-(?P<n>\d{5})-of-(?P<of>\d{5})\.parquet"
 )
 _ZIP = re.compile(r"(?:data/)?(?P<config>[a-z]+)\.zip")
@@ -114,7 +114,7 @@ def _language(config: str) -> str | None:
 def _conversion(paths: Iterable[str]) -> dict:
     full, partial = {}, {}
     for path in paths:
-        match = _CONVERSION.fullmatch(path)
+        match = CONVERSION_FILE.fullmatch(path)
         language = match and _language(match["config"])
         if language:
             key = (language, SPLIT_NAMES[match["split"]])
@@ -125,14 +125,14 @@ def _conversion(paths: Iterable[str]) -> dict:
 def _pushed(paths: Iterable[str]) -> dict:
     found: dict[tuple[str, str], list] = {}
     for path in paths:
-        match = _PUSHED.fullmatch(path)
+        match = PUSHED_FILE.fullmatch(path)
         language = match and _language(match["config"] or "data")
         if language:
             found.setdefault((language, SPLIT_NAMES[match["split"]]), []).append((int(match["n"]), path, match["of"]))
-    return {key: _complete_shards(key, files) for key, files in found.items()}
+    return {key: complete_shards(key, files) for key, files in found.items()}
 
 
-def _complete_shards(key: tuple[str, str], files: list[tuple[int, str, str]]) -> tuple[str, ...] | str:
+def complete_shards(key: tuple[str, str], files: list[tuple[int, str, str]]) -> tuple[str, ...] | str:
     """The shards in order, or why they are not one whole push (`-NNNNN-of-NNNNN`: k of N, all N present)."""
     counts = {int(of) for _, _, of in files}
     numbers = sorted(n for n, _, _ in files)

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from hybridcl.atomic import atomic_path
-from hybridcl.data.forms import plan_files, recognise
+from hybridcl.data.forms import Listing, plan_files, recognise
 from hybridcl.data.pinning import DataSource
 from hybridcl.data.schema import DataError
 from hybridcl.fingerprints import list_folder
@@ -49,11 +49,26 @@ def revisions(cfg: DataConfig) -> tuple[str, ...]:
 
 def resolve_hub(cfg: DataConfig, languages: Sequence[str], splits: Sequence[str]) -> DataSource:
     """The first revision of `revisions(cfg)` whose listing is a form holding every split asked for."""
+
+    def plan(listing: Listing, where: str) -> tuple[str, list[str]]:
+        layout = recognise(listing, where)
+        return layout.form, plan_files(layout, languages, splits, where)
+
+    return pin_hub_files(cfg, plan, "CodeSearchNet", OFFLINE_HINT)
+
+
+# A revision's listing and its name for messages -> (form, the files to read); a DataError when it has none.
+Plan = Callable[[Listing, str], tuple[str, list[str]]]
+
+
+def pin_hub_files(cfg: DataConfig, plan: Plan, what: str, offline_hint: str) -> DataSource:
+    """The dataset cfg.hub_id at the first revision of `revisions(cfg)` where `plan` finds its files, pinned
+    to that revision's commit; none is one DataError naming `what`, each revision's failure and `offline_hint`."""
     unavailable = hub_unavailable()
     failures = []
     for revision in revisions(cfg):
         try:
-            return _resolve_revision(cfg, revision, languages, splits, unavailable)
+            return _pin_revision(cfg, revision, plan, unavailable)
         except DataError as error:
             failures.append(str(error))
     where = (
@@ -61,16 +76,13 @@ def resolve_hub(cfg: DataConfig, languages: Sequence[str], splits: Sequence[str]
         if unavailable
         else ""
     )
-    raise DataError(f"CodeSearchNet from the hub {cfg.hub_id}{where}: {'; '.join(failures)}; {OFFLINE_HINT}")
+    raise DataError(f"{what} from the hub {cfg.hub_id}{where}: {'; '.join(failures)}; {offline_hint}")
 
 
-def _resolve_revision(
-    cfg: DataConfig, revision: str, languages: Sequence[str], splits: Sequence[str], unavailable: str | None
-) -> DataSource:
+def _pin_revision(cfg: DataConfig, revision: str, plan: Plan, unavailable: str | None) -> DataSource:
     where = f"{cfg.hub_id}@{revision}"
     commit, listing = cached_listing(cfg, revision) if unavailable else remote_listing(cfg, revision)
-    layout = recognise(listing, where)
-    rels = plan_files(layout, languages, splits, where)
+    form, rels = plan(listing, where)
     sizes = dict(listing)
     snapshot = snapshot_folder(cfg.hub_id, REPO_TYPE, commit)
     missing = [rel for rel in rels if not (snapshot / rel).is_file()]
@@ -78,7 +90,7 @@ def _resolve_revision(
         raise DataError(f"{where} (commit {commit}): {missing[0]} and {len(missing) - 1} more not in the local cache")
     files = tuple((rel, sizes[rel]) for rel in rels)
     download = sum(sizes[rel] for rel in missing)
-    return DataSource("hub", cfg.hub_id, revision, commit, None, layout.form, files, not missing, download)
+    return DataSource("hub", cfg.hub_id, revision, commit, None, form, files, not missing, download)
 
 
 def remote_listing(cfg: DataConfig, revision: str) -> tuple[str, list[tuple[str, int]]]:

@@ -117,3 +117,12 @@ def write_jsonl_gz(records: Iterable[Record], path: str | Path) -> int:
 
 class DataError(UserError, ValueError):
     """Input data that cannot be used: a missing path, an unknown language, nothing usable."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One example of a task: what the model reads (without its task's cue) and what it should write."""
+
+    id: str
+    source: str
+    target: str

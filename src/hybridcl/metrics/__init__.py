@@ -2,11 +2,13 @@
 
 The accuracy metrics are the entries of ``registry.REGISTRY`` (name, label, corpus and per-example
 functions, which targets it is for); ``METRICS`` is their names in order. Adding a metric is one
-entry there. ``score_predictions(predictions, references, language, direction)`` scores one
-prediction set once per metric and returns::
+entry there. ``score_predictions(predictions, references, target_language)`` scores one prediction
+set once per metric. ``target_language`` is the language of the references: one of TARGET_LANGUAGES
+(python, javascript, java, c_sharp, go, php, ruby: the languages syntax.py and codebleu know), or
+None for natural-language targets (docstrings, summaries). It returns::
 
     {
-      "n": 2000, "language": "python", "direction": "generate",
+      "n": 2000, "language": "java",      # the target language; None for natural-language targets
       "corpus": {                         # the METRICS, which go into the accuracy matrices (0-1)
         "bleu":           sacrebleu.corpus_bleu(preds, [refs]).score / 100,
         "meteor":         mean of nltk meteor_score([tok(ref)], tok(pred))        (see meteor.py),
@@ -36,8 +38,9 @@ prediction set once per metric and returns::
     }
 
 None means "not defined here", never 0: the PARSED_METRICS (CodeBLEU and its parts, pass rate) are
-None for the ``summarize`` direction (natural-language targets) and for languages whose tree-sitter
-grammar is not installed; codexglue_bleu is for code targets, smooth_bleu for docstrings (this project pins python and javascript; java, go, php, ruby get None).
+None for natural-language targets and for languages whose tree-sitter grammar is not installed (this
+project pins python, javascript, java and c_sharp; go, php and ruby get None); codexglue_bleu is for
+code targets, smooth_bleu for natural-language ones.
 Per-example CodeBLEU is off by default (``per_example_codebleu=True`` costs as much again as the
 corpus call); per-example BLEU is sacrebleu's sentence BLEU.
 
@@ -56,9 +59,10 @@ from hybridcl.metrics import bleu, syntax
 from hybridcl.metrics.collapse import OUTPUT_STATS, Generation, is_collapsed, is_truncated, output_checks
 from hybridcl.metrics.meteor import WordNetMissingError, require_wordnet
 from hybridcl.metrics.registry import REGISTRY, Metric, PredictionSet, normalize_whitespace
-from hybridcl.settings import DIRECTIONS, LANGUAGES
 
 METRICS = tuple(REGISTRY)
+# The code languages a prediction set may target; None (not listed) is natural-language targets.
+TARGET_LANGUAGES = tuple(syntax.GRAMMARS)
 # The metrics that parse code: None for natural-language targets and for languages without a grammar.
 PARSED_METRICS = tuple(name for name, metric in REGISTRY.items() if metric.unavailable is not None)
 
@@ -68,6 +72,7 @@ __all__ = [
     "Generation",
     "PARSED_METRICS",
     "REGISTRY",
+    "TARGET_LANGUAGES",
     "Metric",
     "WordNetMissingError",
     "is_collapsed",
@@ -78,11 +83,12 @@ __all__ = [
 ]
 
 
-def _check_inputs(predictions: list[str], references: list[str], language: str, direction: str) -> None:
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction {direction!r} is not one of {list(DIRECTIONS)}")
-    if language not in LANGUAGES:
-        raise ValueError(f"language {language!r} is not a CodeSearchNet language {list(LANGUAGES)}")
+def _check_inputs(predictions: list[str], references: list[str], target_language: str | None) -> None:
+    if target_language is not None and target_language not in TARGET_LANGUAGES:
+        raise ValueError(
+            f"target language {target_language!r} is not one of {list(TARGET_LANGUAGES)} "
+            "(or None for natural-language targets)"
+        )
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references: they must pair up")
     if not predictions:
@@ -96,16 +102,15 @@ def _check_inputs(predictions: list[str], references: list[str], language: str, 
 def score_predictions(
     predictions: list[str],
     references: list[str],
-    language: str,
-    direction: str,
+    target_language: str | None,
     *,
     per_example_codebleu: bool = False,
     generations: list[Generation] | None = None,
 ) -> dict:
     """Score one prediction set against its references; see the module docstring for the result."""
     predictions, references = list(predictions), list(references)
-    _check_inputs(predictions, references, language, direction)
-    s = PredictionSet(predictions, references, language, direction)
+    _check_inputs(predictions, references, target_language)
+    s = PredictionSet(predictions, references, target_language)
     corpus, per_example = {}, {}
     for metric in REGISTRY.values():
         reason = metric.unavailable_reason(s)
@@ -115,18 +120,16 @@ def score_predictions(
         if metric.per_example is not None:
             wanted = not reason and (per_example_codebleu or not metric.costly_per_example)
             per_example[metric.example_key] = metric.per_example(s) if wanted else None
-    own_language = s.parses if corpus["pass_rate"] is not None else None  # None for natural-language targets
-    wrong_language = s.timed("wrong_language", syntax.wrong_language_flags, predictions, language, own_language)
+    wrong_language = reference_pass_rate = None
+    if corpus["pass_rate"] is not None:  # code targets with a grammar
+        wrong_language = s.timed("wrong_language", syntax.wrong_language_flags, predictions, target_language, s.parses)
+        reference_pass_rate = s.timed("reference_pass_rate", syntax.pass_rate, references, target_language)
     stats, flags = s.timed("output_stats", output_checks, predictions, references, generations, wrong_language)
     corpus.update(stats)
     per_example.update(flags)
-    reference_pass_rate = None
-    if corpus["pass_rate"] is not None:
-        reference_pass_rate = s.timed("reference_pass_rate", syntax.pass_rate, references, language)
     return {
         "n": s.n,
-        "language": language,
-        "direction": direction,
+        "language": target_language,
         "corpus": corpus,
         "codebleu_components": s.codebleu_components,
         "reference_pass_rate": reference_pass_rate,

@@ -5,10 +5,10 @@ Corpus figures are exactly ``calc_codebleu(references, predictions, lang, weight
 reference AST subtrees, non-leaf, compared as s-expressions, found in the hypothesis).
 
 When there is no number (None, with the reason in the result's notes):
-- natural-language targets (direction ``summarize``): CodeBLEU is about code;
-- languages without a loadable tree-sitter grammar: codebleu supports all six CodeSearchNet
-  languages but needs ``tree_sitter_<lang>``; this project pins python and javascript only, so
-  java, go, php and ruby get None.
+- natural-language targets (target language None): CodeBLEU is about code;
+- languages without a loadable tree-sitter grammar: codebleu supports every target language
+  (``c_sharp`` is its name for C#) but needs ``tree_sitter_<lang>``; this project pins python,
+  javascript, java and c_sharp, so go, php and ruby get None.
 
 What codebleu 0.7.0 does that a reader of the numbers should know (values are kept identical to the
 library; nothing here "fixes" them):
@@ -67,9 +67,10 @@ def unavailable_reason(language: str) -> str | None:
     try:
         get_tree_sitter_language(language)
     except ImportError:
+        package = "tree-sitter-" + language.replace("_", "-")
         return (
-            f"the tree-sitter grammar for {language} (tree-sitter-{language}) is not installed; "
-            "this project pins grammars for python and javascript only"
+            f"the tree-sitter grammar for {language} ({package}) is not installed; "
+            "this project pins grammars for python, javascript, java and c_sharp only"
         )
     except Exception as err:  # e.g. a grammar built for a different tree-sitter ABI
         return f"the tree-sitter grammar for {language} does not load with this tree-sitter: {err}"

@@ -22,9 +22,11 @@ metrics: they never enter the accuracy matrices or the continual-learning figure
   without reference tokens). Shown with the others; no flag, since a short or long output alone is
   no fault.
 - ``wrong_language_share``: share of predictions that do not parse as the task's language but parse
-  as another language with a grammar here (python, javascript; syntax.py), e.g. Python ``def``\\ s
-  for a JavaScript task. A prediction that parses as both counts as its own language (short
-  snippets such as ``foo(a, b);`` do). None without a grammar for the task or for another language.
+  as another language with a grammar here (python, javascript, java, c_sharp; syntax.py), e.g.
+  Python ``def``\\ s for a JavaScript task. A prediction that parses as both counts as its own
+  language (short snippets such as ``foo(a, b);`` do, and many Java methods are valid C#: syntax.py
+  says how many). None for natural-language targets, or without a grammar for the task or for another
+  language.
   The share that parses as the task's language is the pass rate.
 
 The subword statistics need the generated ids (evaluate.py passes them); without them (a prediction

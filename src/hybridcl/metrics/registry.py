@@ -25,9 +25,9 @@ def normalize_whitespace(text: str) -> str:
 class PredictionSet:
     """One prediction set being scored, with the per-metric wall time (`seconds`) and notes."""
 
-    def __init__(self, predictions: list[str], references: list[str], language: str, direction: str) -> None:
+    def __init__(self, predictions: list[str], references: list[str], target_language: str | None) -> None:
         self.predictions, self.references = predictions, references
-        self.language, self.direction = language, direction
+        self.target_language = target_language  # None: natural-language targets
         self.n = len(predictions)
         self.seconds: dict[str, float] = {}
         self.notes: dict[str, str] = {}
@@ -40,7 +40,7 @@ class PredictionSet:
 
     @property
     def has_code_targets(self) -> bool:
-        return self.direction == "generate"
+        return self.target_language is not None
 
     @cached_property
     def meteors(self) -> list[float]:
@@ -53,14 +53,14 @@ class PredictionSet:
 
     @cached_property
     def parses(self) -> list[bool] | None:
-        return self.timed("pass_rate", syntax.parse_flags, self.predictions, self.language)
+        return self.timed("pass_rate", syntax.parse_flags, self.predictions, self.target_language)
 
     @cached_property
     def codebleu_components(self) -> dict[str, float] | None:
         """calc_codebleu's five figures, or None where CodeBLEU does not apply; caveats go to `notes`."""
-        if not self.has_code_targets or codebleu.unavailable_reason(self.language):
+        if not self.has_code_targets or codebleu.unavailable_reason(self.target_language):
             return None
-        args = (self.predictions, self.references, self.language)
+        args = (self.predictions, self.references, self.target_language)
         components, no_dataflow = self.timed("codebleu", codebleu.corpus_codebleu, *args)
         caveats = []
         if no_dataflow:
@@ -90,7 +90,8 @@ def _sentence_bleus(s: PredictionSet) -> list[float]:
 
 
 def _sentence_codebleus(s: PredictionSet) -> list[float]:
-    return s.timed("codebleu_per_example", codebleu.sentence_codebleus, s.predictions, s.references, s.language)
+    predictions, references, language = s.predictions, s.references, s.target_language
+    return s.timed("codebleu_per_example", codebleu.sentence_codebleus, predictions, references, language)
 
 
 def _pass_rate(s: PredictionSet) -> float | None:
@@ -108,8 +109,8 @@ class Metric:
     `corpus` gives the figure of a whole prediction set (None: not defined here); `per_example` one
     value per prediction, stored in the predictions files under `per_example_key` (default: `name`).
     `costly_per_example` ones are computed only on request. `targets` "code" / "text": the metric is None
-    for the other kind of target (direction summarize / generate). `unavailable`, for metrics that parse
-    code: a language -> why it cannot be parsed (None: it can). `headline` metrics fill the report's sentences
+    for the other kind of target (natural-language / code). `unavailable`, for metrics that parse code:
+    the target language -> why it cannot be parsed (None: it can). `headline` metrics fill the report's sentences
     and tables; `beside`: the metric this one is shown next to (a part of it, or another definition of it).
     `unit`: what the 0-1 figure is, for a reader who knows the published scale.
     """
@@ -132,10 +133,10 @@ class Metric:
 
     def unavailable_reason(self, s: PredictionSet) -> str | None:
         if self.targets == "code" and not s.has_code_targets:
-            return f"direction {s.direction!r} has natural-language targets; this metric is for code"
+            return "natural-language targets; this metric is for code"
         if self.targets == "text" and s.has_code_targets:
-            return f"direction {s.direction!r} has code targets; this metric is for natural-language summaries"
-        return None if self.unavailable is None else self.unavailable(s.language)
+            return "code targets; this metric is for natural-language summaries"
+        return None if self.unavailable is None else self.unavailable(s.target_language)
 
 
 def _codebleu_part(key: str) -> Callable[[PredictionSet], float]:

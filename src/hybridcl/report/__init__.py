@@ -17,8 +17,8 @@ bottom; each part has its module:
 They read the results through view.py (a typed view, built once), write numbers and tables with
 text.py, and call a difference resolved, not found or untested by the rules of verdicts.py (a 95% CI
 of the difference, paired bootstrap or across seeds, that excludes 0), in the sentences of
-comparisons.py. Sentences use the primary metric (BLEU when the run has it); compact tables give every
-metric. Files are written atomically (`hybridcl.atomic`).
+comparisons.py. Sentences use the primary metric (`task_metric`, each task's own metric, when the tasks'
+metrics differ; else BLEU when the run has it); compact tables give every metric. Files are written atomically (`hybridcl.atomic`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def write_report(
         lines += sections.no_results()
     if plots:
         lines += sections.plots(written, notes, run_dir)
-    lines += sections.definitions()
+    lines += sections.definitions(run)
     analysis = run_dir / ANALYSIS_FILE
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))  # sections that skipped a part leave extra blank lines
     write_text(analysis, text.rstrip() + "\n")

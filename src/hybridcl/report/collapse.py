@@ -102,12 +102,16 @@ def figure_cells(figure: str, rows: int, tasks: int) -> set[Cell]:
     return {(j + 1, j) for j in range(tasks)}
 
 
-def flagged_in(strategy: StrategyView, *figures: str) -> dict[Cell, CellFlags]:
-    """The flagged cells of a strategy that any of `figures` reads, in order."""
+def flagged_in(strategy: StrategyView, *figures: str, metric: str | None = None) -> dict[Cell, CellFlags]:
+    """The flagged cells of a strategy that any of `figures` reads, in order; of `metric`, only the tasks it
+    applies to (the figures leave out the others)."""
     distinct = strategy.outputs.get("distinct_share")
     if not distinct:
         return {}
     read = set().union(*(figure_cells(figure, len(distinct), len(distinct[0])) for figure in figures))
+    if metric is not None:
+        applies = strategy.applies_to(metric)
+        read = {cell for cell in read if cell[1] in applies}
     return {cell: flags for cell, flags in sorted(flagged_cells(strategy).items()) if cell in read}
 
 
@@ -143,7 +147,7 @@ def figure_cell(
     if summary is None:
         note = strategy.note(metric, figure)
         return f"{NA} ({note})" if note else NA
-    return show(summary) + (f" {FLAG_MARK}" if flagged_in(strategy, figure) else "")
+    return show(summary) + (f" {FLAG_MARK}" if flagged_in(strategy, figure, metric=metric) else "")
 
 
 def flags_text(flags: CellFlags) -> str:

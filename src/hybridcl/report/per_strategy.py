@@ -74,7 +74,10 @@ def matrices(run: RunView, strategy: StrategyView, flagged: dict[Cell, CellFlags
         lines += [f"*{metric_label(metric)}*", ""]
         rows = [
             [strategy.stage_label(s)]
-            + [mean_std(c) + (f" {FLAG_MARK}" if (s, j) in flagged else "") for j, c in enumerate(row)]
+            + [
+                mean_std(c) + (f" {FLAG_MARK}" if c is not None and (s, j) in flagged else "")
+                for j, c in enumerate(row)
+            ]
             for s, row in enumerate(cells)
         ]
         lines += table(["stage", *run.tasks], rows)

@@ -167,7 +167,9 @@ def _matrix_panel(
             text = f"{c.mean:.{decimals}f}" + (f"\n±{c.std:.{decimals}f}" if c.several else "")
             light = (c.mean - vmin) / (vmax - vmin) < 0.6
             ax.text(j, s, text, ha="center", va="center", fontsize=10, color="white" if light else "black")
-    ax.set_xticks(range(len(cells[0])), labels=run.tasks)
+    # Stream task names (`translate_java-cs`) are wider than a cell: slanted, they do not run into each other.
+    slant = {"rotation": 20, "ha": "right", "rotation_mode": "anchor"} if max(map(len, run.tasks)) > 10 else {}
+    ax.set_xticks(range(len(cells[0])), labels=run.tasks, **slant)
     ax.set_yticks(range(len(cells)), labels=[strategy.stage_label(s) for s in range(len(cells))])
     ax.set_xlabel("task evaluated")
     ax.set_ylabel("after stage")
@@ -203,7 +205,9 @@ def forgetting_figure(run: RunView, metric: str) -> Any:
     ax.set_xticks(x, labels=run.names, rotation=15 if len(strategies) > 3 else 0)
     ax.set_ylabel(f"{metric_label(metric)} difference (0–1 scale)")
     ax.set_xlabel("strategy")
-    title = f"Forgetting and transfer on {metric_label(metric)} ({_seed_note(run)}{_ci_note(drawn)})"
+    label = metric_label(metric)
+    breaks = "\n" if len(label) > 20 else " "  # a long label ("each task's own metric") would run off the plot
+    title = f"Forgetting and transfer on {label}{breaks}({_seed_note(run)}{_ci_note(drawn)})"
     ax.set_title(title, fontsize=11)
     ax.legend(fontsize=8, loc="best")
     ax.grid(axis="y", alpha=0.3)

@@ -37,7 +37,7 @@ def section(run: RunView) -> list[str]:
     if len(run.tasks) < 2:
         lines += [
             f"With a single task there is no forgetting or transfer to measure: F, BWT and FWT are {NA}. "
-            "Add a second language to `data.languages`.",
+            + ("Add a second language to `data.languages`." if run.direction else "Add a second task to `data.tasks`."),
             "",
         ]
     lines += [ranking(run, sequential, metric, figure) for figure in CLAIMS]

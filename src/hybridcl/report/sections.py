@@ -15,6 +15,7 @@ from hybridcl.report.text import (
     FIGURE_LONG,
     NA,
     code,
+    codes,
     count,
     mean_std_ci,
     metric_label,
@@ -22,11 +23,12 @@ from hybridcl.report.text import (
     seed_count,
     spread_note,
     table,
+    task_metrics_text,
 )
 from hybridcl.report.verdicts import RULES, RULES_DEFINITION
 from hybridcl.report.view import RunView, StrategyView
+from hybridcl.results import TASK_METRIC
 from hybridcl.run_files import RESULTS_FILE
-from hybridcl.settings import task_cue
 
 DIRECTION_ARROWS = {"generate": "docstring → code", "summarize": "code → docstring"}
 
@@ -54,10 +56,16 @@ def _how_to_read(run: RunView) -> str:
         else "This run has one seed: figures are single values, without spread or confidence interval. "
     )
     return (
-        f"Primary metric for the sentences: **{metric_label(run.primary)}**; compact tables give every metric. "
-        + spread
-        + RULES
+        f"Primary metric for the sentences: **{metric_label(run.primary)}**{_per_task(run)}; compact tables give "
+        "every metric. " + spread + RULES
     )
+
+
+def _per_task(run: RunView) -> str:
+    """Which metric each task's column of the primary metric is, when that is each task's own."""
+    if run.primary != TASK_METRIC:
+        return ""
+    return f" (the one its benchmark reports: {task_metrics_text(run)})"
 
 
 def status(run: RunView) -> list[str]:
@@ -88,18 +96,17 @@ def status(run: RunView) -> list[str]:
 def setup(run: RunView) -> list[str]:
     """## Setup: model, tasks, data, seeds, training, components and their sizes, device, versions."""
     model, data = run.settings("model"), run.settings("data")
-    direction = run.direction or NA
-    arrow = f" ({DIRECTION_ARROWS[direction]})" if direction in DIRECTION_ARROWS else ""
     lines = ["## Setup", ""]
     model_text = model.get("name") or NA
     if model.get("random_init"):
         model_text += " (random init: architecture only, no pretrained weights)"
     lines.append(f"- **Model**: {model_text}")
-    lines.append(f"- **Tasks** (in training order): {' → '.join(run.tasks) or NA}; direction `{direction}`{arrow}")
+    lines.append(_tasks_line(run))
     if data.get("source"):
-        hub = f" (`{data['hub_id']}`)" if data["source"] == "hub" else ""
+        # hub_id names CodeSearchNet's dataset: a stream of other tasks reads each task's own
+        hub = f" (`{data['hub_id']}`)" if data["source"] == "hub" and run.direction else ""
         lines.append(f"- **Data source**: `{data['source']}`{hub}")
-    if data.get("max_code_chars"):
+    if data.get("max_code_chars") and run.direction:
         lines.append(
             f"- **Restricted** to functions whose code has at most {data['max_code_chars']} "
             "characters (`data.max_code_chars`; the others are skipped as `code_too_long`): they fit the "
@@ -108,10 +115,15 @@ def setup(run: RunView) -> list[str]:
     lines.append(f"- **Seeds**: {', '.join(map(str, run.seeds)) or NA} ({seed_count(len(run.seeds))})")
     train = run.settings("train")
     if train:
+        warmup = (  # warmup_steps: absent in results from before it
+            f"{train['warmup_steps']} warmup steps"
+            if train.get("warmup_steps")
+            else f"warmup ratio {train.get('warmup_ratio', NA)}"
+        )
         lines.append(
             f"- **Training**: {train.get('epochs', NA)} epoch(s), batch {train.get('batch_size', NA)}, AdamW lr "
-            f"{train.get('lr', NA)}, weight decay {train.get('weight_decay', NA)}, warmup ratio "
-            f"{train.get('warmup_ratio', NA)}, mixed precision `{train.get('mixed_precision', NA)}`"
+            f"{train.get('lr', NA)}, weight decay {train.get('weight_decay', NA)}, {warmup}, "
+            f"mixed precision `{train.get('mixed_precision', NA)}`"
         )
     lines += [_lora_line(run), _layer_line(run)]
     if run.base_params:
@@ -124,6 +136,16 @@ def setup(run: RunView) -> list[str]:
     lines.append("- **Strategies**: " + ", ".join(f"{code(s.name)} ({s.label})" for s in run.strategies.values()))
     lines.append("")
     return lines + _data_table(run)
+
+
+def _tasks_line(run: RunView) -> str:
+    """The tasks in training order, in CodeSearchNet's direction, or each with what it reads and writes."""
+    if run.direction is None and run.tasks:
+        tasks = ", ".join(f"{code(task)} ({info.io_text})" for task, info in run.task_info.items())
+        return f"- **Tasks** (in training order): {tasks}"
+    direction = run.direction or NA
+    arrow = f" ({DIRECTION_ARROWS[direction]})" if direction in DIRECTION_ARROWS else ""
+    return f"- **Tasks** (in training order): {' → '.join(run.tasks) or NA}; direction `{direction}`{arrow}"
 
 
 def _lora_line(run: RunView) -> str:
@@ -158,10 +180,11 @@ def _data_table(run: RunView) -> list[str]:
     for entry in run.data.values():
         keys += [key for key in entry["counts"] if key not in keys]
     rows = []
-    for language, entry in run.data.items():
+    for task, entry in run.data.items():
         skips = ", ".join(f"{reason} {int(n):,}" for reason, n in entry["skips"].items()) or "none"
-        rows.append([language] + [count(entry["counts"].get(key)) for key in keys] + [skips])
-    header = ["language"] + [key.replace("_", " ") for key in keys] + ["skipped (by reason)"]
+        rows.append([task] + [count(entry["counts"].get(key)) for key in keys] + [skips])
+    header = ["language" if run.direction else "task"] + [key.replace("_", " ") for key in keys]
+    header.append("skipped (by reason)")
     intro = (
         "Data (per split: *read* = records in the split, *examined* = validated in sampling order to find "
         "the records used):"
@@ -174,13 +197,14 @@ SOURCE_TEXT = {"generate": "docstring", "summarize": "code"}
 UNITS_LINE = (
     "- **Units**: every metric is on 0-1, higher is better (docs/design.md defines each as the code computes it):"
 )
-TARGET_KINDS = {"generate": ("any", "code"), "summarize": ("any", "text")}  # registry targets a direction scores
 
 
 def protocol(run: RunView) -> list[str]:
     """## Protocol: what each evaluation scores and how, what the model reads, stage 0, the units, and which
     strategies are told each example's task."""
     lines = ["## Protocol", "", _evaluation_line(run), _input_line(run), _stage0_line(run), UNITS_LINE]
+    if TASK_METRIC in run.metrics:
+        lines.append(f"  - {metric_label(TASK_METRIC)}: task j's column is task j's own metric (its unit below)")
     lines += [f"  - {metric_label(m)}: {REGISTRY[m].unit}" for m in _scored_metrics(run)]
     return lines + [""] + _task_identity(run)
 
@@ -199,8 +223,9 @@ def _evaluation_line(run: RunView) -> str:
         examples = " and ".join(f"{count(n)} {task}" for task, n in counted.items()) + " examples"
     else:
         examples = f"{count(run.settings('data').get('n_valid'))} examples per task (`data.n_valid`)"
+    dataset = "CodeSearchNet's" if run.direction else "each task's"
     return (
-        f"- **Scored**: CodeSearchNet's {where}, {examples}, none in the training sample; every task after "
+        f"- **Scored**: {dataset} {where}, {examples}, none in the training sample; every task after "
         f"every stage; greedy decoding, at most {evaluation.get('max_new_tokens', NA)} new tokens "
         "(`eval.max_new_tokens`)."
     )
@@ -219,11 +244,13 @@ def _input_line(run: RunView) -> str:
             f"- **Input**: the bare {source} (`data.task_prefix: false`): nothing in it names the task or the "
             "language to write, so components shared by the tasks cannot tell them apart."
         )
-    cues = ", ".join(f"`{task_cue(run.direction or NA, task)}`" for task in run.tasks)
-    return (
-        f"- **Input**: each {source} starts with its task's cue (`data.task_prefix: true`): {cues or NA}, the format "
-        "the stand-in base was pre-trained on; it names the language to write."
+    cues = ", ".join(f"`{info.cue}`" for info in run.task_info.values())
+    named = (
+        "the format the stand-in base was pre-trained on; it names the language to write"
+        if run.direction
+        else "it names the task"
     )
+    return f"- **Input**: each {source} starts with its task's cue (`data.task_prefix: true`): {cues or NA}, {named}."
 
 
 def _stage0_line(run: RunView) -> str:
@@ -244,9 +271,9 @@ def _stage0_line(run: RunView) -> str:
 
 
 def _scored_metrics(run: RunView) -> list[str]:
-    """The run's headline metrics and those shown beside them (the registry's) that apply to its direction."""
+    """The run's headline metrics and those shown beside them (the registry's) that apply to some task's target."""
     shown = dict.fromkeys([*run.metrics, *(m for side in run.side_metrics.values() for m in side)])
-    kinds = TARGET_KINDS.get(run.direction, ("any", "code", "text"))
+    kinds = {"any", *run.target_kinds}
     return [m for m in shown if m in REGISTRY and REGISTRY[m].targets in kinds]
 
 
@@ -305,7 +332,24 @@ def plots(written: list[Path], notes: list[str], run_dir: Path) -> list[str]:
     return lines + ([""] if notes else [])
 
 
-def definitions() -> list[str]:
+def _left_out_line(run: RunView) -> list[str]:
+    """Which tasks each metric's figures leave out because the metric does not apply to them (none: [])."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for metric in run.table_metrics:
+        scored = set().union(*(s.applies_to(metric) for s in run.strategies.values()))
+        left_out = tuple(task for j, task in enumerate(run.tasks) if j not in scored)
+        if scored and left_out:
+            groups.setdefault(left_out, []).append(metric_label(metric))
+    if not groups:
+        return []
+    which = "; ".join(f"{', '.join(labels)} without {codes(tasks)}" for tasks, labels in groups.items())
+    return [
+        f"- A metric that does not apply to a task ({NA} at every stage) leaves it out: the figures are taken over "
+        f"the other tasks, each keeping its j. Here: {which}."
+    ]
+
+
+def definitions(run: RunView) -> list[str]:
     """## Definitions: the figures, the verdict rule and the output statistics."""
     return [
         "## Definitions",
@@ -322,6 +366,7 @@ def definitions() -> list[str]:
         "- FWT = mean_{j>1} R[j-1][j] − R[0][j], higher is better",
         "- F, forgetting rate, BWT and FWT need one stage per task and at least two tasks; otherwise "
         f"(`joint`, a single task, an unfinished run) they are {NA}.",
+        *_left_out_line(run),
         "- Figures are computed per seed, then summarised: mean, sample std, Student-t 95% CI of the mean.",
         RULES_DEFINITION,
         "",

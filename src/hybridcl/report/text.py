@@ -12,6 +12,7 @@ from typing import Any
 
 from hybridcl.metrics.registry import REGISTRY
 from hybridcl.report.view import RunView, Summary
+from hybridcl.results import TASK_METRIC
 
 NA = "n/a"
 FIGURE_SHORT = {"average": "A", "forgetting": "F", "forgetting_rate": "forgetting rate", "bwt": "BWT", "fwt": "FWT"}
@@ -25,9 +26,19 @@ FIGURE_LONG = {
 FIGURE_HEADER = ["A ↑", "F ↓", "forgetting rate ↓", "BWT ↑", "FWT ↑"]  # the columns of cl_figures.FIGURES
 
 
+TASK_METRIC_LABEL = "each task's own metric"
+
+
 def metric_label(metric: str) -> str:
     """The metric's display name from the metric registry ('BLEU', 'pass rate')."""
+    if metric == TASK_METRIC:
+        return TASK_METRIC_LABEL
     return REGISTRY[metric].label if metric in REGISTRY else metric
+
+
+def task_metrics_text(run: RunView) -> str:
+    """'`concode_none`: BLEU (CodeXGLUE), ...': the metric each task's column of TASK_METRIC holds."""
+    return ", ".join(f"{code(task)}: {metric_label(info.headline)}" for task, info in run.task_info.items())
 
 
 def number(x: float | None, digits: int = 4) -> str:

@@ -6,21 +6,25 @@ lookups into the JSON. A figure is a `Summary`, or None where the results hold `
 or not computed yet); an unfinished run, one seed, one task or a subset of strategies gives a view
 with those Nones and fewer strategies. The run-level keys may be missing (a results dict of a run
 that has trained nothing yet); each strategy's entry is read as the runner writes it, except
-`outputs` and `task_identity_at_inference`, which results written before them lack.
+`outputs` and `task_identity_at_inference`, which results written before them lack, and `task_info`,
+which results of CodeSearchNet runs written before it lack (`RunView.task_info` then holds what those
+runs were: each task a CodeSearchNet language in the run's direction, headed by BLEU).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from hybridcl.cl_figures import summarize
 from hybridcl.errors import UserError
 from hybridcl.metrics.registry import REGISTRY
+from hybridcl.results import TASK_METRIC
 from hybridcl.run_files import RESULTS_FILE, SCHEMA_VERSION
+from hybridcl.settings import task_cue
 from hybridcl.strategies import STRATEGIES
 
 Cells = list[list["Summary | None"]]  # a stage x task matrix of summaries (row 0 = before training)
@@ -135,6 +139,42 @@ def mean_per_seed(cells: Sequence[Summary | None]) -> Summary | None:
 
 def _cells(rows: list[list[Mapping | None]]) -> Cells:
     return [[Summary.of(cell) for cell in row] for row in rows]
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task of the stream (`task_info.<task>`): what it reads and writes (None: natural language),
+    the metric the benchmark reports for it, and the cue its sources start with under data.task_prefix."""
+
+    kind: str
+    subtask: str
+    input_language: str | None
+    target_language: str | None
+    headline: str
+    cue: str
+
+    @classmethod
+    def of(cls, task: str, raw: Mapping[str, Any]) -> TaskInfo:
+        missing = [field.name for field in fields(cls) if field.name not in raw]
+        if missing:
+            raise ResultsError(f"task_info.{task} lacks {', '.join(missing)}")
+        return cls(**{field.name: raw[field.name] for field in fields(cls)})
+
+    @classmethod
+    def csn(cls, language: str, direction: str | None) -> TaskInfo:
+        """A CodeSearchNet language as results written before `task_info` ran it."""
+        source, target = (language, None) if direction == "summarize" else (None, language)
+        return cls(f"csn-{direction}", language, source, target, "bleu", task_cue(direction or "n/a", language))
+
+    @property
+    def target_kind(self) -> str:
+        """The registry's target kind of the task ('code' or 'text'), which decides the metrics it has."""
+        return "text" if self.target_language is None else "code"
+
+    @property
+    def io_text(self) -> str:
+        """'text → java': what the task reads and what it writes."""
+        return f"{self.input_language or 'text'} → {self.target_language or 'text'}"
 
 
 @dataclass(frozen=True)
@@ -273,6 +313,12 @@ class StrategyView:
         """A continual-learning figure (`cl.<metric>.<figure>`), or None."""
         return self.cl[metric][figure]
 
+    def applies_to(self, metric: str) -> set[int]:
+        """The task columns `metric` has a score in at some stage: the tasks its figures are taken over (a
+        column null at every stage is a task the metric does not apply to)."""
+        rows = self.cells.get(metric, [])
+        return {j for row in rows for j, cell in enumerate(row) if cell is not None}
+
     def note(self, metric: str, figure: str) -> str | None:
         """Why the results withhold a figure (e.g. below the score floor), or None."""
         return self.notes[metric].get(figure)
@@ -306,7 +352,8 @@ class RunView:
     created: str | None
     finished: bool | None
     tasks: tuple[str, ...]
-    direction: str | None
+    task_info: dict[str, TaskInfo]  # per task, in the order of `tasks`
+    direction: str | None  # CodeSearchNet's direction; None for a stream of other tasks
     seeds: tuple[int, ...]
     metrics: tuple[str, ...]  # the headline metrics, which the sections and tables use
     side_metrics: dict[str, tuple[str, ...]]  # headline metric -> the metrics shown beside it (registry)
@@ -327,6 +374,7 @@ class RunView:
             created=results.get("created"),
             finished=results.get("finished"),
             tasks=tasks,
+            task_info=_task_info(results, tasks),
             direction=results.get("direction"),
             seeds=tuple(results.get("seeds", ())),
             metrics=tuple(m for m in results.get("metrics", ()) if m not in REGISTRY or REGISTRY[m].headline),
@@ -359,10 +407,18 @@ class RunView:
 
     @property
     def primary(self) -> str | None:
-        """The metric of the sentences: BLEU when the run has it."""
+        """The metric of the sentences: each task's own metric when the tasks' metrics differ, else BLEU when
+        the run has it."""
         if not self.metrics:
             return None
+        if TASK_METRIC in self.metrics:
+            return TASK_METRIC
         return "bleu" if "bleu" in self.metrics else self.metrics[0]
+
+    @property
+    def target_kinds(self) -> set[str]:
+        """The registry's target kinds ('code', 'text') of the run's tasks."""
+        return {info.target_kind for info in self.task_info.values()}
 
     @property
     def configured(self) -> list[str]:
@@ -407,6 +463,17 @@ class RunView:
         """A of the base model: the mean of stage 0's row, seed by seed (stage 0 is the same base for all)."""
         rows = (s.cells[metric][0] for s in self.strategies.values())
         return next((average for row in rows if (average := mean_per_seed(row)) is not None), None)
+
+
+def _task_info(results: Mapping[str, Any], tasks: Sequence[str]) -> dict[str, TaskInfo]:
+    """Each task's `task_info` entry; in results written before it, the CodeSearchNet language's."""
+    raw = results.get("task_info")
+    if raw is None:
+        return {task: TaskInfo.csn(task, results.get("direction")) for task in tasks}
+    missing = [task for task in tasks if task not in raw]
+    if missing:
+        raise ResultsError(f"task_info has no entry for task(s) {', '.join(missing)}")
+    return {task: TaskInfo.of(task, raw[task]) for task in tasks}
 
 
 def _side_metrics(metrics: Sequence[str]) -> dict[str, tuple[str, ...]]:

@@ -45,8 +45,9 @@ class Replay(Sequential):
 
     The buffer is drawn with the run's seed: "reservoir" samples every earlier example with the same
     probability (reservoir sampling over the tasks in order), "per_task" gives each earlier task an equal
-    share. It is a function of the seed and the earlier training sets only, so a restarted run draws the
-    same buffer without keeping it anywhere. Replayed examples train through the stage's active
+    share, "ring" gives each one replay_size // (the stream's tasks): the buffer CodeTask-CL's ER keeps.
+    It is a function of the seed and the earlier training sets only, so a restarted run draws the same
+    buffer without keeping it anywhere. Replayed examples train through the stage's active
     components (the new task's adapter and the shared layer), like the stage's own.
     """
 
@@ -65,8 +66,10 @@ class Replay(Sequential):
         sizes = {task: len(context.train_sets[task]) for task in earlier}
         if not sizes:
             return {}
-        sample = reservoir_sample if self.replay_policy == "reservoir" else per_task_sample
-        return sample(sizes, self.replay_size, context.seed)
+        if self.replay_policy == "reservoir":
+            return reservoir_sample(sizes, self.replay_size, context.seed)
+        slots = len(context.tasks) if self.replay_policy == "ring" else len(sizes)
+        return per_task_sample(sizes, self.replay_size, context.seed, slots)
 
 
 def reservoir_sample(sizes: Mapping[str, int], capacity: int, seed: int) -> dict[str, list[int]]:
@@ -82,10 +85,12 @@ def reservoir_sample(sizes: Mapping[str, int], capacity: int, seed: int) -> dict
     return {task: sorted(index for owner, index in buffer if owner == task) for task in sizes}
 
 
-def per_task_sample(sizes: Mapping[str, int], capacity: int, seed: int) -> dict[str, list[int]]:
-    """capacity // tasks examples of each task (the first tasks take the remainder), each task's a prefix
-    of its own seeded shuffle: a task's share that shrinks as tasks arrive keeps a subset of itself."""
-    shares = [capacity // len(sizes) + (k < capacity % len(sizes)) for k in range(len(sizes))]
+def per_task_sample(sizes: Mapping[str, int], capacity: int, seed: int, slots: int = 0) -> dict[str, list[int]]:
+    """capacity // slots examples of each task (slots: the tasks in `sizes`, the first ones taking the
+    remainder; or a fixed number, CodeTask-CL's ring buffer: one slot per task of the stream), each task's a
+    prefix of its own seeded shuffle: a task's share that shrinks as tasks arrive keeps a subset of itself."""
+    slots = slots or len(sizes)
+    shares = [capacity // slots + (slots == len(sizes) and k < capacity % slots) for k in range(len(sizes))]
     buffer = {}
     for (task, size), share in zip(sizes.items(), shares):
         order = list(range(size))
