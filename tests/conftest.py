@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 from hybridcl.cli import LIBRARY_ENVIRONMENT
 
@@ -23,3 +24,14 @@ def one_thread():
 def smoke_assets(tmp_path_factory):
     """Corpus, micro base and cache folder of configs/smoke.yaml (built once per session)."""
     return build_smoke_assets(tmp_path_factory.mktemp("smoke"))
+
+
+@pytest.fixture
+def offline_cache(monkeypatch, tmp_path) -> Path:
+    """An empty Hugging Face cache, with the hub switched off."""
+    import huggingface_hub.constants
+
+    folder = tmp_path / "hf"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(folder))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return folder

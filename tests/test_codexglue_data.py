@@ -36,17 +36,6 @@ def copy(folder, tmp_path) -> Path:
     return Path(shutil.copytree(folder, tmp_path / "data"))
 
 
-@pytest.fixture
-def offline_cache(monkeypatch, tmp_path) -> Path:
-    """An empty Hugging Face cache, with the hub switched off."""
-    import huggingface_hub.constants
-
-    cache = tmp_path / "hf"
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 def data_cfg(tmp_path: Path, source, **fields) -> DataConfig:
     return DataConfig(
         **{"source": str(source), "n_train": 16, "n_valid": 8, "cache_dir": str(tmp_path / "cache"), **fields}

@@ -58,17 +58,6 @@ def data_cfg(tmp_path: Path, **fields) -> DataConfig:
     return DataConfig(**{"n_train": 20, "n_valid": 6, "cache_dir": str(tmp_path / "cache"), **fields})
 
 
-@pytest.fixture
-def offline_cache(monkeypatch, tmp_path) -> Path:
-    """An empty Hugging Face cache, with the hub switched off."""
-    import huggingface_hub.constants
-
-    folder = tmp_path / "hf"
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(folder))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return folder
-
-
 # --- recognition ---------------------------------------------------------------------------------------
 
 

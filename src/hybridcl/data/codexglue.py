@@ -27,13 +27,12 @@ from typing import Callable, Iterable, Sequence
 
 from hybridcl.atomic import atomic_path
 from hybridcl.data.csn import SplitSample, TaskData, sample_ranked, task_data
-from hybridcl.data.forms import CONVERSION_FILE, HUB_SPLITS, PUSHED_FILE, SPLIT_NAMES, Listing, complete_shards
+from hybridcl.data.forms import HUB_SPLITS, Listing, conversion_files, pushed_files
 from hybridcl.data.hub import pin_hub_files
 from hybridcl.data.pinning import DataSource
 from hybridcl.data.readers import jsonl_rows
 from hybridcl.data.schema import SPLITS, DataError, Pair, normalized
-from hybridcl.data.source import content_hashes, local_paths
-from hybridcl.fingerprints import fingerprint
+from hybridcl.data.source import files_identity, local_paths, local_source
 from hybridcl.settings import DataConfig
 
 CODEXGLUE_KINDS = ("concode", "translate", "summarize", "refine")
@@ -113,8 +112,9 @@ Found = dict[str, tuple[str, ...] | str]  # our split -> its parquet files in or
 def hub_layout(paths: Iterable[str], kind: str, subtask: str, where: str) -> tuple[str, Found]:
     """(form, files by split) of the first hub form with a file of the subtask's config in `paths`."""
     paths, configs = list(paths), hub_configs(kind, subtask)
-    for form, find in (("parquet-conversion", _conversion_files), ("push-to-hub-parquet", _pushed_files)):
-        found = find(paths, configs)
+    one_group = lambda config: configs[-1] if config in configs else None  # noqa: E731 (messages name configs[-1])
+    for form, find in (("parquet-conversion", conversion_files), ("push-to-hub-parquet", pushed_files)):
+        found = {split: files for (_, split), files in find(paths, one_group).items()}
         if found:
             return form, found
     shown = ", ".join(sorted(paths)[:5]) + (", ..." if len(paths) > 5 else "")
@@ -123,26 +123,6 @@ def hub_layout(paths: Iterable[str], kind: str, subtask: str, where: str) -> tup
         f"(refs/convert/parquet) and {configs[-1]}/<split>-NNNNN-of-NNNNN.parquet (push_to_hub); "
         f"found {len(paths)} file(s){': ' + shown if paths else ''}"
     )
-
-
-def _conversion_files(paths: list[str], configs: tuple[str, ...]) -> Found:
-    full: dict[str, list] = {}
-    partial: dict[str, list] = {}
-    for path in paths:
-        match = CONVERSION_FILE.fullmatch(path)
-        if match and match["config"] in configs:
-            found = partial if match["partial"] else full
-            found.setdefault(SPLIT_NAMES[match["split"]], []).append((int(match["n"]), path))
-    return {split: tuple(path for _, path in sorted(files)) for split, files in {**partial, **full}.items()}
-
-
-def _pushed_files(paths: list[str], configs: tuple[str, ...]) -> Found:
-    found: dict[str, list] = {}
-    for path in paths:
-        match = PUSHED_FILE.fullmatch(path)
-        if match and (match["config"] or "data") in configs:
-            found.setdefault(SPLIT_NAMES[match["split"]], []).append((int(match["n"]), path, match["of"]))
-    return {split: complete_shards((configs[-1], split), files) for split, files in found.items()}
 
 
 def _hub_split(found: Found, form: str, kind: str, subtask: str, split: str, where: str) -> tuple[str, ...]:
@@ -193,11 +173,7 @@ def _resolve_folder(cfg: DataConfig, kind: str, subtask: str, splits: Sequence[s
             )
         if len(files) == 2:
             _check_aligned(root / files[0], root / files[1])
-    rels = sorted({rel for files in planned for rel in files})
-    hashes = content_hashes(root, rels, cfg.cache_dir)
-    files = tuple((rel, (root / rel).stat().st_size) for rel in rels)
-    pinned = fingerprint((rel, size, hashes[rel]) for rel, size in files)
-    return DataSource("local", str(root), None, None, pinned, CODET5_FORM, files, True, 0)
+    return local_source("local", root, CODET5_FORM, sorted({rel for files in planned for rel in files}), cfg.cache_dir)
 
 
 def _check_aligned(first: Path, second: Path) -> None:
@@ -248,11 +224,7 @@ def split_files(source: DataSource, kind: str, subtask: str, split: str) -> tupl
 
 def split_identity(source: DataSource, kind: str, subtask: str, split: str, cache_dir: str) -> list:
     """What pins one split's bytes, for the sample cache: the hub's commit and files, or the files' content hashes."""
-    rels = split_files(source, kind, subtask, split)
-    if source.kind == "hub":
-        return [source.kind, source.id, source.commit, source.form, list(rels)]
-    hashes = content_hashes(Path(source.id), rels, cache_dir)
-    return [source.form, [[rel, hashes[rel]] for rel in rels]]
+    return files_identity(source, split_files(source, kind, subtask, split), cache_dir)
 
 
 def split_location(source: DataSource, kind: str, subtask: str, split: str) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from hybridcl.data.schema import DataError, check_corpus_layout
 from hybridcl.settings import LANGUAGES
@@ -111,24 +111,26 @@ def _language(config: str) -> str | None:
     return ANY_LANGUAGE if config in MIXED_CONFIGS else None
 
 
-def _conversion(paths: Iterable[str]) -> dict:
+def conversion_files(paths: Iterable[str], group: Callable[[str], str | None] = _language) -> dict:
+    """(group, split) -> files of the conversion branch's form; `group` names a config's group (None: not read)."""
     full, partial = {}, {}
     for path in paths:
         match = CONVERSION_FILE.fullmatch(path)
-        language = match and _language(match["config"])
-        if language:
-            key = (language, SPLIT_NAMES[match["split"]])
+        name = match and group(match["config"])
+        if name:
+            key = (name, SPLIT_NAMES[match["split"]])
             (partial if match["partial"] else full).setdefault(key, []).append((int(match["n"]), path))
     return {key: _in_order(files) for key, files in {**partial, **full}.items()}  # a full folder wins
 
 
-def _pushed(paths: Iterable[str]) -> dict:
+def pushed_files(paths: Iterable[str], group: Callable[[str], str | None] = _language) -> dict:
+    """(group, split) -> push_to_hub's shards, or why they are not one whole push; a plain `data/` is config "data"."""
     found: dict[tuple[str, str], list] = {}
     for path in paths:
         match = PUSHED_FILE.fullmatch(path)
-        language = match and _language(match["config"] or "data")
-        if language:
-            found.setdefault((language, SPLIT_NAMES[match["split"]]), []).append((int(match["n"]), path, match["of"]))
+        name = match and group(match["config"] or "data")
+        if name:
+            found.setdefault((name, SPLIT_NAMES[match["split"]]), []).append((int(match["n"]), path, match["of"]))
     return {key: complete_shards(key, files) for key, files in found.items()}
 
 
@@ -178,8 +180,8 @@ def _in_order(files: list[tuple]) -> tuple[str, ...]:
 
 
 _RECOGNISERS = {
-    "parquet-conversion": _conversion,
-    "push-to-hub-parquet": _pushed,
+    "parquet-conversion": conversion_files,
+    "push-to-hub-parquet": pushed_files,
     "release-zip": _zips,
     "release-jsonl": _release,
 }

@@ -58,17 +58,18 @@ def _resolve_folder(cfg: DataConfig, languages: Sequence[str], splits: Sequence[
     except DataError as error:
         hint = "a folder of CodeSearchNet-schema files (e.g. a mined corpus) is read with data.source=DIR instead"
         raise DataError(f"{error}; {hint}") from None
-    return _local_source("local", root, layout.form, plan_files(layout, languages, splits, where), cfg.cache_dir)
+    return local_source("local", root, layout.form, plan_files(layout, languages, splits, where), cfg.cache_dir)
 
 
 def _resolve_corpus(cfg: DataConfig, languages: Sequence[str], splits: Sequence[str]) -> DataSource:
     root = Path(cfg.source).expanduser()
     files = [file for language in languages for split in splits for file in corpus_split_files(root, language, split)]
     rels = sorted({file.relative_to(root).as_posix() for file in files})
-    return _local_source("corpus", root, "corpus", rels, cfg.cache_dir)
+    return local_source("corpus", root, "corpus", rels, cfg.cache_dir)
 
 
-def _local_source(kind: str, root: Path, form: str, rels: list[str], cache_dir: str) -> DataSource:
+def local_source(kind: str, root: Path, form: str, rels: list[str], cache_dir: str) -> DataSource:
+    """A local folder's files `rels`, pinned by a content fingerprint (names, sizes, sha256)."""
     files = tuple((rel, (root / rel).stat().st_size) for rel in rels)
     hashes = content_hashes(root, rels, cache_dir)
     pinned = fingerprint((rel, size, hashes[rel]) for rel, size in files)
@@ -126,7 +127,13 @@ def split_identity(source: DataSource, language: str, split: str, cache_dir: str
     """What pins one split's bytes, for the sample cache: the hub's id, commit and files, or the split's
     files with their content hashes (so a change to one split's files leaves the other's sample cached)."""
     rels, mixed = split_files(source, language, split)
+    return [*files_identity(source, rels, cache_dir), mixed]
+
+
+def files_identity(source: DataSource, rels: Sequence[str], cache_dir: str) -> list:
+    """What pins the bytes of `rels`, files of `source`: the hub's id, commit and their names, or their
+    names with their content hashes."""
     if source.kind == "hub":
-        return [source.kind, source.id, source.commit, source.form, rels, mixed]
+        return [source.kind, source.id, source.commit, source.form, list(rels)]
     hashes = content_hashes(Path(source.id), rels, cache_dir)
-    return [source.form, [[rel, hashes[rel]] for rel in rels], mixed]
+    return [source.form, [[rel, hashes[rel]] for rel in rels]]
