@@ -331,11 +331,11 @@ def test_stream_gives_every_objective_in_the_experiments_format(corpus, tokenize
 # ------------------------------------------------------------------------------- resumable build
 
 
-def _build_in_subprocess(corpus, out, steps, seed=0, kill_at=None):
+def _build_in_subprocess(corpus, out, steps, seed=0, kill_at=None, arch="t5"):
     code = (
         "import sys; from hybridcl.model import pretrain; pretrain.SAVE_EVERY_S = 0; "
         f"pretrain.build_stand_in_base({str(corpus)!r}, {str(out)!r}, size='micro', steps={steps}, seed={seed}, "
-        "progress=False)"
+        f"arch={arch!r}, progress=False)"
     )
     env = dict(os.environ, HYBRIDCL_KILL_AT=kill_at or "")
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
@@ -347,12 +347,14 @@ def _weights(folder):
     return load_file(str(folder / "model.safetensors"))
 
 
-def test_a_killed_build_continues_where_it_stopped_and_ends_with_the_same_weights(corpus, tmp_path):
-    assert _build_in_subprocess(corpus, tmp_path / "whole", 8).returncode == 0  # the same threads as the others
+@pytest.mark.parametrize("arch", ["t5", "causal"])
+def test_a_killed_build_continues_where_it_stopped_and_ends_with_the_same_weights(corpus, tmp_path, arch):
+    assert _build_in_subprocess(corpus, tmp_path / "whole", 8, arch=arch).returncode == 0  # the same threads as below
     for kill_at in ("pretrain step#4", "pretrain step#2"):  # killed twice, each time after saving its state
-        assert _build_in_subprocess(corpus, tmp_path / "resumed", 8, kill_at=kill_at).returncode == -signal.SIGKILL
+        killed = _build_in_subprocess(corpus, tmp_path / "resumed", 8, kill_at=kill_at, arch=arch)
+        assert killed.returncode == -signal.SIGKILL
         assert (tmp_path / ".resumed.build" / "state.safetensors").is_file() and not (tmp_path / "resumed").exists()
-    assert _build_in_subprocess(corpus, tmp_path / "resumed", 8).returncode == 0
+    assert _build_in_subprocess(corpus, tmp_path / "resumed", 8, arch=arch).returncode == 0
     whole, resumed = (json.loads((tmp_path / name / "build_info.json").read_text()) for name in ("whole", "resumed"))
     assert resumed["resumed"] == [4, 6] and resumed["steps"] == 8 and whole["resumed"] == []
     assert resumed["files"] == whole["files"]  # weights and tokenizer byte for byte

@@ -17,6 +17,7 @@ import hybridcl.continual as continual
 from hybridcl.config import load_config
 from hybridcl.continual import ContinualRun
 from hybridcl.data.batching import EncodedSet, RaggedIds
+from hybridcl.model.families import SEQ2SEQ
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.params import count_params
 from hybridcl.run_files import results_dir_name
@@ -76,7 +77,7 @@ def train_two_stages(name: str, settings: CLConfig, folder: Path, snapshot) -> t
     for index in (1, 2):
         stage = prepare_stage(model, strategy, TWO, index, seed=0)
         context = StageContext(model, stage, TWO, 0, TINY_SETS, folder / f"stage{index}", state)
-        loader = stage_loader(strategy.stage_data(context), TINY.pad_token_id, TINY_TRAIN, accelerator)
+        loader = stage_loader(strategy.stage_data(context), TINY.pad_token_id, TINY_TRAIN, accelerator, kind=SEQ2SEQ)
         train_stage(model, loader, TINY_TRAIN, accelerator, extra_loss=strategy.extra_loss(context))
         snapshots.append(snapshot(model))
         strategy.after_stage(context)

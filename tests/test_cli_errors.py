@@ -26,6 +26,10 @@ CONFIG_CASES = {
     "broken YAML in --set": (["--set", "lora.target_modules=[q"], "lora.target_modules"),
     "target modules the model lacks": (["--set", "lora.target_modules=[qq]"], "qq"),
     "a missing data folder": (["--set", "data.source=/nowhere/corpus"], "/nowhere/corpus"),
+    "a prompt without its placeholder": (["--set", "data.prompt_generate=Code:"], "data.prompt_generate"),
+    "a causal base's position on T5": (["--set", "layer.position=after:1"], "does not fit a seq2seq base"),
+    "a causal base's init on T5": (["--set", "layer.init=copy"], "layer.init 'copy' does not fit a seq2seq base"),
+    "an unknown dtype": (["--set", "model.dtype=int8"], "model.dtype"),
 }
 # (language, split, file content) -> the split is unusable
 DATA_CASES = {

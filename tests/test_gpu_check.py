@@ -50,6 +50,6 @@ def test_the_smoke_check_runs_every_step_and_writes_positive_figures(tmp_path):
 
 
 def test_generated_tokens_run_to_the_first_eos_or_every_step_of_a_sequence_that_never_ends():
-    # decoder start, then: 3 tokens and EOS (2); pad only (a random model's favourite); EOS at once
-    output = torch.tensor([[0, 5, 6, 7, 2, 0], [0, 0, 0, 0, 0, 0], [0, 2, 0, 0, 0, 0]])
+    # the generated steps: 3 tokens and EOS (2); pad only (a random model's favourite); EOS at once
+    output = torch.tensor([[5, 6, 7, 2, 0], [0, 0, 0, 0, 0], [2, 0, 0, 0, 0]])
     assert generated_tokens(output, eos_token_id=2) == 4 + 5 + 1

@@ -150,8 +150,8 @@ def test_score_predictions_reports_the_checks_and_their_per_example_flags(tokeni
 
 
 def test_generations_are_the_ids_before_eos_and_whether_it_came():
-    # decoder start 0, EOS 2; the last sequence never ends (it ran to the limit)
-    output = torch.tensor([[0, 5, 6, 2, 0, 0], [0, 2, 0, 0, 0, 0], [0, 7, 7, 7, 7, 7]])
+    # the generated steps, EOS 2; the last sequence never ends (it ran to the limit)
+    output = torch.tensor([[5, 6, 2, 0, 0], [2, 0, 0, 0, 0], [7, 7, 7, 7, 7]])
     assert generations(output, eos_token_id=2) == [
         Generation((5, 6), True),
         Generation((), True),

@@ -13,7 +13,7 @@ from hybridcl import __version__
 from hybridcl.errors import UserError
 from hybridcl.logs import BUILD_LOG, LEVELS, RUN_LOG, SWEEP_LOG, console_logging, failure_log, log_file, one_line
 from hybridcl.run_files import ANALYSIS_FILE, PLOTS_DIR, RESULTS_FILE
-from hybridcl.settings import BASE_SIZES, LANGUAGES
+from hybridcl.settings import BASE_ARCHS, BASE_SIZES, LANGUAGES
 
 # Read from the environment when the libraries load, so set (unless the user set them) before any is:
 # - library progress bars off (transformers' "Loading weights", "Writing model shards", datasets', the hub's);
@@ -78,13 +78,19 @@ def _corpus_replica(args: argparse.Namespace) -> int:
 def _base_build(args: argparse.Namespace) -> int:
     from hybridcl.model.pretrain import build_settings, build_stand_in_base, check_out_dir
 
-    settings = build_settings(args.size, args.steps, args.seed)
+    settings = build_settings(args.size, args.steps, args.seed, args.arch)
     out = Path(args.out)
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)  # the build's log is written from its start
     with log_file(out / BUILD_LOG, {"settings": json.dumps(settings)}):
         build_stand_in_base(
-            args.corpus, args.out, size=args.size, steps=args.steps, seed=args.seed, snapshots=args.snapshots
+            args.corpus,
+            args.out,
+            size=args.size,
+            steps=args.steps,
+            seed=args.seed,
+            arch=args.arch,
+            snapshots=args.snapshots,
         )
     return 0
 
@@ -102,13 +108,16 @@ def _step_list(text: str) -> tuple[int, ...]:
 def _params(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    import torch
+
     from hybridcl.config import load_config
     from hybridcl.model.base import load_base
     from hybridcl.params import params_report
 
     cfg = load_config(args.config, args.set)
-    base, _ = load_base(replace(cfg.model, random_init=True, tokenizer=""))  # counts need the shape only
-    print(params_report(cfg, base))
+    with torch.device("meta"):  # counts need the shapes only: no weights in memory, none initialised
+        base, _ = load_base(replace(cfg.model, random_init=True, tokenizer=""))
+        print(params_report(cfg, base))
     return 0
 
 
@@ -229,7 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     base_commands = base.add_subparsers(dest="base_command", required=True)
     base_build = base_commands.add_parser(
         "build",
-        help="train a BPE tokenizer and pre-train a small T5 (span corruption + docstring<->code generation) on a mined corpus; killed and started again, it continues",
+        help="train a BPE tokenizer and pre-train a small T5 (span corruption + docstring<->code generation) or, "
+        "with --arch causal, a small Llama (code LM + docstring<->code generation) on a mined corpus; killed and "
+        "started again, it continues",
+    )
+    base_build.add_argument(
+        "--arch",
+        choices=BASE_ARCHS,
+        default="t5",
+        help="t5 (models/stand-in-base) or causal (models/stand-in-causal); default: t5",
     )
     base_build.add_argument("--corpus", required=True, help="a corpus written by `hybridcl corpus build`")
     base_build.add_argument("--out", required=True, help="output directory (save_pretrained layout)")

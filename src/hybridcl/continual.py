@@ -49,23 +49,31 @@ from hybridcl import versions
 from hybridcl.atomic import atomic_path, remove_temp_files, write_text
 from hybridcl.config import Config, plain_config
 from hybridcl.continuation import continues_finished_stages
-from hybridcl.data.batching import EncodedSet, encode_texts
+from hybridcl.data.batching import EncodedSet, encode_texts, padding_id
 from hybridcl.data.csn import TaskData, format_skips
-from hybridcl.data.tasks import Task, load_task, task_texts
+from hybridcl.data.tasks import Task, load_task, prompt_template, task_texts
 from hybridcl.evaluate import evaluate_task
 from hybridcl.faults import kill_point
 from hybridcl.logs import FILE_ONLY, RUN_LOG, duration, log_file, text_digest
 from hybridcl.metrics import require_wordnet
-from hybridcl.model.base import load_base
+from hybridcl.model.base import base_config, load_base
+from hybridcl.model.families import CAUSAL, base_kind, check_layer_settings
 from hybridcl.model.hybrid import HybridModel, check_target_modules
 from hybridcl.params import count_params
 from hybridcl.results import results_tree, strategy_comparisons, strategy_results
 from hybridcl.run_files import RESULTS_FILE, results_dir_name
-from hybridcl.settings import ConfigError
+from hybridcl.settings import IDENTITY_INITS, ConfigError
 from hybridcl.sources import SOURCES_FILE, check_continuation, describe, record_sources, records, resolve_sources
 from hybridcl.strategies import StageContext, Strategy, Use, get_strategy, shared_prefix
 from hybridcl.tracking import Tracker, check_installed
-from hybridcl.train import make_accelerator, prepare_stage, resolve_mixed_precision, stage_loader, train_stage
+from hybridcl.train import (
+    checkpoint_gradients,
+    make_accelerator,
+    prepare_stage,
+    resolve_mixed_precision,
+    stage_loader,
+    train_stage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +118,7 @@ class ContinualRun:
             "generation": resolve_mixed_precision(self.cfg.train.mixed_precision, self.device.type, generation=True),
         }
         sources = resolve_sources(self.cfg)
+        check_layer_settings(base_config(self.cfg.model, sources["model"]), self.cfg.layer)
         if continuing:
             check_continuation(self.out, sources)
         self.sources = records(sources)
@@ -144,7 +153,9 @@ class ContinualRun:
             return _now()
 
     def _encode_task(self, task: Task, data: TaskData) -> LoadedTask:
+        """The task's train and evaluation ids: (source, target) for a T5 base, (prompt, completion) for a causal."""
         data_cfg = self.cfg.data
+        prompt = prompt_template(data_cfg, task) if base_kind(self.base.config) == CAUSAL else None
         encode = lambda pairs: encode_texts(  # noqa: E731
             *task_texts(task, pairs, data_cfg.task_prefix),
             self.tokenizer,
@@ -152,6 +163,7 @@ class ContinualRun:
             data_cfg.max_source_tokens,
             data_cfg.max_target_tokens,
             data_cfg.cache_dir,
+            prompt=prompt,
         )
         info = {
             "counts": data.counts,
@@ -196,6 +208,8 @@ class ContinualRun:
 
     def _run_stages(self, strategy: Strategy, seed: int, n_stages: int) -> None:
         model = HybridModel(copy.deepcopy(self.base), self.cfg.lora, self.cfg.layer).to(self.device)
+        if self.cfg.train.gradient_checkpointing:
+            checkpoint_gradients(model)
         self._stage0(model, strategy, seed)
         self.tracker.log_stage(self._read_stage(strategy, seed, 0), losses=False)
         train_sets = {key: task.train for key, task in self.tasks.items()}
@@ -231,8 +245,9 @@ class ContinualRun:
         return self.out / results_dir_name(strategy.name) / f"seed{seed}" / f"stage{index}"
 
     def _shared_stage0(self) -> bool:
-        """Identity init + LoRA's zero B: every strategy's stage 0 is the base model itself."""
-        return self.cfg.layer.init == "identity"
+        """Identity init (a T5 layer's `identity`, a causal base's `copy` and `fresh`) + LoRA's zero B: every
+        strategy's stage 0 is the base model itself."""
+        return self.cfg.layer.init in IDENTITY_INITS
 
     def _donor(self, strategy: Strategy, index: int) -> Strategy | None:
         """An earlier strategy of the config that reaches the same state after stage `index`."""
@@ -265,7 +280,8 @@ class ContinualRun:
     def _train_and_evaluate(self, strategy: Strategy, context: StageContext) -> None:
         """Train the stage on the strategy's data (with its extra loss), save what it trained, evaluate."""
         train = dataclasses.replace(self.cfg.train, seed=context.seed)
-        loader = stage_loader(strategy.stage_data(context), self.tokenizer.pad_token_id, train, self.accelerator)
+        pad_id, kind = padding_id(self.tokenizer), base_kind(self.base.config)
+        loader = stage_loader(strategy.stage_data(context), pad_id, train, self.accelerator, kind=kind)
         desc = f"{strategy.name} s{context.stage.index} seed{context.seed}"
         extra_loss = strategy.extra_loss(context)
         log_losses = functools.partial(self.tracker.log_losses, context.stage.index)
@@ -435,6 +451,13 @@ class ContinualRun:
 # ------------------------------------------------------------------------------------ helpers
 
 
+# Per offline.base_arch: where the repository ships its tiny stand-in, and how long building that again takes.
+SHIPPED_STAND_INS = {
+    "t5": ("models/stand-in-base", "about an hour"),
+    "causal": ("models/stand-in-causal", "about 40 minutes"),
+}
+
+
 def build_offline_assets(cfg: Config) -> None:
     """The mined corpus and the stand-in base of an offline config, built once when missing. The
     stand-in goes to model.name, or to model.tokenizer when the model is random-init (its tokenizer)."""
@@ -451,12 +474,14 @@ def build_offline_assets(cfg: Config) -> None:
     if not (base / "config.json").is_file():
         from hybridcl.model.pretrain import build_stand_in_base
 
+        arch = cfg.offline.base_arch
+        shipped, build_time = SHIPPED_STAND_INS[arch]
         logger.info(
-            f"no base at {base}: pre-training the {cfg.offline.base_size} stand-in base there (one time; about "
-            "an hour on 2 CPU cores for the tiny size, which the repository ships as models/stand-in-base; "
-            "killed, it continues where it stopped)"
+            f"no base at {base}: pre-training the {cfg.offline.base_size} {arch} stand-in base there (one time; "
+            f"{build_time} on 2 CPU cores for the tiny size, which the repository ships as {shipped}; killed, it "
+            "continues where it stopped)"
         )
-        build_stand_in_base(corpus, base, size=cfg.offline.base_size)
+        build_stand_in_base(corpus, base, size=cfg.offline.base_size, arch=arch)
 
 
 def _renaming(strategy: Strategy, donor: Strategy, tasks) -> dict[tuple[str, str], str]:

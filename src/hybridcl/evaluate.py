@@ -10,11 +10,12 @@ from dataclasses import asdict, dataclass
 import torch
 from accelerate.utils import gather_object
 
-from hybridcl.data.batching import EncodedSet, LengthGroupedBatchSampler, Seq2SeqCollator
+from hybridcl.data.batching import EncodedSet, LengthGroupedBatchSampler, collator_for, padding_id
 from hybridcl.data.schema import Pair
 from hybridcl.data.tasks import Task, task_texts
 from hybridcl.logs import FILE_ONLY, duration
 from hybridcl.metrics import Generation, score_predictions
+from hybridcl.model.families import CAUSAL, base_kind
 from hybridcl.progress import track
 from hybridcl.settings import EvalConfig
 from hybridcl.train import (
@@ -57,7 +58,8 @@ def generate_outputs(
     (for the output checks) and what generating them cost.
 
     Inputs go in length-sorted batches (little padding); generation uses the KV cache and stops as
-    soon as every sequence of the batch has produced EOS. A HybridModel runs with its active LoRA
+    soon as every sequence of the batch has produced EOS. A causal base's batches are its prompts,
+    left-padded, and its predictions the completions alone. A HybridModel runs with its active LoRA
     merged into the base weights; precision "bf16"/"fp16" runs under autocast (CUDA or CPU).
 
     With an `accelerator` of N processes, process r generates batches r, r+N, r+2N, ... of the same
@@ -88,7 +90,8 @@ Shard = tuple[list[tuple[int, str, Generation]], EvalStats]
 
 def _generate_shard(model, encoded, tokenizer, settings, device, desc, rank, processes) -> Shard:
     """This process's batches: (index, prediction, generation) triples and what generating them cost."""
-    collate = Seq2SeqCollator(tokenizer.pad_token_id)
+    kind = base_kind(model.config)
+    collate = collator_for(kind, padding_id(tokenizer), generation=True)
     batches = list(LengthGroupedBatchSampler(encoded.lengths, settings.batch_size, shuffle=False))
     outputs: list[tuple[int, str, Generation]] = []
     generated = 0
@@ -98,52 +101,62 @@ def _generate_shard(model, encoded, tokenizer, settings, device, desc, rank, pro
         done = 0
         while done < len(indices):
             piece = indices[done : done + limit]
-            output = _generate_batch(model, collate([encoded[i] for i in piece]), settings, device)
-            if output is None:
+            steps = _generate_batch(model, collate([encoded[i] for i in piece]), settings, device, kind, tokenizer)
+            if steps is None:
                 limit = _halved(limit, desc, settings)
                 continue
-            generated += generated_tokens(output, tokenizer.eos_token_id)
-            texts = tokenizer.batch_decode(output, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-            outputs.extend(zip(piece, texts, generations(output, tokenizer.eos_token_id)))
+            generated += generated_tokens(steps, tokenizer.eos_token_id)
+            texts = tokenizer.batch_decode(steps, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            outputs.extend(zip(piece, texts, generations(steps, tokenizer.eos_token_id)))
             done += len(piece)
     return outputs, _stats(time.perf_counter() - start, generated, *peak_memory(device), limit)
 
 
-def _until_eos(output: torch.Tensor, eos_token_id: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The generated steps (after the decoder start token), and per sequence the steps before its first
-    EOS (all of them when it has none) and whether it has one."""
-    steps = output[:, 1:]
+def _until_eos(steps: torch.Tensor, eos_token_id: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sequence of the generated steps, the steps before its first EOS (all of them when it has none)
+    and whether it has one."""
     if eos_token_id is None:
-        return steps, torch.full((len(steps),), steps.shape[1]), torch.zeros(len(steps), dtype=torch.bool)
+        return torch.full((len(steps),), steps.shape[1]), torch.zeros(len(steps), dtype=torch.bool)
     is_eos = steps == eos_token_id
     ended = is_eos.any(dim=1)
-    return steps, torch.where(ended, is_eos.int().argmax(dim=1), steps.shape[1]), ended
+    return torch.where(ended, is_eos.int().argmax(dim=1), steps.shape[1]), ended
 
 
-def generated_tokens(output: torch.Tensor, eos_token_id: int | None) -> int:
-    """The tokens the batch's sequences generated: each up to and including its first EOS, or all its
-    steps when it never ends (a model with random weights, say, which repeats the pad token)."""
-    _, before_eos, ended = _until_eos(output, eos_token_id)
+def generated_tokens(steps: torch.Tensor, eos_token_id: int | None) -> int:
+    """The tokens the batch's sequences generated (`steps`: _generate_batch's): each up to and including
+    its first EOS, or all its steps when it never ends (a model with random weights, say, which repeats
+    the pad token)."""
+    before_eos, ended = _until_eos(steps, eos_token_id)
     return int((before_eos + ended.int()).sum())
 
 
-def generations(output: torch.Tensor, eos_token_id: int | None) -> list[Generation]:
-    """Per sequence of the batch: its ids before the first EOS, and whether it reached one (a sequence
-    without one ran every step, to eval.max_new_tokens)."""
-    steps, before_eos, ended = _until_eos(output, eos_token_id)
+def generations(steps: torch.Tensor, eos_token_id: int | None) -> list[Generation]:
+    """Per sequence of the batch's generated `steps`: its ids before the first EOS, and whether it reached
+    one (a sequence without one ran every step, to eval.max_new_tokens)."""
+    before_eos, ended = _until_eos(steps, eos_token_id)
     return [Generation(tuple(row[:length].tolist()), bool(done)) for row, length, done in zip(steps, before_eos, ended)]
 
 
-def _generate_batch(model, batch: dict, settings: EvalConfig, device: torch.device) -> torch.Tensor | None:
-    """Greedy output ids of one batch, or None when it ran out of accelerator memory."""
+def _generate_batch(
+    model, batch: dict, settings: EvalConfig, device: torch.device, kind: str, tokenizer
+) -> torch.Tensor | None:
+    """The greedy generated steps of one batch, or None when it ran out of accelerator memory.
+
+    Steps are what the model wrote: a T5 output after its decoder start token; a causal output after the
+    (left-padded) prompts, which it repeats first. A causal base gets the pad and EOS ids (Llama's
+    generation config has no pad id) so finished rows pad and the batch stops when all have ended.
+    """
+    special_ids = {"pad_token_id": padding_id(tokenizer), "eos_token_id": tokenizer.eos_token_id}
     try:
-        return model.generate(
+        output = model.generate(
             input_ids=batch["input_ids"].to(device),
             attention_mask=batch["attention_mask"].to(device),
             max_new_tokens=settings.max_new_tokens,
             do_sample=False,
             num_beams=1,
+            **(special_ids if kind == CAUSAL else {}),
         )
+        return output[:, batch["input_ids"].shape[1] :] if kind == CAUSAL else output[:, 1:]
     except RuntimeError as error:
         if not is_out_of_memory(error):
             raise

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from hybridcl.config import Config
+from hybridcl.settings import IDENTITY_INITS
 from hybridcl.strategies import Strategy, get_strategy, shared_prefix
 from hybridcl.strategies.baselines import Replay
 
@@ -46,7 +47,7 @@ def plan_run(cfg: Config) -> RunPlan:
             else:
                 trained += 1
                 steps += stage_steps(cfg, strategy, len(stage.tasks), stage.index)
-    stage0_runs = 1 if cfg.layer.init == "identity" else len(strategies)
+    stage0_runs = 1 if cfg.layer.init in IDENTITY_INITS else len(strategies)
     evaluations = (stage0_runs + sum(s.num_stages(tasks) for s in strategies)) * len(tasks)
     steps = steps * cfg.seeds if cfg.data.n_train else None
     return RunPlan(trained * cfg.seeds, copied * cfg.seeds, steps, evaluations * cfg.seeds, cfg.data.n_valid)

@@ -8,6 +8,7 @@ puts the sections together with the strategies and seeds and reads them from YAM
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -16,15 +17,29 @@ from hybridcl.errors import UserError
 
 LANGUAGES = ("python", "javascript", "java", "go", "php", "ruby")
 DIRECTIONS = ("generate", "summarize")
-# encoder_top: after the last encoder block, before the encoder's final layer norm; decoder_top: the same in the decoder.
-LAYER_POSITIONS = ("encoder_top", "decoder_top")
-LAYER_INITS = ("identity", "random")
+# Where the added blocks go. A T5 base (seq2seq): encoder_top, after the last encoder block, before the encoder's final
+# layer norm; decoder_top, the same in the decoder. A causal base: top (above the last block), after:<i> (after block i,
+# counted from 0) or interleave:<k> (one after every k blocks, LLaMA Pro's block expansion).
+SEQ2SEQ_POSITIONS = ("encoder_top", "decoder_top")
+CAUSAL_POSITIONS = ("top", "after:<i>", "interleave:<k>")
+LAYER_POSITIONS = SEQ2SEQ_POSITIONS + CAUSAL_POSITIONS
+_CAUSAL_POSITION = re.compile(r"top|after:(0|[1-9][0-9]*)|interleave:[1-9][0-9]*")
+# A T5 base: identity (every residual branch's output projection zero) or random (T5's own initialisation). A causal
+# base: copy (the block below) or fresh (the architecture's own initialisation), output projections zero either way.
+SEQ2SEQ_INITS = ("identity", "random")
+CAUSAL_INITS = ("copy", "fresh")
+LAYER_INITS = SEQ2SEQ_INITS + CAUSAL_INITS
+IDENTITY_INITS = ("identity", "copy", "fresh")  # an added block computes the identity until it trains
+MODEL_DTYPES = ("float32", "bfloat16", "float16")
+# The prompt a causal base reads, per direction; `{source}` stands for the source (with its cue under data.task_prefix).
+PROMPT_PLACEHOLDER = "{source}"
 MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
 TRACKERS = ("none", "tensorboard", "mlflow", "wandb")  # train.log_with: accelerate's tracker names
 REPLAY_POLICIES = ("reservoir", "per_task", "ring")
 EVAL_SPLITS = ("valid", "test")
 # The stand-in base sizes: the keys of hybridcl.model.pretrain.SIZES, which imports torch (a test keeps them equal).
 BASE_SIZES = ("micro", "tiny", "small")
+BASE_ARCHS = ("t5", "causal")
 
 
 def task_cue(direction: str, language: str) -> str:
@@ -53,6 +68,17 @@ FOLDER_NAME: Rule = (
     lambda v: TEXT[0](v) and v not in (".", "..") and not any(sep in v for sep in "/\\"),
     "a folder name (a non-empty string without / or \\, not . or ..)",
 )
+
+
+def is_layer_position(value: Any) -> bool:
+    return isinstance(value, str) and (value in SEQ2SEQ_POSITIONS or _CAUSAL_POSITION.fullmatch(value) is not None)
+
+
+def prompt_rule(direction: str) -> Rule:
+    return (
+        lambda v: isinstance(v, str) and v.count(PROMPT_PLACEHOLDER) == 1,
+        f"a string holding {PROMPT_PLACEHOLDER} once (where the {direction} source goes)",
+    )
 
 
 def one_of(allowed: Iterable[str]) -> Rule:
@@ -99,6 +125,9 @@ class DataConfig:
     # 0: no limit. Else records whose code (Python's without its docstring) is longer are skipped as
     # code_too_long: a task restricted to functions that fit the generation budget (see configs/local.yaml).
     max_code_chars: int = 0
+    # A causal base reads the source inside this template and writes the target after it (a T5 base ignores them).
+    prompt_generate: str = "{source}\nCode:\n"
+    prompt_summarize: str = "{source}\nSummary:\n"
     cache_dir: str = ".cache/hybridcl"
 
     RULES: ClassVar[dict[str, Rule]] = {
@@ -124,6 +153,8 @@ class DataConfig:
         "max_target_tokens": POSITIVE,
         "max_record_chars": POSITIVE,
         "max_code_chars": NON_NEGATIVE,
+        "prompt_generate": prompt_rule("generate"),
+        "prompt_summarize": prompt_rule("summarize"),
     }
 
 
@@ -137,9 +168,12 @@ class ModelConfig:
     # The hub revision of `name`: a branch, a tag or a 40-hex commit (recorded with the commit it resolves to).
     # Stays "main" for a directory.
     revision: str = "main"
+    # The base's parameters, frozen or not: float32, or bfloat16 / float16 to halve a large base's memory.
+    dtype: str = "float32"
 
     RULES: ClassVar[dict[str, Rule]] = {
         "name": TEXT,
+        "dtype": one_of(MODEL_DTYPES),
         "random_init": FLAG,
         "tokenizer": STRING,
         "revision": (
@@ -156,27 +190,31 @@ class LoraSettings:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.1
-    target_modules: tuple[str, ...] = ("q", "v")  # checked against the base's modules once it is loaded
+    # Empty: PEFT's default for the base's family (T5: q, v; Llama, Qwen2, Mistral: q_proj, v_proj). Checked against
+    # the base's modules once it is loaded.
+    target_modules: tuple[str, ...] = ()
 
     RULES: ClassVar[dict[str, Rule]] = {
         "r": POSITIVE,
         "alpha": POSITIVE,
         "dropout": FRACTION,
-        "target_modules": distinct(TEXT),
+        "target_modules": (
+            lambda v: all(TEXT[0](t) for t in v) and len(set(v)) == len(v),
+            "a list of module names without repeats (empty: PEFT's default for the base's family)",
+        ),
     }
 
 
 @dataclass(frozen=True)
 class LayerSettings:
-    """The extra full layer: `count` consecutive T5 blocks of the base's sizes (0: no layer), at `position`."""
+    """The extra full layer: `count` blocks of the base's own kind and sizes (0: no layer), at `position`."""
 
-    position: str = "encoder_top"  # see LAYER_POSITIONS
-    # identity: every residual branch's output projection (attention `o`, feed-forward `wo`) is zero; "random": T5's own
-    init: str = "identity"
+    position: str = "encoder_top"  # see LAYER_POSITIONS; which apply depends on the base (hybridcl.model.families)
+    init: str = "identity"  # see LAYER_INITS
     count: int = 1
 
     RULES: ClassVar[dict[str, Rule]] = {
-        "position": one_of(LAYER_POSITIONS),
+        "position": (is_layer_position, f"one of {list(LAYER_POSITIONS)}"),
         "init": one_of(LAYER_INITS),
         "count": NON_NEGATIVE,
     }
@@ -195,6 +233,9 @@ class TrainConfig:
     mixed_precision: str = "auto"  # auto: bf16 on GPUs that support it, else fp32; or "no" / "bf16" / "fp16"
     seed: int = 0
     log_with: str = "none"  # hybridcl.tracking: "tensorboard", "mlflow" or "wandb", into <out>/tracking/
+    gradient_checkpointing: bool = (
+        False  # recompute the base's activations in the backward pass: less memory, more time
+    )
 
     RULES: ClassVar[dict[str, Rule]] = {
         "epochs": POSITIVE,
@@ -208,6 +249,7 @@ class TrainConfig:
         "mixed_precision": one_of(MIXED_PRECISIONS),
         "seed": NON_NEGATIVE,
         "log_with": one_of(TRACKERS),
+        "gradient_checkpointing": FLAG,
     }
 
 
@@ -232,8 +274,9 @@ class OfflineConfig:
 
     build: bool = False
     base_size: str = "tiny"
+    base_arch: str = "t5"  # the stand-in's architecture: t5 (models/stand-in-base) or causal (models/stand-in-causal)
 
-    RULES: ClassVar[dict[str, Rule]] = {"build": FLAG, "base_size": one_of(BASE_SIZES)}
+    RULES: ClassVar[dict[str, Rule]] = {"build": FLAG, "base_size": one_of(BASE_SIZES), "base_arch": one_of(BASE_ARCHS)}
 
 
 @dataclass(frozen=True)

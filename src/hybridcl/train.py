@@ -24,9 +24,10 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
-from hybridcl.data.batching import EncodedSet, Seq2SeqCollator, make_loader
+from hybridcl.data.batching import EncodedSet, collator_for, make_loader
 from hybridcl.errors import UserError
 from hybridcl.faults import kill_point
+from hybridcl.model.families import CAUSAL, base_kind
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.progress import Progress
 from hybridcl.settings import TrainConfig
@@ -84,6 +85,13 @@ def component_seed(seed: int, role: str) -> int:
     return seed * 1_000_003 + int.from_bytes(role.encode(), "little") % 1_000_003
 
 
+def checkpoint_gradients(model: HybridModel) -> None:
+    """train.gradient_checkpointing: the base's blocks keep only their inputs in the forward pass and recompute
+    the rest in the backward pass (transformers' own switch, non-reentrant, so a frozen base's inputs need no
+    gradient). The same loss and gradients, for less activation memory and about a third more compute."""
+    model.base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+
+
 def make_accelerator(train: TrainConfig, cpu: bool | None = None, tracking_dir: Path | None = None) -> Accelerator:
     """cpu=None: the GPU (CUDA or MPS) when there is one, else the CPU. On CUDA, float32 matmuls may use TF32.
     With `train.log_with` set, the accelerator holds that tracker, writing under `tracking_dir`."""
@@ -125,16 +133,19 @@ def cpu_has_native_bf16() -> bool:
     return any(capabilities.get(flag, False) for flag in ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16"))
 
 
-def stage_loader(encoded: EncodedSet, pad_token_id: int, train: TrainConfig, accelerator: Accelerator) -> DataLoader:
-    """Length-grouped, shuffled batches of one stage, sharded over the processes. On CUDA the padding
-    goes to a multiple of 8 (tensor-core shapes) and batches are pinned for asynchronous copies."""
+def stage_loader(
+    encoded: EncodedSet, pad_token_id: int, train: TrainConfig, accelerator: Accelerator, *, kind: str
+) -> DataLoader:
+    """Length-grouped, shuffled batches of one stage, sharded over the processes, collated for a base of
+    `kind` (hybridcl.model.families.base_kind). On CUDA the padding goes to a multiple of 8 (tensor-core
+    shapes) and batches are pinned for asynchronous copies."""
     cuda = accelerator.device.type == "cuda"
     return make_loader(
         encoded,
         train.batch_size,
         shuffle=True,
         seed=train.seed,
-        collator=Seq2SeqCollator(pad_token_id, pad_to_multiple_of=8 if cuda else None),
+        collator=collator_for(kind, pad_token_id, pad_to_multiple_of=8 if cuda else None),
         num_replicas=accelerator.num_processes,
         rank=accelerator.process_index,
         pin_memory=cuda,
@@ -177,6 +188,7 @@ def train_stage(
     wrapped.train()
     start = time.perf_counter()
     tokens = 0
+    causal = base_kind(model.config) == CAUSAL
     step_losses, pending = [], []  # losses stay on the device until logged: no GPU sync every step
     bar = Progress(total_steps, f"train {desc}", "step", enabled=accelerator.is_local_main_process)
     debug = logger.isEnabledFor(logging.DEBUG) and accelerator.is_main_process
@@ -196,7 +208,8 @@ def train_stage(
                 target_tokens = int((batch["labels"] != -100).sum())  # counted on the host copy
                 stats.examples += batch["input_ids"].shape[0]
                 stats.target_tokens += target_tokens
-                tokens += int(batch["attention_mask"].sum()) + target_tokens
+                # a causal batch's attention mask covers its completions already; a seq2seq one, the sources only
+                tokens += int(batch["attention_mask"].sum()) + (0 if causal else target_tokens)
                 batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
                 with accelerator.accumulate(wrapped):
                     # explicit: a model prepared at an earlier stage is not wrapped again, and the end of

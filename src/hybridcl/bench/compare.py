@@ -42,6 +42,7 @@ from hybridcl.data.csn import load_task_data
 from hybridcl.evaluate import generate_outputs
 from hybridcl.metrics import score_predictions
 from hybridcl.model.base import load_base
+from hybridcl.model.families import base_kind
 from hybridcl.model.hybrid import HybridModel
 from hybridcl.settings import ConfigError, TrainConfig
 from hybridcl.strategies import get_strategy
@@ -172,7 +173,8 @@ def train_side(
     if side == "hybridcl":
         start = time.perf_counter()  # set-up included, as on the trainer's side
         accelerator = make_accelerator(train, cpu=workload.device.type == "cpu")
-        loader = stage_loader(encoded, workload.tokenizer.pad_token_id, train, accelerator)
+        kind = base_kind(model.config)
+        loader = stage_loader(encoded, workload.tokenizer.pad_token_id, train, accelerator, kind=kind)
         stats = train_stage(model, loader, train, accelerator, desc="hybridcl train")
         figures = {"wall_time_s": time.perf_counter() - start, "steps": stats.steps}
     else:

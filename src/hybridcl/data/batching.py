@@ -19,7 +19,7 @@ import json
 import operator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import safetensors.numpy
@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hybridcl.atomic import atomic_path
 from hybridcl.data.schema import Record
-from hybridcl.settings import DIRECTIONS, task_cue
+from hybridcl.model.families import CAUSAL, SEQ2SEQ
+from hybridcl.settings import DIRECTIONS, PROMPT_PLACEHOLDER, ConfigError, task_cue
 
 CACHE_FORMAT = 1  # bump when the cached arrays or the key change meaning
 
@@ -110,16 +111,26 @@ def encode_texts(
     max_source_tokens: int,
     max_target_tokens: int,
     cache_dir: str | Path | None = None,
+    prompt: str | None = None,
 ) -> EncodedSet:
     """Token ids of (source, target) texts as encode_records makes them, cached under `cache_dir` by
-    the texts, the tokenizer, the caps and `label` (the direction or task kind)."""
+    the texts, the tokenizer, the caps, `label` (the direction or task kind) and `prompt`.
+
+    prompt None: a seq2seq base's encoding (encode_pairs); a template: a causal base's, source ids = the
+    prompt's, target ids = the completion's (encode_causal_pairs).
+    """
     path = None
     if cache_dir is not None:
-        key = cache_key(sources, targets, tokenizer, label, max_source_tokens, max_target_tokens)
+        key = cache_key(sources, targets, tokenizer, label, max_source_tokens, max_target_tokens, prompt)
         path = Path(cache_dir) / "encoded" / f"{key}.safetensors"
         if path.is_file():
             return _load(path)
-    source_rows, target_rows = encode_pairs(sources, targets, tokenizer, max_source_tokens, max_target_tokens)
+    if prompt is None:
+        source_rows, target_rows = encode_pairs(sources, targets, tokenizer, max_source_tokens, max_target_tokens)
+    else:
+        source_rows, target_rows = encode_causal_pairs(
+            sources, targets, tokenizer, prompt, max_source_tokens, max_target_tokens
+        )
     encoded = EncodedSet(RaggedIds.from_lists(source_rows), RaggedIds.from_lists(target_rows))
     if path is not None:
         _save(encoded, path)
@@ -150,10 +161,51 @@ def encode_pairs(
     return source_rows, _end_with_eos(target_rows, tokenizer.eos_token_id, max_target_tokens)
 
 
-def _tokenize(tokenizer, texts: list[str], max_tokens: int) -> list[list[int]]:
+def encode_causal_pairs(
+    sources: list[str], targets: list[str], tokenizer, prompt: str, max_source_tokens: int, max_target_tokens: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Token ids of (source, target) texts for a causal base: (prompt rows, completion rows).
+
+    A prompt is the tokenizer's BOS (when it adds one), the template's text before PROMPT_PLACEHOLDER, the
+    source, and the text after it, each piece tokenized without special tokens; only the source is truncated
+    so the whole fits max_source_tokens, since the model must always see the template's marker ("Code:").
+    No EOS ends a prompt: the model would learn to stop there. A completion is the target's ids, truncated
+    to max_target_tokens and ending in EOS, so the model learns where to stop.
+    """
+    before, after = prompt.split(PROMPT_PLACEHOLDER)
+    bos = [tokenizer.bos_token_id] if adds_bos(tokenizer) else []
+    prefix = bos + _tokenize(tokenizer, [before], None, special_tokens=False)[0]
+    suffix = _tokenize(tokenizer, [after], None, special_tokens=False)[0]
+    source_budget = max_source_tokens - len(prefix) - len(suffix)
+    if source_budget < 1:
+        raise ConfigError(
+            f"the prompt template {prompt!r} takes {len(prefix) + len(suffix)} tokens, leaving none of "
+            f"data.max_source_tokens={max_source_tokens} for the source; raise it or shorten the template"
+        )
+    source_rows = _tokenize(tokenizer, sources, source_budget, special_tokens=False)
+    target_rows = _tokenize(tokenizer, targets, max_target_tokens, special_tokens=False)
+    prompt_rows = [prefix + row + suffix for row in source_rows]
+    return prompt_rows, _end_with_eos(target_rows, tokenizer.eos_token_id, max_target_tokens)
+
+
+def adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer starts what it encodes with its BOS token (Llama's does, GPT-NeoX's and Qwen2's not)."""
+    bos = tokenizer.bos_token_id
+    return bos is not None and tokenizer("a", return_attention_mask=False)["input_ids"][:1] == [bos]
+
+
+def _tokenize(tokenizer, texts: list[str], max_tokens: int | None, *, special_tokens: bool = True) -> list[list[int]]:
+    """Ids of each text, cut to max_tokens (None: uncut) on the tokenizer's truncation side."""
     if not texts:
         return []
-    return tokenizer(texts, truncation=True, max_length=max_tokens, return_attention_mask=False)["input_ids"]
+    encoded = tokenizer(
+        texts,
+        add_special_tokens=special_tokens,
+        truncation=max_tokens is not None,
+        max_length=max_tokens,
+        return_attention_mask=False,
+    )
+    return encoded["input_ids"]
 
 
 def _end_with_eos(rows: list[list[int]], eos_id: int | None, max_tokens: int) -> list[list[int]]:
@@ -167,10 +219,19 @@ def _end_with_eos(rows: list[list[int]], eos_id: int | None, max_tokens: int) ->
 
 
 def cache_key(
-    sources: list[str], targets: list[str], tokenizer, direction: str, max_source_tokens: int, max_target_tokens: int
+    sources: list[str],
+    targets: list[str],
+    tokenizer,
+    direction: str,
+    max_source_tokens: int,
+    max_target_tokens: int,
+    prompt: str | None = None,
 ) -> str:
     """sha256 over everything the ids depend on: tokenizer, texts in order (sources with their cue, if
-    any: a prefixed and a bare encoding never share a key), caps and direction."""
+    any: a prefixed and a bare encoding never share a key), caps, direction and the causal prompt template.
+
+    Only a causal encoding's key holds a "prompt" entry, so seq2seq keys (and their cached files) stay as they were.
+    """
     parts = {
         "format": CACHE_FORMAT,
         "tokenizer": tokenizer_fingerprint(tokenizer),
@@ -179,6 +240,8 @@ def cache_key(
         "max_source_tokens": max_source_tokens,
         "max_target_tokens": max_target_tokens,
     }
+    if prompt is not None:
+        parts["prompt"] = prompt
     return _sha256(json.dumps(parts, sort_keys=True))
 
 
@@ -335,6 +398,9 @@ def _longest_first(indices: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return indices[np.argsort(-lengths[indices], kind="stable")]
 
 
+Collator = Callable[[list[dict[str, Sequence[int]]]], dict[str, torch.Tensor]]
+
+
 class Seq2SeqCollator:
     """Pads a list of {"input_ids", "labels"} to the longest in the batch (rounded up to a multiple
     of pad_to_multiple_of when given: 8 suits GPU tensor cores). Labels are padded with -100, which
@@ -347,20 +413,89 @@ class Seq2SeqCollator:
         self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, examples: list[dict[str, Sequence[int]]]) -> dict[str, torch.Tensor]:
-        input_ids, source_lengths = self._pad([e["input_ids"] for e in examples], self.pad_token_id)
-        labels, _ = self._pad([e["labels"] for e in examples], self.label_pad_id)
+        sources = [e["input_ids"] for e in examples]
+        input_ids, source_lengths = _pad_rows(sources, self.pad_token_id, self.pad_to_multiple_of)
+        labels, _ = _pad_rows([e["labels"] for e in examples], self.label_pad_id, self.pad_to_multiple_of)
         attention_mask = torch.arange(input_ids.shape[1]) < source_lengths[:, None]
         return {"input_ids": input_ids, "attention_mask": attention_mask.long(), "labels": labels}
 
-    def _pad(self, rows: list[Sequence[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
-        lengths = torch.tensor([len(row) for row in rows])
-        width = int(lengths.max())
-        if self.pad_to_multiple_of:
-            width = _ceil_div(width, self.pad_to_multiple_of) * self.pad_to_multiple_of
-        padded = torch.full((len(rows), width), value, dtype=torch.long)
-        for i, row in enumerate(rows):
-            padded[i, : len(row)] = torch.as_tensor(row)
-        return padded, lengths
+
+class CausalCollator:
+    """Training batches for a causal base from {"input_ids": prompt, "labels": completion} examples: each
+    row is prompt + completion, right-padded (to a multiple of pad_to_multiple_of when given); labels are
+    the completion's ids and -100 on the prompt and the padding, so the loss counts the completion alone.
+    The model shifts the labels itself (position t predicts token t + 1).
+    """
+
+    def __init__(self, pad_token_id: int, label_pad_id: int = -100, pad_to_multiple_of: int | None = None):
+        self.pad_token_id = pad_token_id
+        self.label_pad_id = label_pad_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, examples: list[dict[str, Sequence[int]]]) -> dict[str, torch.Tensor]:
+        prompts = [np.asarray(e["input_ids"], dtype=np.int64) for e in examples]
+        completions = [np.asarray(e["labels"], dtype=np.int64) for e in examples]
+        rows = [np.concatenate([prompt, completion]) for prompt, completion in zip(prompts, completions)]
+        label_rows = [
+            np.concatenate([np.full(len(prompt), self.label_pad_id), completion])
+            for prompt, completion in zip(prompts, completions)
+        ]
+        input_ids, lengths = _pad_rows(rows, self.pad_token_id, self.pad_to_multiple_of)
+        labels, _ = _pad_rows(label_rows, self.label_pad_id, self.pad_to_multiple_of)
+        attention_mask = torch.arange(input_ids.shape[1]) < lengths[:, None]
+        return {"input_ids": input_ids, "attention_mask": attention_mask.long(), "labels": labels}
+
+
+class PromptCollator:
+    """Generation batches for a causal base: the prompts alone ("input_ids"), LEFT-padded, with their
+    attention mask, so every row's last column is its prompt's last token and generation continues
+    all rows from the same column."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None):
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, examples: list[dict[str, Sequence[int]]]) -> dict[str, torch.Tensor]:
+        prompts = [e["input_ids"] for e in examples]
+        input_ids, lengths = _pad_rows(prompts, self.pad_token_id, self.pad_to_multiple_of, left=True)
+        attention_mask = torch.arange(input_ids.shape[1]) >= input_ids.shape[1] - lengths[:, None]
+        return {"input_ids": input_ids, "attention_mask": attention_mask.long()}
+
+
+def collator_for(
+    kind: str, pad_token_id: int, *, pad_to_multiple_of: int | None = None, generation: bool = False
+) -> Collator:
+    """The collator for a base of `kind` (hybridcl.model.families.SEQ2SEQ or CAUSAL): a T5 base's batches
+    are the same for training and generation; a causal base trains on prompt + completion
+    (CausalCollator) and generates from left-padded prompts (PromptCollator)."""
+    if kind == SEQ2SEQ:
+        return Seq2SeqCollator(pad_token_id, pad_to_multiple_of=pad_to_multiple_of)
+    if kind == CAUSAL:
+        collator = PromptCollator if generation else CausalCollator
+        return collator(pad_token_id, pad_to_multiple_of=pad_to_multiple_of)
+    raise ValueError(f"base kind {kind!r} is not one of {[SEQ2SEQ, CAUSAL]}")
+
+
+def padding_id(tokenizer) -> int:
+    """The id batches pad with: the tokenizer's pad token, or its EOS where it has none (Llama's and
+    Mistral's tokenizers). Padding is masked out of attention and its labels are -100, so its id never matters."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def _pad_rows(
+    rows: list[Sequence[int]], value: int, multiple: int | None, *, left: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows padded with `value` to the longest (rounded up to a multiple of `multiple`), on the right or
+    the left, and their lengths."""
+    lengths = torch.tensor([len(row) for row in rows])
+    width = int(lengths.max())
+    if multiple:
+        width = _ceil_div(width, multiple) * multiple
+    padded = torch.full((len(rows), width), value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        start = width - len(row) if left else 0
+        padded[i, start : start + len(row)] = torch.as_tensor(row)
+    return padded, lengths
 
 
 def concat_encoded(sets: Sequence[EncodedSet]) -> EncodedSet:
@@ -389,7 +524,7 @@ def make_loader(
     *,
     shuffle: bool,
     seed: int,
-    collator: Seq2SeqCollator,
+    collator: Collator,
     num_replicas: int = 1,
     rank: int = 0,
     pin_memory: bool = False,

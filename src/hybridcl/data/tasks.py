@@ -195,6 +195,12 @@ def task_texts(task: Task, pairs: Sequence[Pair], task_prefix: bool) -> tuple[li
     return [cue + pair.source for pair in pairs], [pair.target for pair in pairs]
 
 
+def prompt_template(cfg: DataConfig, task: Task) -> str:
+    """The prompt a causal base reads the task's source in: data.prompt_summarize when the task writes natural
+    language (a summary), data.prompt_generate when it writes code."""
+    return cfg.prompt_summarize if task.target_language is None else cfg.prompt_generate
+
+
 def load_task(cfg: DataConfig, task: Task, sources: dict[str, DataSource], eval_split: str) -> TaskData:
     """The sampled train and evaluation Pairs of one task, read from its pinned source."""
     return TASK_KINDS[task.kind].load(cfg, task, sources[source_key(task)], eval_split)

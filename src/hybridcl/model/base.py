@@ -42,11 +42,13 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoConfig,
+    AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    Qwen2Config,
     T5Config,
 )
 
@@ -54,6 +56,7 @@ from hybridcl.errors import UserError
 from hybridcl.fingerprints import file_sha256, fingerprint
 from hybridcl.hf_cache import cached_commit, repo_folder, snapshot_folder
 from hybridcl.hub_access import hub_unavailable
+from hybridcl.model.families import CAUSAL, base_kind
 from hybridcl.settings import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -86,6 +89,35 @@ CODET5_SMALL = T5Config(
     tie_word_embeddings=True,
 )
 CODET5_SMALL_PARAMETERS = 60_492_288
+
+QWEN25_CODER_05B_NAME = "Qwen/Qwen2.5-Coder-0.5B"
+# Qwen/Qwen2.5-Coder-0.5B's architecture, from its published config.json
+# (https://huggingface.co/Qwen/Qwen2.5-Coder-0.5B/blob/main/config.json; docs/causal-bases.md): a Qwen2 of
+# 494,032,768 parameters (embeddings tied with the LM head). Use a copy (`known_architecture`).
+QWEN25_CODER_05B = Qwen2Config(
+    vocab_size=151936,
+    hidden_size=896,
+    intermediate_size=4864,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    hidden_act="silu",
+    max_position_embeddings=32768,
+    initializer_range=0.02,
+    rms_norm_eps=1e-6,
+    rope_theta=1000000.0,
+    use_sliding_window=False,
+    sliding_window=32768,
+    max_window_layers=24,
+    attention_dropout=0.0,
+    tie_word_embeddings=True,
+    bos_token_id=151643,
+    eos_token_id=151643,
+    use_cache=True,
+)
+QWEN25_CODER_05B_PARAMETERS = 494_032_768
+# Architectures carried here, so that `model.random_init` builds them (counts, timings) without the hub.
+KNOWN_ARCHITECTURES = {CODET5_SMALL_NAME: CODET5_SMALL, QWEN25_CODER_05B_NAME: QWEN25_CODER_05B}
 
 HUB_API_TIMEOUT_S = 10.0
 REPO_TYPE = "model"
@@ -156,6 +188,21 @@ class ModelSource:
 def codet5_small_config() -> T5Config:
     """A fresh copy of `CODET5_SMALL`."""
     return copy.deepcopy(CODET5_SMALL)
+
+
+def known_architecture(name: str) -> PretrainedConfig | None:
+    """A fresh copy of the architecture carried for hub model `name`, or None."""
+    config = KNOWN_ARCHITECTURES.get(name)
+    return copy.deepcopy(config) if config is not None else None
+
+
+def model_class(config: PretrainedConfig):
+    """The Auto class that builds a base of this config's kind (ConfigError for an unsupported family)."""
+    return AutoModelForCausalLM if base_kind(config) == CAUSAL else AutoModelForSeq2SeqLM
+
+
+def torch_dtype(model_cfg: ModelConfig) -> torch.dtype:
+    return getattr(torch, model_cfg.dtype)
 
 
 # ------------------------------------------------------------------------------------------ resolve
@@ -283,20 +330,41 @@ def _file_names(folder: Path) -> set[str]:
 def load_base(
     model_cfg: ModelConfig, *, seed: int = 0, source: ModelSource | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
-    """(model, tokenizer) for `model_cfg`; the model is float32, in eval mode, with all parameters frozen.
+    """(model, tokenizer) for `model_cfg`; the model is in `model.dtype`, in eval mode, with all parameters frozen.
 
     `source` is `resolve_model(model_cfg)`, resolved here when not given. The tokenizer is None only with
     `random_init=True` when no tokenizer is found locally. `seed` seeds the random initialisation (the global
-    torch RNG is left as it was).
+    torch RNG is left as it was). A tokenizer without a pad token (most causal LMs') pads with its EOS: padding
+    is masked out of attention and loss.
     """
     source = source or resolve_model(model_cfg)
     if source.kind == "random_init":
         model, tokenizer = _random_init(model_cfg, seed=seed)
     else:
-        model, tokenizer = _pretrained(source)
+        model, tokenizer = _pretrained(source, torch_dtype(model_cfg))
     if model_cfg.tokenizer:
         tokenizer = _tokenizer_override(model_cfg.tokenizer, model)
+    if tokenizer is not None and tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
     return freeze(model), tokenizer
+
+
+def base_config(model_cfg: ModelConfig, source: ModelSource) -> PretrainedConfig:
+    """The base's config alone (config.json; for a hub model not yet cached, that one file is downloaded), so that
+    settings that cannot fit the base are refused before its weights load."""
+    if source.kind == "random_init":
+        return _random_config(*_random_init_origin(model_cfg))
+    if source.kind == "hub" and not (snapshot_folder(source.name, REPO_TYPE, source.commit) / "config.json").is_file():
+        _download(source, "config.json")
+    folder = (
+        Path(source.name).expanduser()
+        if source.kind == "directory"
+        else snapshot_folder(source.name, REPO_TYPE, source.commit)
+    )
+    try:
+        return AutoConfig.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
+    except Exception as error:
+        raise ModelError(f"{folder}: cannot read config.json ({_first_line(error)}). {OFFLINE_HINT}") from error
 
 
 def freeze(model: PreTrainedModel) -> PreTrainedModel:
@@ -306,11 +374,11 @@ def freeze(model: PreTrainedModel) -> PreTrainedModel:
     return model
 
 
-def _pretrained(source: ModelSource) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _pretrained(source: ModelSource, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     folder = _folder_with_files(source)
     where = f"directory {folder}" if source.kind == "directory" else f"hub model {source.name!r} @ {source.commit}"
     bins = [name for name, _ in source.files if name.endswith(".bin")]
-    model = _read_model(folder, source.form, bins, where)
+    model = _read_model(folder, source.form, bins, where, dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
     except Exception as error:
@@ -347,15 +415,19 @@ def _download(source: ModelSource, filename: str) -> None:
         )
 
 
-def _read_model(folder: Path, form: str, bins: list[str], where: str) -> PreTrainedModel:
+def _read_model(folder: Path, form: str, bins: list[str], where: str, dtype: torch.dtype) -> PreTrainedModel:
     try:
-        return AutoModelForSeq2SeqLM.from_pretrained(
+        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
+    except Exception as error:
+        raise ModelError(f"{where}: cannot read config.json ({_first_line(error)}). {OFFLINE_HINT}") from error
+    try:
+        return model_class(config).from_pretrained(
             str(folder),
             use_safetensors=form.startswith("safetensors"),
             weights_only=True,  # transformers' default, spelled out: a .bin is never fully unpickled
             trust_remote_code=False,
             local_files_only=True,
-            dtype=torch.float32,
+            dtype=dtype,
         )
     except pickle.UnpicklingError as error:
         path, refusal = _refused_bin(folder, bins, error)
@@ -363,7 +435,7 @@ def _read_model(folder: Path, form: str, bins: list[str], where: str) -> PreTrai
             f"{path}: refused by torch's weights-only unpickler ({_refusal_reason(refusal)}); "
             "only plain tensors are read"
         ) from error
-    except Exception as error:  # OSError (missing files), ValueError (not seq2seq), ...
+    except Exception as error:  # OSError (missing files), ValueError, ...
         raise ModelError(f"cannot load the model from {where}: {_first_line(error)}. {OFFLINE_HINT}") from error
 
 
@@ -390,23 +462,11 @@ def _refusal_reason(error: Exception) -> str:
 
 
 def _random_init(model_cfg: ModelConfig, *, seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
-    name = str(model_cfg.name).strip()
-    local = Path(name).expanduser()
-    is_dir = local.is_dir()
-    offline_reason = None if is_dir else hub_unavailable()
-    if offline_reason:
-        logger.info("%s; looking for %r in the local Hugging Face cache only", offline_reason, name)
-    where = str(local) if is_dir else name
-    options = {"local_files_only": is_dir or offline_reason is not None, "trust_remote_code": False}
-    if not is_dir:
-        options["revision"] = model_cfg.revision
+    name, where, is_dir, options = _random_init_origin(model_cfg)
     config = _random_config(name, where, is_dir, options)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = AutoModelForSeq2SeqLM.from_config(config, trust_remote_code=False, dtype=torch.float32)
-    except ValueError as error:
-        raise ModelError(f"{name!r}: not a seq2seq architecture ({_first_line(error)}). {OFFLINE_HINT}") from error
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_class(config).from_config(config, trust_remote_code=False, dtype=torch_dtype(model_cfg))
     tokenizer = None
     if is_dir or not options["local_files_only"] or repo_folder(name, REPO_TYPE).is_dir():
         try:
@@ -414,6 +474,20 @@ def _random_init(model_cfg: ModelConfig, *, seed: int) -> tuple[PreTrainedModel,
         except Exception as error:
             logger.info("random_init: no tokenizer for %r (%s)", name, _first_line(error))
     return model, tokenizer
+
+
+def _random_init_origin(model_cfg: ModelConfig) -> tuple[str, str, bool, dict]:
+    """(name, where to read it, whether it is a directory, from_pretrained options) of a random-init base."""
+    name = str(model_cfg.name).strip()
+    local = Path(name).expanduser()
+    is_dir = local.is_dir()
+    offline_reason = None if is_dir else hub_unavailable()
+    if offline_reason:
+        logger.info("%s; looking for %r in the local Hugging Face cache only", offline_reason, name)
+    options = {"local_files_only": is_dir or offline_reason is not None, "trust_remote_code": False}
+    if not is_dir:
+        options["revision"] = model_cfg.revision
+    return name, str(local) if is_dir else name, is_dir, options
 
 
 def _random_config(name: str, where: str, is_dir: bool, options: dict) -> PretrainedConfig:
@@ -424,8 +498,9 @@ def _random_config(name: str, where: str, is_dir: bool, options: dict) -> Pretra
             raise ModelError(
                 f"directory {where}: cannot read config.json ({_first_line(error)}). {OFFLINE_HINT}"
             ) from error
-    if name == CODET5_SMALL_NAME:
-        return codet5_small_config()
+    known = known_architecture(name)
+    if known is not None:
+        return known
     try:
         return AutoConfig.from_pretrained(where, **options)
     except Exception as error:

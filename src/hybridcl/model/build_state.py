@@ -4,7 +4,7 @@ The progress lives in `.<out>.build/` beside the output folder:
 - `identity.json`: the settings and corpus fingerprint the build is for; another build for the same
   `--out` with other settings is refused rather than mixed in (a longer `--steps` is the same build);
 - `tokenizer.json`: the trained tokenizer (saved once; training it again would give the same one);
-- `state.safetensors`: model parameters, Adafactor's state tensors and, in its metadata, the step,
+- `state.safetensors`: model parameters, the optimizer's state tensors and, in its metadata, the step,
   the loss of every step, tokens seen and time spent. One atomic write, so the parameters and the step
   always agree.
 The folder is removed when the build has saved its output.

@@ -1,12 +1,13 @@
-"""The hybrid model: a frozen T5 base + named LoRA adapters + extra full layers.
+"""The hybrid model: a frozen base (T5 or a causal LM, hybridcl.model.families) + named LoRA adapters + full layers.
 
 Components (docs/design.md section 1):
 
-- *LoRA adapters*, through PEFT, one per name (a task key such as "python", or "joint"): `LoraConfig`
-  from `LoraSettings`, on the base's `q`/`v` only. The extra layers' `q`/`v` are never wrapped: the
-  config excludes every module under `extra_layers` (`exclude_modules`), so an adapter added after a
-  layer does not reach into it.
-- *Full layers*: one per name, each `LayerSettings.count` T5 blocks of the base's sizes (none with
+- *LoRA adapters*, through PEFT, one per name (a task key such as "python", or "joint"): `LoraConfig` from
+  `LoraSettings`, on the base's modules only (default: PEFT's targets for the family, T5's `q`/`v`); the
+  config excludes every module under `extra_layers` (`exclude_modules`), so an adapter added after a layer
+  does not reach into it.
+- *Full layers* of a causal base: LLaMA Pro's block expansion (hybridcl.model.expansion).
+- *Full layers* of a T5 base: one per name, each `LayerSettings.count` T5 blocks of the base's sizes (none with
   count 0: the layer is then the identity, without parameters). They live in one `ExtraLayers` module
   appended to the block list of the stack that `LayerSettings.position` names (`encoder_top`:
   `base.encoder.block`, `decoder_top`: `base.decoder.block`; after the last block, before the final
@@ -48,15 +49,15 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import T5ForConditionalGeneration
+from transformers import PreTrainedModel, T5ForConditionalGeneration
 from transformers.cache_utils import DynamicLayer, EncoderDecoderCache
 from transformers.models.t5.modeling_t5 import T5Block
 
 from hybridcl.atomic import atomic_path
-from hybridcl.settings import LAYER_INITS, LAYER_POSITIONS, ConfigError, LayerSettings, LoraSettings
+from hybridcl.model.expansion import EXTRA_ATTR, BlockExpansion
+from hybridcl.model.families import CAUSAL, base_kind, check_layer_settings, depth, lora_default_targets
+from hybridcl.settings import ConfigError, LayerSettings, LoraSettings
 
-# Attribute of `ExtraLayers` holding the named blocks; the LoRA config excludes every module under it.
-EXTRA_ATTR = "extra_layers"
 LORA_EXCLUDE = rf".*\.{EXTRA_ATTR}\..*"
 # Each sublayer of a T5 block adds its branch to the residual stream through one of these projections:
 # zero, the block computes the identity.
@@ -121,28 +122,31 @@ def _make_cache_room(cache, size: int) -> None:
                 part.layers.append(DynamicLayer())
 
 
-def lora_config(settings: LoraSettings):
-    """The PEFT `LoraConfig` of every task adapter (SEQ_2_SEQ_LM, base only)."""
+def lora_config(settings: LoraSettings, kind: str):
+    """The PEFT `LoraConfig` of every task adapter of a base of `kind` (families.SEQ2SEQ or CAUSAL), base only;
+    empty `settings.target_modules`: PEFT's default targets for the base's family (`target_modules=None`)."""
     from peft import LoraConfig, TaskType
 
     return LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
-        target_modules=list(settings.target_modules),
+        target_modules=list(settings.target_modules) or None,
         exclude_modules=LORA_EXCLUDE,
-        task_type=TaskType.SEQ_2_SEQ_LM,
+        task_type=TaskType.CAUSAL_LM if kind == CAUSAL else TaskType.SEQ_2_SEQ_LM,
     )
 
 
-def check_target_modules(model: nn.Module, target_modules: Iterable[str]) -> None:
-    """Raise ConfigError when an entry of lora.target_modules matches no module of `model` (the base).
+def check_target_modules(model: PreTrainedModel, target_modules: Iterable[str]) -> None:
+    """Raise ConfigError when an entry of lora.target_modules (empty: PEFT's default for the base's family)
+    matches no module of `model` (the base).
 
     PEFT's rule for a list of names (`check_target_module_exists`): a module matches an entry when its
     full name equals it or ends with "." + entry.
     """
     names = [name for name, _ in model.named_modules()]
-    missing = [t for t in target_modules if not any(n == t or n.endswith(f".{t}") for n in names)]
+    targets = tuple(target_modules) or lora_default_targets(model.config)
+    missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
     if missing:
         linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)})
         raise ConfigError(
@@ -167,41 +171,42 @@ def _seeded(seed: int | None) -> Iterator[None]:
 
 
 class HybridModel(nn.Module):
-    """A T5 base with named LoRA adapters and named extra layers (see the module docstring).
+    """A T5 or causal LM base with named LoRA adapters and named extra layers (see the module docstring).
 
-    `base` is modified in place (PEFT injects LoRA layers into it; the extra layers slot is appended to
-    the block list of the layer position's stack on the first `add_layer`), and all its parameters are
-    frozen here.
+    `base` is modified in place (PEFT injects LoRA layers into it; on the first `add_layer` the extra layers
+    slot is appended to the block list of a T5 position's stack, or a causal base's block expansion is
+    attached), and all its parameters are frozen here.
     """
 
     def __init__(
         self,
-        base: T5ForConditionalGeneration,
+        base: PreTrainedModel,
         lora: LoraSettings = LoraSettings(),
         layer: LayerSettings = LayerSettings(),
     ) -> None:
         super().__init__()
-        if not isinstance(base, T5ForConditionalGeneration):
-            raise TypeError(f"HybridModel needs a T5ForConditionalGeneration, got {type(base).__name__}")
-        if layer.position not in LAYER_POSITIONS:
-            raise ValueError(f"layer.position {layer.position!r} is not supported; choose from {list(LAYER_POSITIONS)}")
-        if layer.init not in LAYER_INITS:
-            raise ValueError(f"layer.init {layer.init!r} is not supported; choose from {list(LAYER_INITS)}")
         if layer.count < 0:
             raise ValueError(f"layer.count must be >= 0, got {layer.count}")
-        if any(isinstance(block, ExtraLayers) for stack in (base.encoder, base.decoder) for block in stack.block):
+        kind = base_kind(getattr(base, "config", None))  # ConfigError naming the supported families
+        check_layer_settings(base.config, layer)
+        if base.base_model is base if kind == CAUSAL else not isinstance(base, T5ForConditionalGeneration):
+            raise TypeError(
+                f"HybridModel needs T5ForConditionalGeneration or ...ForCausalLM, got {type(base).__name__}"
+            )
+        if any(isinstance(module, (ExtraLayers, BlockExpansion)) for module in base.modules()):
             raise ValueError("this base already carries extra layers (it belongs to another HybridModel)")
         if any(hasattr(module, "lora_A") for module in base.modules()):
-            raise ValueError("this base already carries LoRA layers; pass a plain T5ForConditionalGeneration")
+            raise ValueError(f"this base already carries LoRA layers; pass a plain {type(base).__name__}")
         self.base = base
         self.lora_settings = lora
         self.layer_settings = layer
-        self.stack = base.encoder if layer.position == "encoder_top" else base.decoder  # where the layers go
-        self.num_base_layers = len(self.stack.block)
+        # Where the layers go: the T5 stack their position names; a causal base's inner model (its decoder stack).
+        self.stack = base.base_model if kind == CAUSAL else getattr(base, layer.position.removesuffix("_top"))
+        self.num_base_layers = depth(base.config, layer.position)
         # The PeftModel wrapping `base` (created on the first add_task_lora). Not registered as a
         # submodule: its parameters are `base`'s own, already registered.
         self.__dict__["peft"] = None
-        self._extra: ExtraLayers | None = None
+        self._extra: ExtraLayers | BlockExpansion | None = None
         self._active: tuple[str | None, str | None] = (None, None)
         self._trainable: tuple[tuple[str, ...], tuple[str, ...], bool] = ((), (), False)
         self._apply_trainable()
@@ -211,6 +216,11 @@ class HybridModel(nn.Module):
     @property
     def config(self):
         return self.base.config
+
+    @property
+    def kind(self) -> str:
+        """families.SEQ2SEQ (T5) or families.CAUSAL."""
+        return base_kind(self.config)
 
     @property
     def lora_names(self) -> tuple[str, ...]:
@@ -234,7 +244,7 @@ class HybridModel(nn.Module):
         _check_name(name)
         if name in self.lora_names:
             raise ValueError(f"LoRA adapter {name!r} already exists")
-        config = lora_config(self.lora_settings)
+        config = lora_config(self.lora_settings, self.kind)
         with self._keeping_state(), _seeded(seed), warnings.catch_warnings():
             # Before any extra layer exists, PEFT warns that exclude_modules excluded nothing.
             warnings.filterwarnings("ignore", message=".*exclude_modules.*no modules were excluded.*")
@@ -248,21 +258,27 @@ class HybridModel(nn.Module):
                 self.peft.add_adapter(name, config)
 
     def add_layer(self, name: str, *, seed: int | None = None) -> None:
-        """Add a full layer `name`: `layer_settings.count` blocks (base sizes; identity or T5-random init).
-        Does not activate it."""
+        """Add a full layer `name`: `layer_settings.count` blocks of the base's own kind (T5: identity or T5-random
+        init; causal: hybridcl.model.expansion). Does not activate it."""
         _check_name(name)
         if name in self.layer_names:
             raise ValueError(f"layer {name!r} already exists")
-        if self._extra is None:
+        if self._extra is None and self.kind == CAUSAL:
+            self._extra = BlockExpansion.attach(self.base, self.layer_settings)
+        elif self._extra is None:
             self._extra = ExtraLayers(self.num_base_layers)
             self.stack.block.append(self._extra)
         with _seeded(seed):
-            blocks = nn.ModuleList(self._new_block(self.num_base_layers + i) for i in range(self.layer_settings.count))
+            if self.kind == CAUSAL:
+                blocks = self._extra.new_layer(self.base, self.layer_settings.init)
+            else:
+                blocks = nn.ModuleList(self._new_block(j) for j in range(self.layer_settings.count))
         self._extra.layers[name] = blocks
         self._apply_trainable()
 
-    def _new_block(self, index: int) -> T5Block:
-        block = T5Block(self.stack.config, has_relative_attention_bias=False, layer_idx=index)
+    def _new_block(self, j: int) -> T5Block:
+        """Block j of a new T5 layer; its cache slot follows the stack's own blocks."""
+        block = T5Block(self.stack.config, has_relative_attention_bias=False, layer_idx=self.num_base_layers + j)
         block.apply(self.base._init_weights)  # T5's own initialisation, not torch's defaults
         if self.layer_settings.init == "identity":
             with torch.no_grad():
@@ -377,14 +393,14 @@ class HybridModel(nn.Module):
         _require("layer", name, self.layer_names)
         return self._extra.layers[name]
 
-    def _layer(self, name: str, index: int = 0) -> T5Block:
+    def _layer(self, name: str, index: int = 0) -> nn.Module:
         """Block `index` of layer `name`."""
         return self._blocks(name)[index]
 
     # ------------------------------------------------------------------------------- running
 
     def forward(self, **batch):
-        """The base's forward (T5ForConditionalGeneration), with the active adapter and layer."""
+        """The base's forward, with the active adapter and layer."""
         return self.base(**batch)
 
     @torch.no_grad()
@@ -477,7 +493,7 @@ class HybridModel(nn.Module):
             "position": self.layer_settings.position,
             "count": str(self.layer_settings.count),
             "init": self.layer_settings.init,
-            "d_model": str(self.config.d_model),
+            "d_model": str(self.config.hidden_size),  # T5's d_model
         }
         with atomic_path(final) as tmp:
             save_file(state, str(tmp), metadata=metadata)
@@ -498,11 +514,10 @@ class HybridModel(nn.Module):
         """Load out_dir/lora/<name>/ into adapter `name` (created if missing, with this model's settings)."""
         folder = Path(out_dir) / "lora" / name
         saved = json.loads((folder / "adapter_config.json").read_text())
-        expected = lora_config(self.lora_settings)
-        for key in ("r", "lora_alpha", "target_modules"):
-            mine, theirs = getattr(expected, key), saved.get(key)
-            if key == "target_modules":
-                mine, theirs = sorted(mine), sorted(theirs or [])
+        targets = sorted(self.lora_settings.target_modules or lora_default_targets(self.config))
+        expected = {"r": self.lora_settings.r, "lora_alpha": self.lora_settings.alpha, "target_modules": targets}
+        for key, mine in expected.items():
+            theirs = sorted(saved.get(key) or []) if key == "target_modules" else saved.get(key)
             if mine != theirs:
                 raise ValueError(f"{folder}: adapter {key}={theirs!r} does not match this model's {mine!r}")
         self.set_lora_state(name, load_file(str(folder / "adapter_model.safetensors")), source=str(folder))

@@ -1,6 +1,7 @@
-"""The offline stand-in base: a byte-level BPE tokenizer + a small T5 pre-trained the way CodeT5 was.
+"""The offline stand-in base: a byte-level BPE tokenizer + a small T5 pre-trained the way CodeT5 was
+(or, with `--arch causal`, a small Llama: model.pretrain_causal holds what differs; the build is this one).
 
-`hybridcl base build --corpus DIR --out DIR [--size tiny] [--steps N]` calls `build_stand_in_base`, which
+`hybridcl base build --corpus DIR --out DIR [--arch t5] [--size tiny] [--steps N]` calls `build_stand_in_base`, which
 1. trains a byte-level BPE tokenizer (model.stand_in_tokenizer: CodeT5's special tokens) on the `pretrain`
    pool of every language in the corpus (`DIR/<language>/pretrain.jsonl.gz`: packages no task trains or
    evaluates on), code and docstrings;
@@ -33,8 +34,9 @@ import logging
 import math
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -44,8 +46,15 @@ from hybridcl.data.schema import DataError, Record
 from hybridcl.faults import kill_point
 from hybridcl.fingerprints import file_sha256
 from hybridcl.logs import BUILD_LOG
-from hybridcl.model import build_state
-from hybridcl.model.pretrain_data import OBJECTIVES, PretrainingStream, collate, corpus_fingerprint, pretraining_records
+from hybridcl.model import build_state, pretrain_causal
+from hybridcl.model.pretrain_data import (
+    OBJECTIVES,
+    PretrainingStream,
+    SeededStream,
+    collate,
+    corpus_fingerprint,
+    pretraining_records,
+)
 from hybridcl.model.span_corruption import MEAN_SPAN_LENGTH, NOISE_DENSITY
 from hybridcl.model.stand_in_tokenizer import train_tokenizer, wrap_tokenizer
 from hybridcl.progress import Progress
@@ -132,21 +141,82 @@ def stand_in_config(size: str, vocab_size: int, dropout_rate: float = 0.1):
     return config
 
 
+def _t5_model(config):
+    from transformers import T5ForConditionalGeneration
+
+    return T5ForConditionalGeneration(config)
+
+
+def _adafactor(model, settings: dict):
+    from transformers.optimization import Adafactor
+
+    # Adafactor scales each update by its parameter's RMS: T5's tied embedding starts at std 1 while the
+    # other weights have std ~d_model**-0.5, so AdamW's one absolute step trains the embedding ~16x too slowly.
+    return Adafactor(
+        model.parameters(), lr=settings["lr"], scale_parameter=True, relative_step=False, warmup_init=False
+    )
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a stand-in architecture brings to the shared build (tokenizer, stream, training loop, saving)."""
+
+    sizes: dict[str, dict]
+    architecture_keys: tuple[str, ...]  # the settings that shape the network (build_info.json's "architecture")
+    settings: dict  # what else its result depends on, recorded with the size's settings
+    config: Callable  # (size, vocab size) -> the transformers config it pre-trains with (dropout 0)
+    new_model: Callable  # config -> a freshly initialised model
+    optimizer: Callable  # (model, settings) -> its optimizer
+    stream: type[SeededStream]
+    collate: Callable  # (examples, pad id) -> a batch for model(**batch)
+    saved_config: dict  # the config values the saved base carries instead (fine-tuning's)
+    causal_tokenizer: bool  # the tokenizer's special-token convention (model.stand_in_tokenizer)
+
+
+ARCHITECTURES = {
+    "t5": Architecture(
+        sizes=SIZES,
+        architecture_keys=ARCHITECTURE_KEYS,
+        settings=dict(objectives=list(OBJECTIVES), noise_density=NOISE_DENSITY, mean_span_length=MEAN_SPAN_LENGTH),
+        config=lambda size, vocab_size: stand_in_config(size, vocab_size, dropout_rate=0.0),
+        new_model=_t5_model,
+        optimizer=_adafactor,
+        stream=PretrainingStream,
+        collate=collate,
+        saved_config={"dropout_rate": 0.1},
+        causal_tokenizer=False,
+    ),
+    "causal": Architecture(
+        sizes=pretrain_causal.SIZES,
+        architecture_keys=pretrain_causal.ARCHITECTURE_KEYS,
+        settings=pretrain_causal.build_settings(),
+        config=pretrain_causal.stand_in_config,
+        new_model=pretrain_causal.new_model,
+        optimizer=pretrain_causal.optimizer,
+        stream=pretrain_causal.CausalPretrainingStream,
+        collate=pretrain_causal.collate,
+        saved_config={},
+        causal_tokenizer=True,
+    ),
+}
+
+
+def architecture_of(settings: dict) -> Architecture:
+    """A build's architecture; a T5 build's settings do not name it (they predate the causal stand-in)."""
+    return ARCHITECTURES[settings.get("arch", "t5")]
+
+
 # ------------------------------------------------------------------------------------------ build
 
 
-def build_settings(size: str, steps: int | None = None, seed: int = 0) -> dict:
+def build_settings(size: str, steps: int | None = None, seed: int = 0, arch: str = "t5") -> dict:
     """Everything a build's result depends on besides the corpus (recorded in build_info.json)."""
-    if size not in SIZES:
-        raise DataError(f"unknown stand-in size {size!r}; choose from {list(SIZES)}")
-    settings = dict(
-        SIZES[size],
-        size=size,
-        seed=int(seed),
-        objectives=list(OBJECTIVES),
-        noise_density=NOISE_DENSITY,
-        mean_span_length=MEAN_SPAN_LENGTH,
-    )
+    if arch not in ARCHITECTURES:
+        raise DataError(f"unknown stand-in architecture {arch!r}; choose from {list(ARCHITECTURES)}")
+    sizes = ARCHITECTURES[arch].sizes
+    if size not in sizes:
+        raise DataError(f"unknown stand-in size {size!r}; choose from {list(sizes)}")
+    settings = dict(sizes[size], size=size, seed=int(seed), **ARCHITECTURES[arch].settings)
     if steps is not None:
         settings["steps"] = int(steps)
     if settings["steps"] < 1:
@@ -161,13 +231,15 @@ def build_stand_in_base(
     steps: int | None = None,
     seed: int = 0,
     *,
+    arch: str = "t5",
     snapshots: Sequence[int] = (),
     progress: bool = True,
 ) -> dict:
-    """Build the stand-in base from `corpus_dir` into `out_dir`, continuing a killed build of the same
-    settings; returns the build info (also in build_info.json). `snapshots`: steps at which a complete
-    base is also saved, to `<out_dir>-step<N>` (the budget curve)."""
-    settings = build_settings(size, steps, seed)
+    """Build the stand-in base of architecture `arch` ("t5" or "causal") from `corpus_dir` into `out_dir`,
+    continuing a killed build of the same settings; returns the build info (also in build_info.json).
+    `snapshots`: steps at which a complete base is also saved, to `<out_dir>-step<N>` (the budget curve)."""
+    settings = build_settings(size, steps, seed, arch)
+    architecture = ARCHITECTURES[arch]
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
     skips: Counter = Counter()
@@ -181,65 +253,59 @@ def build_stand_in_base(
     state = build_state.BuildState.open(out_dir, dict(settings, corpus=corpus["fingerprint"]), progress=progress)
 
     saved = state.saved_tokenizer()
-    tokenizer = wrap_tokenizer(saved) if saved else _first_tokenizer(state, records, settings, progress)
-    stream = PretrainingStream(records, tokenizer, settings, seed)
-    model = _fresh_model(settings, len(tokenizer), seed)
-    optimizer = _optimizer(model, settings)
+    causal = architecture.causal_tokenizer
+    tokenizer = wrap_tokenizer(saved, causal) if saved else _first_tokenizer(state, records, settings, causal, progress)
+    stream = architecture.stream(records, tokenizer, settings, seed)
+    model = _fresh_model(architecture, settings, len(tokenizer), seed)
+    optimizer = architecture.optimizer(model, settings)
     state.restore(model, optimizer)
 
     def save(folder: Path) -> dict:
         info = _build_info(model, state, dict(settings, steps=state.step), corpus)
-        _save(model, tokenizer, info, folder)
+        _save(model, tokenizer, info, folder, architecture.saved_config)
         return info
 
     snapshot_at = {int(n): out_dir.with_name(f"{out_dir.name}-step{int(n)}") for n in snapshots}
     for folder in snapshot_at.values():
         check_out_dir(folder)
-    _train(model, optimizer, stream, state, settings, tokenizer.pad_token_id, snapshot_at, save, progress)
+
+    def batch_at(step: int) -> dict[str, torch.Tensor]:
+        return architecture.collate(stream.batch(step, settings["batch_size"]), tokenizer.pad_token_id)
+
+    _train(model, optimizer, batch_at, state, settings, snapshot_at, save, progress)
     info = save(out_dir)
     state.remove()
     return info
 
 
-def _first_tokenizer(state: build_state.BuildState, records: Sequence[Record], settings: dict, progress: bool):
+def _first_tokenizer(
+    state: build_state.BuildState, records: Sequence[Record], settings: dict, causal: bool, progress: bool
+):
     if progress:
         logger.info(f"training a {settings['vocab_size']:,}-token BPE tokenizer on {len(records):,} records ...")
     began = time.perf_counter()
-    tokenizer = train_tokenizer(_tokenizer_texts(records), vocab_size=settings["vocab_size"])
+    tokenizer = train_tokenizer(_tokenizer_texts(records), vocab_size=settings["vocab_size"], causal=causal)
     state.save_tokenizer(tokenizer.backend_tokenizer.to_str(), time.perf_counter() - began)
     return tokenizer
 
 
-def _fresh_model(settings: dict, vocab_size: int, seed: int):
-    from transformers import T5ForConditionalGeneration
-
+def _fresh_model(architecture: Architecture, settings: dict, vocab_size: int, seed: int):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return T5ForConditionalGeneration(stand_in_config(settings["size"], vocab_size, dropout_rate=0.0)).train()
-
-
-def _optimizer(model, settings: dict):
-    from transformers.optimization import Adafactor
-
-    # Adafactor scales each update by its parameter's RMS: T5's tied embedding starts at std 1 while the
-    # other weights have std ~d_model**-0.5, so AdamW's one absolute step trains the embedding ~16x too slowly.
-    return Adafactor(
-        model.parameters(), lr=settings["lr"], scale_parameter=True, relative_step=False, warmup_init=False
-    )
+        return architecture.new_model(architecture.config(settings["size"], vocab_size)).train()
 
 
 def _train(
     model,
     optimizer,
-    stream: PretrainingStream,
+    batch_at: Callable[[int], dict[str, torch.Tensor]],
     state: build_state.BuildState,
     settings: dict,
-    pad_id: int,
     snapshot_at: dict[int, Path],
     save,
     progress: bool,
 ) -> None:
-    steps, batch_size = settings["steps"], settings["batch_size"]
+    steps = settings["steps"]
     desc = f"pre-training {settings['size']} stand-in"
     last_save = time.perf_counter()
     with Progress(steps, desc, "step", enabled=progress, initial=state.step) as bar:
@@ -248,7 +314,7 @@ def _train(
             lr = settings["lr"] * min(1.0, (state.step + 1) / settings["warmup_steps"])  # linear warm-up, then constant
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = collate(stream.batch(state.step, batch_size), pad_id)
+            batch = batch_at(state.step)
             loss = model(**batch).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -276,7 +342,7 @@ def _build_info(model, state: build_state.BuildState, settings: dict, corpus: di
     return {
         "settings": settings,
         "command": build_command(settings),
-        "architecture": {key: settings[key] for key in ARCHITECTURE_KEYS},
+        "architecture": {key: settings[key] for key in architecture_of(settings).architecture_keys},
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps": state.step,
         "input_tokens": state.tokens,
@@ -298,10 +364,12 @@ def _build_info(model, state: build_state.BuildState, settings: dict, corpus: di
 
 def build_command(settings: dict) -> str:
     """The command that rebuilds a base with these settings (from a corpus at data/corpus)."""
-    default = SIZES[settings["size"]]["steps"]
+    default = architecture_of(settings).sizes[settings["size"]]["steps"]
     steps = "" if settings["steps"] == default else f" --steps {settings['steps']}"
+    arch = f" --arch {settings['arch']}" if "arch" in settings else ""
     return (
-        f"hybridcl base build --corpus data/corpus --out OUT --size {settings['size']}{steps} --seed {settings['seed']}"
+        f"hybridcl base build{arch} --corpus data/corpus --out OUT --size {settings['size']}{steps} "
+        f"--seed {settings['seed']}"
     )
 
 
@@ -329,16 +397,19 @@ def check_out_dir(out_dir: Path) -> None:
             raise DataError(f"--out {out_dir} is a non-empty directory that is not a stand-in base; choose another")
 
 
-def _save(model, tokenizer, info: dict, out_dir: Path) -> None:
-    """save_pretrained (dropout 0.1, as codet5-small) into a temporary sibling of `out_dir` with the build
-    record and every file's sha256, then swap it into place."""
+def _save(model, tokenizer, info: dict, out_dir: Path, saved_config: dict) -> None:
+    """save_pretrained (with `saved_config`'s values: T5's dropout 0.1, as codet5-small) into a temporary
+    sibling of `out_dir` with the build record and every file's sha256, then swap it into place."""
 
     def write(staging: Path) -> None:
-        model.config.dropout_rate = 0.1
+        training = {key: getattr(model.config, key) for key in saved_config}
+        for key, value in saved_config.items():
+            setattr(model.config, key, value)
         try:
             model.save_pretrained(staging)
         finally:
-            model.config.dropout_rate = 0.0
+            for key, value in training.items():
+                setattr(model.config, key, value)
         tokenizer.backend_tokenizer.no_truncation()  # encoding leaves its last cap set; not part of the tokenizer
         tokenizer.save_pretrained(staging)
         info["files"] = {path.name: file_sha256(path) for path in sorted(staging.iterdir())}

@@ -1,5 +1,6 @@
 """What the stand-in base pre-trains on: the corpus's pretrain pool, and an endless seeded stream of its
-examples (span corruption, docstring->code, code->docstring) padded into T5 batches."""
+examples (span corruption, docstring->code, code->docstring) padded into T5 batches. The causal stand-in's
+stream (model.pretrain_causal) is a SeededStream too."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hybridcl.model.stand_in_tokenizer import sentinel_ids
 from hybridcl.settings import LANGUAGES, task_cue
 
 OBJECTIVES = ("span", "generate", "summarize")
+SourcesTargets = tuple[list[str], list[str]]
 
 
 def read_pretrain_records(corpus_dir: str | Path, skips: Counter | None = None) -> dict[str, list[Record]]:
@@ -79,62 +81,69 @@ def pretraining_records(corpus_dir: str | Path, max_code_chars: int, skips: Coun
     return records
 
 
-class PretrainingStream:
+class SeededStream:
     """Example `g` of an endless stream: epoch `g // len(self)` is a seeded permutation of every record's
-    three examples (span corruption, docstring->code, code->docstring). Pure in (seed, g): a resumed build
-    needs only its step."""
+    examples, one per objective. Pure in (seed, g): a resumed build needs only its step. A subclass names
+    its `objectives` and makes example `i` of one of them (`g` seeds what is drawn afresh each time)."""
+
+    objectives: tuple[str, ...] = ()
+
+    def __init__(self, n_records: int, seed: int):
+        self.n_records, self.seed = n_records, seed
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.objectives) * self.n_records
+
+    def example(self, g: int) -> tuple[list[int], list[int]]:
+        epoch, position = divmod(g, len(self))
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self)))
+        objective, i = divmod(int(self._order[1][position]), self.n_records)
+        return self.make(self.objectives[objective], i, g)
+
+    def make(self, objective: str, i: int, g: int) -> tuple[list[int], list[int]]:
+        raise NotImplementedError
+
+    def batch(self, step: int, batch_size: int) -> list[tuple[list[int], list[int]]]:
+        return [self.example(step * batch_size + j) for j in range(batch_size)]
+
+
+class PretrainingStream(SeededStream):
+    """The T5 stand-in's (inputs, targets) examples: span corruption, docstring->code, code->docstring."""
+
+    objectives = OBJECTIVES
 
     def __init__(self, records: Sequence[Record], tokenizer, settings: dict, seed: int):
         from hybridcl.data.batching import encode_pairs
 
-        self.seed, self.eos = seed, tokenizer.eos_token_id
+        super().__init__(len(records), seed)
+        self.eos = tokenizer.eos_token_id
         self.sentinels = sentinel_ids(tokenizer)
         source_cap, target_cap = settings["max_source_tokens"], settings["max_target_tokens"]
         span_length = raw_length_for(target_cap)
         texts = [r.docstring + "\n" + r.code for r in records]
         encoded = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
         self.span_tokens = [e.ids[:span_length] for e in encoded]
-        self.generate = list(
-            zip(
-                *encode_pairs(
-                    [task_cue("generate", r.language) + r.docstring for r in records],
-                    [r.code for r in records],
-                    tokenizer,
-                    source_cap,
-                    target_cap,
-                )
-            )
-        )
-        self.summarize = list(
-            zip(
-                *encode_pairs(
-                    [task_cue("summarize", r.language) + r.code for r in records],
-                    [r.docstring for r in records],
-                    tokenizer,
-                    target_cap,
-                    source_cap,
-                )
-            )
-        )
-        self._order: tuple[int, np.ndarray] | None = None
+        generate, summarize = dual_generation_texts(records)
+        self.generate = list(zip(*encode_pairs(*generate, tokenizer, source_cap, target_cap)))
+        self.summarize = list(zip(*encode_pairs(*summarize, tokenizer, target_cap, source_cap)))
 
-    def __len__(self) -> int:
-        return len(OBJECTIVES) * len(self.span_tokens)
-
-    def example(self, g: int) -> tuple[list[int], list[int]]:
-        epoch, position = divmod(g, len(self))
-        if self._order is None or self._order[0] != epoch:
-            self._order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self)))
-        objective, i = divmod(int(self._order[1][position]), len(self.span_tokens))
-        if OBJECTIVES[objective] == "generate":
+    def make(self, objective: str, i: int, g: int) -> tuple[list[int], list[int]]:
+        if objective == "generate":
             return self.generate[i]
-        if OBJECTIVES[objective] == "summarize":
+        if objective == "summarize":
             return self.summarize[i]
         inputs, targets = span_corrupt(self.span_tokens[i], self.sentinels, np.random.default_rng([self.seed, g]))
         return inputs + [self.eos], targets + [self.eos]
 
-    def batch(self, step: int, batch_size: int) -> list[tuple[list[int], list[int]]]:
-        return [self.example(step * batch_size + j) for j in range(batch_size)]
+
+def dual_generation_texts(records: Sequence[Record]) -> tuple[SourcesTargets, SourcesTargets]:
+    """CodeT5's bimodal dual generation, as (sources, targets) texts: `generate <language>: <docstring>` ->
+    code and `summarize <language>: <code>` -> docstring."""
+    generate = ([task_cue("generate", r.language) + r.docstring for r in records], [r.code for r in records])
+    summarize = ([task_cue("summarize", r.language) + r.code for r in records], [r.docstring for r in records])
+    return generate, summarize
 
 
 def collate(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -29,6 +29,7 @@ from hybridcl.report.verdicts import RULES, RULES_DEFINITION
 from hybridcl.report.view import RunView, StrategyView
 from hybridcl.results import TASK_METRIC
 from hybridcl.run_files import RESULTS_FILE
+from hybridcl.settings import IDENTITY_INITS
 
 DIRECTION_ARROWS = {"generate": "docstring → code", "summarize": "code → docstring"}
 
@@ -148,11 +149,17 @@ def _tasks_line(run: RunView) -> str:
     return f"- **Tasks** (in training order): {' → '.join(run.tasks) or NA}; direction `{direction}`{arrow}"
 
 
+def _target_modules(lora: dict) -> str:
+    if lora.get("target_modules") == []:
+        return "PEFT's default for the base's family (`lora.target_modules: []`)"
+    return ", ".join(lora.get("target_modules") or []) or NA
+
+
 def _lora_line(run: RunView) -> str:
     lora, size, base = run.settings("lora"), run.lora_size, run.base_params
     line = (
         f"- **LoRA**: r={lora.get('r', NA)}, alpha={lora.get('alpha', NA)}, dropout={lora.get('dropout', NA)}, "
-        f"target modules {', '.join(lora.get('target_modules') or []) or NA}"
+        f"target modules {_target_modules(lora)}"
     )
     if size:
         line += f"; {count(size)} parameters per adapter"
@@ -255,10 +262,10 @@ def _input_line(run: RunView) -> str:
 
 def _stage0_line(run: RunView) -> str:
     init = run.settings("layer").get("init")
-    if init == "identity":
+    if init in IDENTITY_INITS:
         return (
             "- **Stage 0** (row 0 of every matrix): the base model itself. Every strategy's fresh components leave "
-            "it unchanged (LoRA's B is zero; the extra layer starts as the identity, `layer.init: identity`), so "
+            f"it unchanged (LoRA's B is zero; the extra layer starts as the identity, `layer.init: {init}`), so "
             "stage 0 is evaluated once per seed and shared by all strategies."
         )
     if init == "random":

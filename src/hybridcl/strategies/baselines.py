@@ -163,14 +163,18 @@ def diagonal_fisher(model: HybridModel, params: dict[str, nn.Parameter], example
     (the runner's prepare_stage left the stage's trainable set so)."""
     import torch
 
+    from hybridcl.data.batching import collator_for
+    from hybridcl.model.families import base_kind
+
     device = next(iter(params.values())).device
+    collate = collator_for(base_kind(model.config), pad_token_id=0)  # one example: no padding
     fisher = {name: torch.zeros_like(p) for name, p in params.items()}
     training = model.training
     model.eval()
     for example in examples:
-        source, target = (torch.as_tensor(example[key], device=device)[None].long() for key in ("input_ids", "labels"))
-        mean_nll = model(input_ids=source, attention_mask=torch.ones_like(source), labels=target).loss
-        grads = torch.autograd.grad(-mean_nll * target.shape[1], list(params.values()))
+        batch = {key: value.to(device) for key, value in collate([example]).items()}
+        mean_nll = model(**batch).loss
+        grads = torch.autograd.grad(-mean_nll * int((batch["labels"] != -100).sum()), list(params.values()))
         for total, grad in zip(fisher.values(), grads):
             total += grad.pow(2)
     model.train(training)
