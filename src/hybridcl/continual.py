@@ -49,7 +49,7 @@ from hybridcl import versions
 from hybridcl.atomic import atomic_path, remove_temp_files, write_text
 from hybridcl.config import Config, plain_config
 from hybridcl.continuation import continues_finished_stages
-from hybridcl.data.batching import EncodedSet, encode_texts, padding_id
+from hybridcl.data.batching import EncodedSet, encode_texts
 from hybridcl.data.csn import TaskData, format_skips
 from hybridcl.data.tasks import Task, load_task, prompt_template, task_texts
 from hybridcl.evaluate import evaluate_task
@@ -280,8 +280,10 @@ class ContinualRun:
     def _train_and_evaluate(self, strategy: Strategy, context: StageContext) -> None:
         """Train the stage on the strategy's data (with its extra loss), save what it trained, evaluate."""
         train = dataclasses.replace(self.cfg.train, seed=context.seed)
-        pad_id, kind = padding_id(self.tokenizer), base_kind(self.base.config)
-        loader = stage_loader(strategy.stage_data(context), pad_id, train, self.accelerator, kind=kind)
+        kind = base_kind(self.base.config)
+        loader = stage_loader(
+            strategy.stage_data(context), self.tokenizer.pad_token_id, train, self.accelerator, kind=kind
+        )
         desc = f"{strategy.name} s{context.stage.index} seed{context.seed}"
         extra_loss = strategy.extra_loss(context)
         log_losses = functools.partial(self.tracker.log_losses, context.stage.index)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import torch
 from accelerate.utils import gather_object
 
-from hybridcl.data.batching import EncodedSet, LengthGroupedBatchSampler, collator_for, padding_id
+from hybridcl.data.batching import EncodedSet, LengthGroupedBatchSampler, collator_for
 from hybridcl.data.schema import Pair
 from hybridcl.data.tasks import Task, task_texts
 from hybridcl.logs import FILE_ONLY, duration
@@ -91,7 +91,7 @@ Shard = tuple[list[tuple[int, str, Generation]], EvalStats]
 def _generate_shard(model, encoded, tokenizer, settings, device, desc, rank, processes) -> Shard:
     """This process's batches: (index, prediction, generation) triples and what generating them cost."""
     kind = base_kind(model.config)
-    collate = collator_for(kind, padding_id(tokenizer), generation=True)
+    collate = collator_for(kind, tokenizer.pad_token_id, generation=True)
     batches = list(LengthGroupedBatchSampler(encoded.lengths, settings.batch_size, shuffle=False))
     outputs: list[tuple[int, str, Generation]] = []
     generated = 0
@@ -144,9 +144,10 @@ def _generate_batch(
 
     Steps are what the model wrote: a T5 output after its decoder start token; a causal output after the
     (left-padded) prompts, which it repeats first. A causal base gets the pad and EOS ids (Llama's
-    generation config has no pad id) so finished rows pad and the batch stops when all have ended.
+    generation config has no pad id; load_base gives a tokenizer without a pad token its EOS as one), so
+    finished rows pad and the batch stops when all have ended.
     """
-    special_ids = {"pad_token_id": padding_id(tokenizer), "eos_token_id": tokenizer.eos_token_id}
+    special_ids = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
     try:
         output = model.generate(
             input_ids=batch["input_ids"].to(device),

@@ -476,12 +476,6 @@ def collator_for(
     raise ValueError(f"base kind {kind!r} is not one of {[SEQ2SEQ, CAUSAL]}")
 
 
-def padding_id(tokenizer) -> int:
-    """The id batches pad with: the tokenizer's pad token, or its EOS where it has none (Llama's and
-    Mistral's tokenizers). Padding is masked out of attention and its labels are -100, so its id never matters."""
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
 def _pad_rows(
     rows: list[Sequence[int]], value: int, multiple: int | None, *, left: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:

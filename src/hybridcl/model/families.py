@@ -114,3 +114,8 @@ def lora_default_targets(config) -> tuple[str, ...]:
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 
     return tuple(TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING[config.model_type])
+
+
+def lora_targets(target_modules: tuple[str, ...], config) -> tuple[str, ...]:
+    """The modules LoRA wraps: lora.target_modules, or PEFT's default for the base's family when it is empty."""
+    return tuple(target_modules) or lora_default_targets(config)

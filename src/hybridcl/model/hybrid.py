@@ -55,7 +55,7 @@ from transformers.models.t5.modeling_t5 import T5Block
 
 from hybridcl.atomic import atomic_path
 from hybridcl.model.expansion import EXTRA_ATTR, BlockExpansion
-from hybridcl.model.families import CAUSAL, base_kind, check_layer_settings, depth, lora_default_targets
+from hybridcl.model.families import CAUSAL, base_kind, check_layer_settings, depth, lora_targets
 from hybridcl.settings import ConfigError, LayerSettings, LoraSettings
 
 LORA_EXCLUDE = rf".*\.{EXTRA_ATTR}\..*"
@@ -145,7 +145,7 @@ def check_target_modules(model: PreTrainedModel, target_modules: Iterable[str]) 
     full name equals it or ends with "." + entry.
     """
     names = [name for name, _ in model.named_modules()]
-    targets = tuple(target_modules) or lora_default_targets(model.config)
+    targets = lora_targets(tuple(target_modules), model.config)
     missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
     if missing:
         linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)})
@@ -514,7 +514,7 @@ class HybridModel(nn.Module):
         """Load out_dir/lora/<name>/ into adapter `name` (created if missing, with this model's settings)."""
         folder = Path(out_dir) / "lora" / name
         saved = json.loads((folder / "adapter_config.json").read_text())
-        targets = sorted(self.lora_settings.target_modules or lora_default_targets(self.config))
+        targets = sorted(lora_targets(self.lora_settings.target_modules, self.config))
         expected = {"r": self.lora_settings.r, "lora_alpha": self.lora_settings.alpha, "target_modules": targets}
         for key, mine in expected.items():
             theirs = sorted(saved.get(key) or []) if key == "target_modules" else saved.get(key)
