@@ -12,10 +12,9 @@ import torch
 from hybridcl.cli import build_parser
 from hybridcl.config import load_config
 from hybridcl.continual import build_offline_assets
-from hybridcl.data.batching import encode_causal_pairs
 from hybridcl.data.schema import DataError
 from hybridcl.model import pretrain, pretrain_causal, pretrain_data, stand_in_tokenizer
-from hybridcl.settings import BASE_SIZES, DataConfig, task_cue
+from hybridcl.settings import BASE_SIZES, DIRECTIONS, PROMPT_PLACEHOLDER, DataConfig, task_cue
 from test_base import corpus  # noqa: F401 (the fixture: a synthetic python + javascript pretrain pool)
 
 STEPS = 40
@@ -109,26 +108,28 @@ def test_tiny_fits_the_shipping_budget():
 # --------------------------------------------------------------------------------- data stream
 
 
-def test_examples_are_encoded_as_the_experiments_encode_a_causal_base(records, tokenizer, stream):
-    data, first = DataConfig(), records[0]
-    generate = encode_causal_pairs(
-        [task_cue("generate", first.language) + first.docstring], [first.code], tokenizer, data.prompt_generate, 32, 64
-    )
-    summarize = encode_causal_pairs(
-        [task_cue("summarize", first.language) + first.code],
-        [first.docstring],
-        tokenizer,
-        data.prompt_summarize,
-        64,
-        32,
-    )
-    assert stream.examples["generate"][0] == (generate[0][0], generate[1][0])
-    assert stream.examples["summarize"][0] == (summarize[0][0], summarize[1][0])
-    prompt, completion = stream.examples["generate"][0]
-    assert tokenizer.decode(prompt).endswith("\nCode:\n") and prompt[0] == 1 and 2 not in prompt
-    assert completion[-1] == 2 and tokenizer.decode(completion, skip_special_tokens=True) == first.code
-    code_ids = tokenizer(first.code, add_special_tokens=False).input_ids
-    assert stream.examples["code"][0] == ([], [1, *code_ids, 2])  # no prompt: the loss counts every token
+def test_docstrings_are_comments_beside_the_code_not_the_experiments_prompts(records, tokenizer, stream):
+    def text(ids):
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
+    languages = {record.language for record in records}
+    assert languages == {"python", "javascript"}
+    for i, record in enumerate(records):
+        marker = {"python": "# ", "javascript": "// "}[record.language]
+        comment = "\n".join(marker + line for line in record.docstring.splitlines())
+        prompt, completion = stream.examples["generate"][i]
+        assert prompt[0] == 1 and 2 not in prompt and completion[-1] == 2  # BOS opens, EOS ends the completion
+        assert (text(prompt), text(completion)) == (comment + "\n", record.code)
+        prompt, completion = stream.examples["summarize"][i]
+        assert (text(prompt), text(completion)) == (record.code + "\n" + marker, comment.removeprefix(marker))
+        code_ids = tokenizer(record.code, add_special_tokens=False).input_ids
+        assert stream.examples["code"][i] == ([], [1, *code_ids, 2])  # no prompt: the loss counts every token
+    data = DataConfig()
+    templates = [data.prompt_generate, data.prompt_summarize]
+    markers = [template.replace(PROMPT_PLACEHOLDER, "").strip() for template in templates]  # "Code:", "Summary:"
+    cues = [task_cue(direction, language) for direction in DIRECTIONS for language in languages]
+    seen = {text(prompt) for objective in ("generate", "summarize") for prompt, _ in stream.examples[objective]}
+    assert not any(part in prompt for prompt in seen for part in markers + cues)
 
 
 def test_an_epoch_is_every_example_once_and_the_stream_is_pure_in_seed_and_index(records, tokenizer, stream):

@@ -1,13 +1,17 @@
 """The causal stand-in base (`hybridcl base build --arch causal`): a small Llama pre-trained on the same pretrain
 records as the T5 stand-in (model.pretrain, which runs the build; this module holds what differs).
 
-Objectives, per record: CodeT5's bimodal dual generation, written as a causal base reads the experiments'
-tasks, plus plain language modelling of the code:
-- generate: the prompt `DataConfig().prompt_generate` around `generate <language>: <docstring>`, then the code;
-- summarize: the prompt `DataConfig().prompt_summarize` around `summarize <language>: <code>`, then the docstring;
-  both encoded exactly as the experiments encode a causal base's pairs (data.batching.encode_causal_pairs, the
-  same token caps as the T5 stand-in's pairs), with the loss on the completion only;
+Objectives, per record: CodeT5's bimodal dual generation, written in the layout a code LLM meets docstrings in
+its pre-training data, as comments beside code, plus plain language modelling of the code:
+- generate: the docstring as line comments (`# ` in Python, `// ` in JavaScript), then the code;
+- summarize: the code, then a line comment whose text is the docstring;
+  both encoded as the experiments encode a causal base's pairs (data.batching.encode_causal_pairs, the same
+  token caps as the T5 stand-in's pairs), with the loss on the completion only;
 - code: `<s>` + the code + `</s>`, with the loss on every token.
+
+Not the experiments' prompt templates (`generate python: ...` then `Code:`): a published base has never seen
+hybridcl's templates either, so learning them is part of what a stage teaches. Pre-trained on the templates
+themselves, the base did the task at stage 0 about as well as the stages could teach it (docs/causal-bases.md).
 
 Optimiser: AdamW, linear warm-up, then a constant rate. Constant for the T5 stand-in's reasons: the base after
 N steps of a longer build is the base of an N-step build (snapshots give a budget curve from one run), and
@@ -17,23 +21,26 @@ N steps of a longer build is the base of an N-step build (snapshots give a budge
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Sequence
 
 import torch
 
 from hybridcl.data.schema import Record
-from hybridcl.model.pretrain_data import SeededStream, dual_generation_texts
-from hybridcl.settings import DataConfig
+from hybridcl.model.pretrain_data import SeededStream
+from hybridcl.settings import PROMPT_PLACEHOLDER
 
 OBJECTIVES = ("code", "generate", "summarize")
 ARCHITECTURE_KEYS = ("hidden_size", "intermediate_size", "num_layers", "num_heads")
+# How each language writes a line comment: the docstring's layout in the generate and summarize examples.
+COMMENT_MARKERS = {"python": "# ", "ruby": "# ", "javascript": "// ", "java": "// ", "go": "// ", "php": "// "}
 MAX_POSITIONS = 512  # the tokenizer's model_max_length; rotary positions, so no parameters depend on it
 
 # Model sizes and their build settings, as model.pretrain.SIZES for the T5 stand-in. intermediate_size is
 # Llama's 8/3 * hidden_size rounded up to a multiple of 16. `tiny` (the shipped models/stand-in-causal):
 # 8,000 x 256 tied embedding (2,048,000) + 3 blocks of 791,040 (attention 4 x 256^2, gated MLP 3 x 256 x 688,
-# two norms) + the final norm = 4,421,376 parameters, 17.7 MB in float32. Its steps were chosen to build in
-# about 40 minutes on 2 CPU cores (docs/stand-in-base.md).
+# two norms) + the final norm = 4,421,376 parameters, 17.7 MB in float32. Its steps were chosen on a budget curve
+# (2,000 / 3,000 steps) and build in about 37 minutes on 2 CPU cores (docs/stand-in-base.md).
 SIZES: dict[str, dict] = {
     "micro": dict(
         vocab_size=1000,
@@ -58,7 +65,7 @@ SIZES: dict[str, dict] = {
         batch_size=16,
         lr=2e-3,
         warmup_steps=200,
-        steps=3200,
+        steps=3000,
         max_source_tokens=64,
         max_target_tokens=128,
         max_code_chars=600,
@@ -81,13 +88,9 @@ SIZES: dict[str, dict] = {
 
 
 def build_settings() -> dict:
-    """The settings a causal build records besides its size's: the objectives and the prompt templates."""
-    data = DataConfig()
+    """The settings a causal build records besides its size's: the objectives and the docstrings' layout."""
     return dict(
-        arch="causal",
-        objectives=list(OBJECTIVES),
-        prompt_generate=data.prompt_generate,
-        prompt_summarize=data.prompt_summarize,
+        arch="causal", objectives=list(OBJECTIVES), docstring_layout="comments", comment_markers=COMMENT_MARKERS
     )
 
 
@@ -129,20 +132,46 @@ class CausalPretrainingStream(SeededStream):
     objectives = OBJECTIVES
 
     def __init__(self, records: Sequence[Record], tokenizer, settings: dict, seed: int):
-        from hybridcl.data.batching import encode_causal_pairs
-
         super().__init__(len(records), seed)
-        source_cap, target_cap = settings["max_source_tokens"], settings["max_target_tokens"]
-        generate, summarize = dual_generation_texts(records)
-        prompts = settings["prompt_generate"], settings["prompt_summarize"]
+        caps = settings["max_source_tokens"], settings["max_target_tokens"]
         self.examples = {
-            "code": [([], row) for row in code_rows([r.code for r in records], tokenizer, target_cap)],
-            "generate": list(zip(*encode_causal_pairs(*generate, tokenizer, prompts[0], source_cap, target_cap))),
-            "summarize": list(zip(*encode_causal_pairs(*summarize, tokenizer, prompts[1], target_cap, source_cap))),
+            "code": [([], row) for row in code_rows([r.code for r in records], tokenizer, caps[1])],
+            **commented_pairs(records, tokenizer, *caps),
         }
 
     def make(self, objective: str, i: int, g: int) -> tuple[list[int], list[int]]:
         return self.examples[objective][i]
+
+
+def commented_pairs(records: Sequence[Record], tokenizer, max_doc_tokens: int, max_code_tokens: int) -> dict:
+    """Each record's generate and summarize examples, (prompt ids, completion ids), in the records' order:
+    `# docstring` lines then the code, and the code then `# docstring`, with the language's comment marker."""
+    from hybridcl.data.batching import encode_causal_pairs
+
+    rows_of = defaultdict(list)
+    for i, record in enumerate(records):
+        rows_of[record.language].append(i)
+    examples = {"generate": [None] * len(records), "summarize": [None] * len(records)}
+    for language, rows in rows_of.items():
+        marker = COMMENT_MARKERS[language]
+        docs = [commented(records[i].docstring, marker) for i in rows]
+        codes = [records[i].code for i in rows]
+        generate = encode_causal_pairs(
+            docs, codes, tokenizer, PROMPT_PLACEHOLDER + "\n", max_doc_tokens, max_code_tokens
+        )
+        summaries = [doc.removeprefix(marker) for doc in docs]  # the prompt ends in the first line's marker
+        summarize = encode_causal_pairs(
+            codes, summaries, tokenizer, PROMPT_PLACEHOLDER + "\n" + marker, max_code_tokens, max_doc_tokens
+        )
+        for objective, (prompts, completions) in (("generate", generate), ("summarize", summarize)):
+            for i, prompt, completion in zip(rows, prompts, completions):
+                examples[objective][i] = (prompt, completion)
+    return examples
+
+
+def commented(text: str, marker: str) -> str:
+    """`text` as line comments: each of its lines after `marker`."""
+    return "\n".join(marker + line for line in text.splitlines())
 
 
 def code_rows(codes: list[str], tokenizer, max_tokens: int) -> list[list[int]]:

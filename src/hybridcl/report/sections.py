@@ -252,11 +252,7 @@ def _input_line(run: RunView) -> str:
             "language to write, so components shared by the tasks cannot tell them apart."
         )
     cues = ", ".join(f"`{info.cue}`" for info in run.task_info.values())
-    named = (
-        "the format the stand-in base was pre-trained on; it names the language to write"
-        if run.direction
-        else "it names the task"
-    )
+    named = "it names the language to write" if run.direction else "it names the task"
     return f"- **Input**: each {source} starts with its task's cue (`data.task_prefix: true`): {cues or NA}, {named}."
 
 
