@@ -36,6 +36,12 @@ CHAIN = [
 
 
 def hybridcl_run(assets: dict, out: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    command, env = run_command(assets, out, kill_at)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def run_command(assets: dict, out: Path, kill_at: str | None = None) -> tuple[list[str], dict]:
+    """`python -m hybridcl.cli run` of the smoke config with SEEDS seeds, and its environment."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("HYBRIDCL_KILL_AT", None)
     if kill_at:
@@ -57,7 +63,7 @@ def hybridcl_run(assets: dict, out: Path, kill_at: str | None = None) -> subproc
         "--set",
         f"data.cache_dir={assets['cache']}",
     ]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    return command, env
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +123,10 @@ def stage_files(out: Path) -> dict[str, str]:
 def test_a_run_killed_anywhere_restarts_and_finishes_as_if_never_killed(smoke_assets, uninterrupted, tmp_path):
     out = tmp_path / "run"
     created = None
-    for kill_at, finished_stages in CHAIN:
+    for k, (kill_at, finished_stages) in enumerate(CHAIN):
         killed = hybridcl_run(smoke_assets, out, kill_at)
         assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr[-3000:])
+        assert ("took over the run folder's lock from pid" in killed.stdout) == (k > 0), kill_at  # its killed holder
         for stage in finished_stages:
             assert (out / stage / "stage.json").is_file(), (kill_at, stage)
         saved = results(out)
@@ -131,11 +138,32 @@ def test_a_run_killed_anywhere_restarts_and_finishes_as_if_never_killed(smoke_as
     restarted = hybridcl_run(smoke_assets, out)
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     assert "removed 1 temporary file" in restarted.stdout
+    assert "took over the run folder's lock from pid" in restarted.stdout
     assert "every stage finished before" in restarted.stdout and "trained" not in restarted.stdout
     assert not list(out.rglob("*.tmp"))
     saved, reference = results(out), results(uninterrupted)
     assert saved["finished"] is True and saved["created"] == created
     assert (out / "analysis.md").is_file() and list((out / "plots").glob("accuracy_matrix_*.png"))
+    for name, entry in reference["strategies"].items():
+        assert saved["strategies"][name]["matrices_summary"] == entry["matrices_summary"], name
+        assert saved["strategies"][name]["cl"] == entry["cl"], name
+    assert stage_files(out) == stage_files(uninterrupted)
+
+
+def test_two_runs_started_at_once_on_one_folder_one_trains_and_the_other_is_refused(
+    smoke_assets, uninterrupted, tmp_path
+):
+    out = tmp_path / "run"
+    command, env = run_command(smoke_assets, out)
+    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    both = [subprocess.Popen(command, env=env, **pipes) for _ in range(2)]
+    ended = [(process.communicate(timeout=600), process.returncode) for process in both]
+    assert sorted(code for _, code in ended) == [0, 2], [err[-3000:] for (_, err), _ in ended]
+    (_, refused), _ = next(item for item in ended if item[1] == 2)
+    assert refused.strip().splitlines()[-1].startswith(f"hybridcl: error: run folder {out} is in use by pid ")
+    assert (out / "run.log").read_text().count("config.yaml sha256") == 1  # the refused one wrote no line there
+    saved, reference = results(out), results(uninterrupted)
+    assert saved["finished"] is True
     for name, entry in reference["strategies"].items():
         assert saved["strategies"][name]["matrices_summary"] == entry["matrices_summary"], name
         assert saved["strategies"][name]["cl"] == entry["cl"], name

@@ -123,13 +123,13 @@ def _params(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from hybridcl.config import load_config
-    from hybridcl.continual import ContinualRun, run_log
+    from hybridcl.continual import ContinualRun, run_folder
     from hybridcl.report import console_summary
 
     overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds is not None else [])
     cfg = load_config(args.config, overrides)
     out = args.out or f"runs/{cfg.name}"
-    with run_log(cfg, out):
+    with run_folder(cfg, out):
         results = ContinualRun(cfg, out).run()
         logger.info(console_summary(results))
         logger.info(f"report: {out}/{ANALYSIS_FILE} (results: {out}/{RESULTS_FILE}, plots: {out}/{PLOTS_DIR}/)")

@@ -38,6 +38,8 @@ import logging
 import platform
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,7 +47,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from hybridcl import versions
+from hybridcl import folder_lock, versions
 from hybridcl.atomic import atomic_path, remove_temp_files, write_text
 from hybridcl.config import Config, plain_config
 from hybridcl.continuation import continues_finished_stages
@@ -524,9 +526,17 @@ def config_yaml(cfg: Config) -> str:
     return yaml.safe_dump(plain_config(cfg), sort_keys=False)
 
 
-def run_log(cfg: Config, out: str | Path):
-    """The run folder's log file (hybridcl.logs), its header naming the config.yaml the run writes."""
-    return log_file(Path(out) / RUN_LOG, {"config.yaml sha256": text_digest(config_yaml(cfg))})
+@contextmanager
+def run_folder(cfg: Config, out: str | Path) -> Iterator[None]:
+    """The run folder, held by this process (hybridcl.folder_lock), and its log file (hybridcl.logs), whose
+    header names the config.yaml the run writes. The lock comes first: a refused process writes nothing there."""
+    with (
+        folder_lock.hold(out) as dead_holder,
+        log_file(Path(out) / RUN_LOG, {"config.yaml sha256": text_digest(config_yaml(cfg))}),
+    ):
+        if dead_holder:
+            logger.info(f"took over the run folder's lock from {folder_lock.describe(dead_holder)}, which has ended")
+        yield
 
 
 def _now() -> str:

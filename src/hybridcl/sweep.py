@@ -119,14 +119,14 @@ def run_sweep(
 ) -> dict:
     """Run every point (continuing finished ones), then write the summary files; returns the summary."""
     points = sweep_points(config_path, grid, overrides)
-    from hybridcl.continual import ContinualRun, run_log  # torch: only once every point is known to be valid
+    from hybridcl.continual import ContinualRun, run_folder  # torch: only once every point is known to be valid
 
     out = Path(out) if out is not None else Path("runs") / f"{points[0].config.name}-sweep"
     names = ", ".join(point.name for point in points)
     with log_file(out / SWEEP_LOG, {"sweep": f"{len(points)} point(s) of {config_path}: {names}"}):
         for i, point in enumerate(points, 1):
             logger.info(f"sweep point {i}/{len(points)}: {point.name}")
-            with run_log(point.config, out / point.name):
+            with run_folder(point.config, out / point.name):
                 ContinualRun(point.config, out / point.name).run()
         summary = {"config": str(config_path), "overrides": list(overrides), "grid": grid, **sweep_summary(points, out)}
         write_summary(summary, out)
