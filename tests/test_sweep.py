@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 import hybridcl.continual as continual
 from hybridcl.cli import main
 from hybridcl.continual import ContinualRun
+from hybridcl.errors import UserError
+from hybridcl.folder_lock import hold
 from hybridcl.logs import RUN_LOG, SWEEP_LOG
 from hybridcl.run_files import ANALYSIS_FILE, RESULTS_FILE
 from hybridcl.settings import ConfigError
@@ -264,3 +267,50 @@ def test_the_sweep_command_refuses_a_bad_value_in_one_line(smoke_assets, tmp_pat
     assert status == 2 and err.count("\n") == 1
     assert err.startswith("hybridcl: error: sweep point lora.r=0: lora.r must be positive, got 0")
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------ points as local jobs
+
+
+def test_points_as_local_jobs_two_at_once_equal_the_sequential_sweep(sweep, smoke_assets, tmp_path):
+    sequential_out, sequential = sweep
+    out = tmp_path / "jobs"
+    summary = run_sweep(SMOKE, parse_grid(GRID), smoke_overrides(smoke_assets), out, parallel=2)
+    for point in POINTS:
+        assert json.loads((out / point / RESULTS_FILE).read_text())["finished"] is True
+        # every prediction and its BLEU and METEOR (not CodeBLEU: its dataflow part hangs on str hashing, and
+        # pytest's is not pinned as the command line's is)
+        mine, theirs = (predictions(folder / point) for folder in (out, sequential_out))
+        assert len(mine) == 10 and mine == theirs, point  # 2 tasks after stage 0 and two strategies' stages 1, 2
+        console = [path.read_text() for path in (out / point / "jobs").glob("*_log.out")]
+        assert len(console) == 1 and "task_specific stage 2 seed 0: trained and evaluated" in console[0]
+        assert (out / point / RUN_LOG).is_file()
+    mine, theirs = (
+        [row["strategies"]["lora_only"]["average"]["mean"] for row in s["points"]] for s in (summary, sequential)
+    )
+    assert mine == theirs
+
+
+def test_a_failed_job_names_its_point_and_log_and_the_others_finish(smoke_assets, tmp_path):
+    out = tmp_path / "sweep"
+    held = out / "lora.r=2"
+    with hold(held), pytest.raises(UserError) as failed:
+        run_sweep(SMOKE, parse_grid(["lora.r=2,4"]), smoke_overrides(smoke_assets), out, parallel=2)
+    message = str(failed.value)
+    assert message.startswith("1 of 2 sweep point(s) failed; lora.r=2: ")
+    assert f"run folder {held} is in use by pid {os.getpid()}" in message and str(held / "jobs") in message
+    assert json.loads((out / "lora.r=4" / RESULTS_FILE).read_text())["finished"] is True
+    assert not (out / "sweep_summary.json").exists()
+
+
+def test_parallel_needs_the_local_launcher(tmp_path, capsys):
+    status = main(["sweep", str(SMOKE), "--grid", "lora.r=2", "--parallel", "2", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert (
+        status == 2
+        and err == "hybridcl: error: --parallel N runs points as local jobs: give it with --launcher local\n"
+    )
+
+
+def predictions(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("predictions/*.jsonl"))}

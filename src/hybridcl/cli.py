@@ -13,7 +13,7 @@ from hybridcl import __version__
 from hybridcl.errors import UserError
 from hybridcl.logs import BUILD_LOG, LEVELS, RUN_LOG, SWEEP_LOG, console_logging, failure_log, log_file, one_line
 from hybridcl.run_files import ANALYSIS_FILE, PLOTS_DIR, RESULTS_FILE
-from hybridcl.settings import BASE_ARCHS, BASE_SIZES, LANGUAGES
+from hybridcl.settings import BASE_ARCHS, BASE_SIZES, LANGUAGES, ConfigError
 
 # Read from the environment when the libraries load, so set (unless the user set them) before any is:
 # - library progress bars off (transformers' "Loading weights", "Writing model shards", datasets', the hub's);
@@ -95,6 +95,9 @@ def _base_build(args: argparse.Namespace) -> int:
     return 0
 
 
+SWEEP_LAUNCHERS = ("inline", "local")
+
+
 def _step_list(text: str) -> tuple[int, ...]:
     try:
         steps = tuple(int(part) for part in text.split(","))
@@ -103,6 +106,12 @@ def _step_list(text: str) -> tuple[int, ...]:
     if not steps or min(steps) < 1:
         raise argparse.ArgumentTypeError(f"expected positive step counts separated by commas, got {text!r}")
     return steps
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -140,7 +149,10 @@ def _sweep(args: argparse.Namespace) -> int:
     from hybridcl.sweep import parse_grid, run_sweep
 
     overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds is not None else [])
-    run_sweep(args.config, parse_grid(args.grid), overrides, args.out)
+    if args.parallel is not None and args.launcher != "local":
+        raise ConfigError("--parallel N runs points as local jobs: give it with --launcher local")
+    parallel = (args.parallel or 1) if args.launcher == "local" else None
+    run_sweep(args.config, parse_grid(args.grid), overrides, args.out, parallel=parallel)
     return 0
 
 
@@ -297,6 +309,20 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     sweep.add_argument("--seeds", type=int, default=None, help="number of seeds of every point (overrides `seeds`)")
     sweep.add_argument("--out", default=None, help="sweep folder (default: runs/<name>-sweep); reused to continue")
+    sweep.add_argument(
+        "--launcher",
+        choices=SWEEP_LAUNCHERS,
+        default="inline",
+        help="inline: the points one after another in this process (default); local: each point a local job "
+        "(submitit), --parallel at a time",
+    )
+    sweep.add_argument(
+        "--parallel",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="with --launcher local: points run at once, each with cores/N torch threads (default 1)",
+    )
     _add_log_level(sweep, f"OUT/{SWEEP_LOG} and each point's {RUN_LOG}")
     sweep.set_defaults(run=_sweep)
 

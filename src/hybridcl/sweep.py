@@ -115,19 +115,27 @@ def sweep_points(config_path: str | Path, grid: Grid, overrides: Sequence[str] =
 
 
 def run_sweep(
-    config_path: str | Path, grid: Grid, overrides: Sequence[str] = (), out: str | Path | None = None
+    config_path: str | Path,
+    grid: Grid,
+    overrides: Sequence[str] = (),
+    out: str | Path | None = None,
+    parallel: int | None = None,
 ) -> dict:
-    """Run every point (continuing finished ones), then write the summary files; returns the summary."""
+    """Run every point (continuing finished ones), then write the summary files; returns the summary.
+    `parallel`: run the points as local jobs, that many at once (hybridcl.sweep_jobs); None: one after another
+    in this process."""
     points = sweep_points(config_path, grid, overrides)
-    from hybridcl.continual import ContinualRun, run_folder  # torch: only once every point is known to be valid
-
     out = Path(out) if out is not None else Path("runs") / f"{points[0].config.name}-sweep"
     names = ", ".join(point.name for point in points)
     with log_file(out / SWEEP_LOG, {"sweep": f"{len(points)} point(s) of {config_path}: {names}"}):
-        for i, point in enumerate(points, 1):
-            logger.info(f"sweep point {i}/{len(points)}: {point.name}")
-            with run_folder(point.config, out / point.name):
-                ContinualRun(point.config, out / point.name).run()
+        if parallel is None:
+            for i, point in enumerate(points, 1):
+                logger.info(f"sweep point {i}/{len(points)}: {point.name}")
+                run_point(point.config, out / point.name)
+        else:
+            from hybridcl.sweep_jobs import run_local_jobs
+
+            run_local_jobs(points, out, parallel)
         summary = {"config": str(config_path), "overrides": list(overrides), "grid": grid, **sweep_summary(points, out)}
         write_summary(summary, out)
         from hybridcl.report import load_results, write_report
@@ -136,6 +144,14 @@ def run_sweep(
             write_report(load_results(out / point.name), out / point.name, plots=False, sweep=summary)
         logger.info(f"sweep summary: {out / SUMMARY_MD} ({SUMMARY_JSON}, {PARETO_PNG})")
     return summary
+
+
+def run_point(config: Config, folder: Path) -> None:
+    """One point's continual run, in its held folder (continuing its finished stages)."""
+    from hybridcl.continual import ContinualRun, run_folder  # torch: only once every point is known to be valid
+
+    with run_folder(config, folder):
+        ContinualRun(config, folder).run()
 
 
 # -------------------------------------------------------------------------------- the summary
