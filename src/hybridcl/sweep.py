@@ -43,6 +43,7 @@ from hybridcl.report.sweep_summary import (
 )
 from hybridcl.run_files import RESULTS_FILE
 from hybridcl.settings import ConfigError
+from hybridcl.sweep_jobs import run_local_jobs, run_point
 
 PRIMARY_METRIC = "bleu"
 
@@ -133,8 +134,6 @@ def run_sweep(
                 logger.info(f"sweep point {i}/{len(points)}: {point.name}")
                 run_point(point.config, out / point.name)
         else:
-            from hybridcl.sweep_jobs import run_local_jobs
-
             run_local_jobs(points, out, parallel)
         summary = {"config": str(config_path), "overrides": list(overrides), "grid": grid, **sweep_summary(points, out)}
         write_summary(summary, out)
@@ -144,14 +143,6 @@ def run_sweep(
             write_report(load_results(out / point.name), out / point.name, plots=False, sweep=summary)
         logger.info(f"sweep summary: {out / SUMMARY_MD} ({SUMMARY_JSON}, {PARETO_PNG})")
     return summary
-
-
-def run_point(config: Config, folder: Path) -> None:
-    """One point's continual run, in its held folder (continuing its finished stages)."""
-    from hybridcl.continual import ContinualRun, run_folder  # torch: only once every point is known to be valid
-
-    with run_folder(config, folder):
-        ContinualRun(config, folder).run()
 
 
 # -------------------------------------------------------------------------------- the summary

@@ -1,4 +1,4 @@
-"""A sweep's points as jobs (submitit): `hybridcl sweep ... --launcher local --parallel N` runs N points at once
+"""Running a sweep's points: one in this process (`run_point`), or as jobs (submitit): `hybridcl sweep ... --launcher local --parallel N` runs N points at once
 on this machine, each in its own process, through submitit's LocalExecutor.
 
 Each process gets cores / N torch threads: N processes with every core's worth of OpenMP threads each made
@@ -57,6 +57,14 @@ def run_local_jobs(points: Sequence, out: Path, parallel: int) -> None:
         raise UserError(f"{len(failed)} of {len(points)} sweep point(s) failed; " + "; ".join(failed))
 
 
+def run_point(config, folder: Path) -> None:
+    """One point's continual run, in its held folder (continuing its finished stages)."""
+    from hybridcl.continual import ContinualRun, run_folder  # torch: only once every point is known to be valid
+
+    with run_folder(config, folder):
+        ContinualRun(config, folder).run()
+
+
 def run_job(config, folder: Path, threads: int) -> str | None:
     """One point, in a job's process: its threads, its console, then the run (sweep.run_point). Returns the
     one-line message of an error that is the user's to fix (None when the point finished); any other error
@@ -64,7 +72,6 @@ def run_job(config, folder: Path, threads: int) -> str | None:
     import torch
 
     from hybridcl.logs import console_logging, one_line
-    from hybridcl.sweep import run_point
 
     torch.set_num_threads(threads)
     with console_logging("info"):
