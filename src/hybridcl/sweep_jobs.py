@@ -1,5 +1,6 @@
-"""Running a sweep's points: one in this process (`run_point`), or as jobs (submitit): `hybridcl sweep ... --launcher local --parallel N` runs N points at once
-on this machine, each in its own process, through submitit's LocalExecutor.
+"""Running a sweep's points: one in this process (`run_point`), or as jobs (submitit): `hybridcl sweep ...
+--launcher local --parallel N` runs N points at once on this machine, each in its own process, through
+submitit's LocalExecutor.
 
 Each process gets cores / N torch threads: N processes with every core's worth of OpenMP threads each made
 steps 7-20x slower on a shared 2-core machine. Each point keeps its job's stdout and stderr (submitit's
@@ -66,7 +67,7 @@ def run_point(config, folder: Path) -> None:
 
 
 def run_job(config, folder: Path, threads: int) -> str | None:
-    """One point, in a job's process: its threads, its console, then the run (sweep.run_point). Returns the
+    """One point, in a job's process: its threads, its console, then the run (run_point). Returns the
     one-line message of an error that is the user's to fix (None when the point finished); any other error
     fails the job, with its traceback in the job's stderr and the point's run.log."""
     import torch
