@@ -11,9 +11,9 @@ import torch
 
 from hybridcl.cli import build_parser
 from hybridcl.config import load_config
-from hybridcl.continual import build_offline_assets
 from hybridcl.data.schema import DataError
 from hybridcl.model import pretrain, pretrain_causal, pretrain_data, stand_in_tokenizer
+from hybridcl.offline_assets import build_offline_assets
 from hybridcl.settings import BASE_SIZES, DIRECTIONS, PROMPT_PLACEHOLDER, DataConfig, task_cue
 from test_base import corpus  # noqa: F401 (the fixture: a synthetic python + javascript pretrain pool)
 

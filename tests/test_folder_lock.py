@@ -14,13 +14,14 @@ import sys
 import pytest
 
 from hybridcl.cli import main
-from hybridcl.folder_lock import FolderBusy, hold, lock_path
+from hybridcl.folder_lock import FolderBusy, hold, live_holders, lock_path
 from test_cli_errors import assert_one_line_error, smoke_args
 
 
-def holding_process(folder, then: str) -> tuple[subprocess.Popen, int]:
-    """A separate process that takes the folder's lock, prints its pid, then runs `then` (Python) holding it."""
-    script = f"import os, signal, sys\nfrom hybridcl.folder_lock import hold\nwith hold({str(folder)!r}):\n"
+def holding_process(folder, then: str, seed: int | None = None) -> tuple[subprocess.Popen, int]:
+    """A separate process that takes the folder's lock (or a seed's), prints its pid, then runs `then` (Python)
+    holding it."""
+    script = f"import os, signal, sys\nfrom hybridcl.folder_lock import hold\nwith hold({str(folder)!r}, {seed}):\n"
     script += f"    print(os.getpid(), flush=True)\n    {then}\n"
     child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return child, int(child.stdout.readline())
@@ -73,3 +74,44 @@ def test_a_run_on_a_held_folder_exits_2_in_one_line_and_writes_nothing(smoke_ass
     line = assert_one_line_error(capsys, status, f"run folder {out} is in use by pid {os.getpid()}")
     assert "wait for it to finish, or stop it" in line
     assert [p.name for p in out.iterdir()] == ["run.log"] and (out / "run.log").read_text() == "the holder's log\n"
+
+
+def test_seed_jobs_hold_their_seeds_side_by_side_and_a_whole_folder_run_is_refused_naming_them(tmp_path):
+    folder = tmp_path / "point"
+    child, pid = holding_process(folder, "sys.stdin.readline()", seed=1)
+    with hold(folder, seed=0):
+        assert json.loads(lock_path(folder, seed=0).read_text())["pid"] == os.getpid()
+        with pytest.raises(FolderBusy, match=f"seed 1 of {folder} is in use by pid {pid} on host "):
+            with hold(folder, seed=1):
+                pass
+        with pytest.raises(FolderBusy) as busy:
+            with hold(folder):
+                pass
+        message = str(busy.value)
+        assert message.startswith(f"run folder {folder} is in use by seed 0: pid {os.getpid()} on host ")
+        assert f"; seed 1: pid {pid} on host " in message
+        assert set(live_holders(folder)) == {"seed 0", "seed 1"} and live_holders(folder)["seed 1"]["pid"] == pid
+    child.communicate("\n", timeout=60)
+    assert live_holders(folder) == {}
+    with hold(folder):
+        assert set(live_holders(folder)) == {"folder"}
+        with pytest.raises(FolderBusy, match=f"run folder {folder} is in use by pid {os.getpid()} on host "):
+            with hold(folder, seed=0):
+                pass
+
+
+def test_writers_that_take_turns_under_exclusive_lose_no_update(tmp_path):
+    """Four processes each add 25 entries to one JSON file, read-modify-write: all 100 are there."""
+    path = tmp_path / "results.json"
+    path.write_text("[]")
+    script = (
+        "import json, sys\nfrom hybridcl.atomic import write_text\nfrom hybridcl.folder_lock import exclusive\n"
+        "for i in range(25):\n    with exclusive(sys.argv[2]):\n"
+        "        rows = json.loads(open(sys.argv[1]).read())\n"
+        "        write_text(sys.argv[1], json.dumps(rows + [sys.argv[3] + str(i)]))\n"
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", script, str(path), str(tmp_path / ".lock"), f"w{k}-"]) for k in range(4)
+    ]
+    assert [writer.wait(timeout=120) for writer in writers] == [0, 0, 0, 0]
+    assert sorted(json.loads(path.read_text())) == sorted(f"w{k}-{i}" for k in range(4) for i in range(25))

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,66 @@ def test_two_runs_started_at_once_on_one_folder_one_trains_and_the_other_is_refu
     assert refused.strip().splitlines()[-1].startswith(f"hybridcl: error: run folder {out} is in use by pid ")
     assert (out / "run.log").read_text().count("config.yaml sha256") == 1  # the refused one wrote no line there
     assert_finished_as(out, uninterrupted)
+
+
+# ------------------------------------------------------------------------------ a sweep's jobs
+
+
+def sweep_command(assets: dict, out: Path, *launch: str) -> tuple[list[str], dict]:
+    """`hybridcl sweep` of one point, lora.r=4: the smoke config with SEEDS seeds, what `uninterrupted` ran."""
+    command, env = run_command(assets, out)
+    command[3] = "sweep"
+    return [*command, "--grid", "lora.r=4", *launch], env
+
+
+def test_the_seeds_of_a_point_as_jobs_side_by_side_write_what_one_run_writes(smoke_assets, uninterrupted, tmp_path):
+    """--jobs-per seed: both seeds train at once and write the point's one results file in turns."""
+    out = tmp_path / "sweep"
+    command, env = sweep_command(smoke_assets, out, "--launcher", "local", "--parallel", "2", "--jobs-per", "seed")
+    swept = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    point = out / "lora.r=4"
+    assert_finished_as(point, uninterrupted)
+    consoles = sorted(path.read_text() for path in (point / "jobs").glob("*_log.out"))
+    assert len(consoles) == 2 and all("stage 2 seed" in console for console in consoles)
+    assert sorted(line.split()[-1] for line in (point / "run.log").read_text().splitlines() if "seed job:" in line) == [
+        "0",
+        "1",
+    ]
+    assert json.loads((out / "sweep_summary.json").read_text())["points"][0]["seeds"] == [0, 1]
+
+
+def test_a_job_the_scheduler_ends_continues_when_the_sweep_is_run_again(smoke_assets, uninterrupted, tmp_path):
+    """As Slurm ends a job: SIGTERM (submitit's job lets it pass: the run goes on through the grace time), then
+    SIGKILL. The same command again continues the point from its finished stages."""
+    from hybridcl.folder_lock import live_holders
+    from hybridcl.sweep_status import sweep_status
+
+    out = tmp_path / "sweep"
+    point = out / "lora.r=4"
+    command, env = sweep_command(smoke_assets, out, "--launcher", "local")
+    sweep = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first_trained = point / "experiment_1_results" / "seed0" / "stage1" / "stage.json"
+    while not first_trained.is_file():
+        assert sweep.poll() is None, sweep.communicate()[1][-3000:]
+        time.sleep(0.05)
+    job = live_holders(point)["folder"]["pid"]
+    os.kill(job, signal.SIGTERM)
+    time.sleep(1.0)
+    os.kill(job, 0)  # alive through the grace time
+    os.kill(job, signal.SIGKILL)
+    _, err = sweep.communicate(timeout=600)
+    assert sweep.returncode == 2 and "1 of 1 sweep job(s) failed; lora.r=4: ended without a result (killed?)" in err
+    assert results(point)["finished"] is False and not (out / "sweep_summary.json").exists()
+    assert sweep_status(out)[1].startswith("lora.r=4  pending: ")  # stopped, nothing running, no error of its own
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "took over the run folder's lock from pid" in (point / "run.log").read_text()
+    continued = (point / "run.log").read_text().split("took over the run folder's lock")[1]
+    assert (
+        "task_specific stage 1 seed 0: restored" in continued
+        or "task_specific seed 0: every stage finished" in continued
+    )
+    assert_finished_as(point, uninterrupted)
+    assert (out / "sweep_summary.json").is_file() and sweep_status(out)[1] == "lora.r=4  done"

@@ -275,7 +275,7 @@ def test_the_sweep_command_refuses_a_bad_value_in_one_line(smoke_assets, tmp_pat
 def test_points_as_local_jobs_two_at_once_equal_the_sequential_sweep(sweep, smoke_assets, tmp_path):
     sequential_out, sequential = sweep
     out = tmp_path / "jobs"
-    summary = run_sweep(SMOKE, parse_grid(GRID), smoke_overrides(smoke_assets), out, parallel=2)
+    summary = run_sweep(SMOKE, parse_grid(GRID), smoke_overrides(smoke_assets), out, launcher="local", parallel=2)
     for point in POINTS:
         assert json.loads((out / point / RESULTS_FILE).read_text())["finished"] is True
         # every prediction and its BLEU and METEOR (not CodeBLEU: its dataflow part hangs on str hashing, and
@@ -288,28 +288,133 @@ def test_points_as_local_jobs_two_at_once_equal_the_sequential_sweep(sweep, smok
     mine, theirs = (
         [row["strategies"]["lora_only"]["average"]["mean"] for row in s["points"]] for s in (summary, sequential)
     )
-    assert mine == theirs
+    assert mine == theirs and summary["partial"] is None
+    assert status_lines(out)[0] == f"sweep {out}: 4 done (of 4 points)"
 
 
-def test_a_failed_job_names_its_point_and_log_and_the_others_finish(smoke_assets, tmp_path):
+def test_a_failed_job_is_named_with_its_log_in_the_status_and_the_summary_waits_for_it(smoke_assets, tmp_path, capsys):
     out = tmp_path / "sweep"
     held = out / "lora.r=2"
     with hold(held), pytest.raises(UserError) as failed:
-        run_sweep(SMOKE, parse_grid(["lora.r=2,4"]), smoke_overrides(smoke_assets), out, parallel=2)
+        run_sweep(SMOKE, parse_grid(["lora.r=2,4"]), smoke_overrides(smoke_assets), out, launcher="local", parallel=2)
     message = str(failed.value)
-    assert message.startswith("1 of 2 sweep point(s) failed; lora.r=2: ")
+    assert message.startswith("1 of 2 sweep job(s) failed; lora.r=2: ")
     assert f"run folder {held} is in use by pid {os.getpid()}" in message and str(held / "jobs") in message
     assert json.loads((out / "lora.r=4" / RESULTS_FILE).read_text())["finished"] is True
-    assert not (out / "sweep_summary.json").exists()
+    assert not (out / "sweep_summary.json").exists()  # written when the last point finishes
+
+    head, failed_line, done_line = status_lines(out)
+    assert head == f"sweep {out}: 1 done, 1 failed (of 2 points)" and done_line == "lora.r=4  done"
+    assert failed_line.startswith(f"lora.r=2  failed: run folder {held} is in use by pid {os.getpid()} on host ")
+    assert failed_line.endswith(".err)") and f"(log {held / 'jobs'}/" in failed_line
+    with hold(held):  # a live holder: running, whatever failed before
+        running = status_lines(out)[1]
+    assert running.startswith(f"lora.r=2  running: pid {os.getpid()} on host ") and "; failed: run folder" in running
+
+    assert main(["sweep", str(out), "--summarize"]) == 0
+    assert capsys.readouterr().out.startswith(f"sweep summary (partial: 1 of 2 points): {out / 'sweep_summary.md'} (")
+    summary = json.loads((out / "sweep_summary.json").read_text())
+    assert summary["partial"] == {"finished": 1, "points": 2, "missing": ["lora.r=2"]}
+    assert [row["point"] for row in summary["points"]] == ["lora.r=4"]
+    assert "**Partial**: 1 of 2 points had finished" in (out / "sweep_summary.md").read_text()
+    assert "**Partial**: 1 of 2 points" in section((out / "lora.r=4" / ANALYSIS_FILE).read_text(), "RQ3")
 
 
-def test_parallel_needs_the_local_launcher(tmp_path, capsys):
-    status = main(["sweep", str(SMOKE), "--grid", "lora.r=2", "--parallel", "2", "--out", str(tmp_path / "s")])
-    err = capsys.readouterr().err
-    assert (
-        status == 2
-        and err == "hybridcl: error: --parallel N runs points as local jobs: give it with --launcher local\n"
+def test_a_pending_point_and_a_folder_that_is_not_a_sweep(smoke_assets, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    run_sweep(SMOKE, parse_grid(["lora.r=2"]), smoke_overrides(smoke_assets), out)
+    record = json.loads((out / "sweep.json").read_text())
+    record["grid"]["lora.r"].append(4)  # a point the sweep has not reached
+    (out / "sweep.json").write_text(json.dumps(record))
+    assert status_lines(out)[1:] == ["lora.r=2  done", "lora.r=4  pending"]
+    assert main(["sweep", str(tmp_path), "--status"]) == 2
+    assert capsys.readouterr().err == (
+        f"hybridcl: error: {tmp_path} is not a sweep folder: it has no sweep.json (give the folder of --out)\n"
     )
+
+
+def status_lines(out: Path) -> list[str]:
+    from hybridcl.sweep_status import sweep_status
+
+    return sweep_status(out)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--parallel", "2"], "--parallel N runs points as local jobs: give it with --launcher local"),
+        (["--slurm", "partition=gpu"], "--slurm key=value sets the resources of Slurm jobs: give it with --launcher"),
+        (["--jobs-per", "seed"], "--jobs-per seed runs each seed as its own job: give it with --launcher local or"),
+        (["--launcher", "slurm", "--slurm", "gpus=1"], "--slurm 'gpus=1': give key=value with key one of partition,"),
+        (["--launcher", "slurm", "--slurm", "time=1h"], "--slurm time=1h: not a whole number"),
+        (["--status"], "--status and --summarize take the sweep's folder alone, without --grid or --launcher"),
+        (["--status", "--summarize"], "give --status or --summarize, not both"),
+    ],
+)
+def test_launcher_options_that_do_not_fit_are_refused_in_one_line(tmp_path, capsys, args, message):
+    status = main(["sweep", str(SMOKE), "--grid", "lora.r=2", *args, "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith(f"hybridcl: error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "s").exists()
+
+
+# ------------------------------------------------------------------------------------ Slurm jobs
+
+
+def test_without_sbatch_the_slurm_launcher_stops_in_one_line_and_writes_nothing(
+    smoke_assets, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    sets = [arg for override in smoke_overrides(smoke_assets) for arg in ("--set", override)]
+    status = main(
+        ["sweep", str(SMOKE), "--grid", "lora.r=2", "--launcher", "slurm", "--out", str(tmp_path / "s"), *sets]
+    )
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith("hybridcl: error: --launcher slurm needs Slurm's sbatch, and there is none on this machine")
+    assert not (tmp_path / "s").exists()
+
+
+def test_slurm_gets_one_array_of_the_unfinished_jobs_with_the_recorded_resources(
+    sweep, smoke_assets, tmp_path, monkeypatch
+):
+    """sbatch is a script that keeps what it is given and answers as Slurm does: what reaches Slurm is checked,
+    not Slurm itself (no Slurm here; the note of issue 23 says what ran on a real one)."""
+    scheduler = tmp_path / "bin"
+    scheduler.mkdir()
+    (scheduler / "sbatch").write_text(
+        f'#!/bin/sh\nn=$(ls {tmp_path} | grep -c submitted)\ncp "$1" {tmp_path}/submitted$n.sh\n'
+        "echo Submitted batch job $((4242 + n))\n"
+    )
+    (scheduler / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{scheduler}:{os.environ['PATH']}")
+    out = tmp_path / "sweep"
+    shutil.copytree(sweep[0] / POINTS[0], out / POINTS[0])  # a finished point: not submitted
+    overrides = [*smoke_overrides(smoke_assets), "seeds=2"]
+    resources = {"partition": "gpu", "gpus_per_node": 1, "cpus_per_task": 8, "mem": "32G", "account": "lab"}
+    args = (SMOKE, parse_grid(GRID), overrides, out)
+    assert run_sweep(*args, launcher="slurm", jobs_per="seed", slurm=resources) is None
+
+    script = (tmp_path / "submitted0.sh").read_text()
+    for line in ("--array=0-5%6", "--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--mem=32G"):
+        assert f"#SBATCH {line}\n" in script, line
+    assert "#SBATCH --account=lab\n" in script and "#SBATCH --time=1440\n" in script
+    assert "#SBATCH --signal=USR2@90\n" in script  # submitit's warning before the time limit: the job requeues
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["slurm"] == resources and record["jobs_per"] == "seed"
+    assert list(record["jobs"]) == [f"{point} seed {seed}" for point in POINTS[1:] for seed in (0, 1)]
+    assert [entry["id"] for entry in record["jobs"].values()] == [f"4242_{k}" for k in range(6)]
+    lines = status_lines(out)
+    assert lines[0] == f"sweep {out}: 1 done, 3 pending (of 4 points)"
+    assert lines[2].startswith(f"{POINTS[1]}  pending: job 4242_0 submitted ") and "job 4242_1 submitted" in lines[2]
+
+    shutil.copytree(sweep[0] / POINTS[1], out / POINTS[1], dirs_exist_ok=True)  # finished since
+    run_sweep(*args, launcher="slurm", jobs_per="seed")  # the same command again, no --slurm: the recorded ones
+    script = (tmp_path / "submitted1.sh").read_text()
+    assert "#SBATCH --array=0-3%4\n" in script and "#SBATCH --partition=gpu\n" in script
+    assert [entry["id"] for entry in json.loads((out / "sweep.json").read_text())["jobs"].values()][2:] == [
+        f"4243_{k}" for k in range(4)
+    ]
 
 
 def predictions(folder: Path) -> dict[str, str]:

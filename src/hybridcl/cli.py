@@ -13,7 +13,15 @@ from hybridcl import __version__
 from hybridcl.errors import UserError
 from hybridcl.logs import BUILD_LOG, LEVELS, RUN_LOG, SWEEP_LOG, console_logging, failure_log, log_file, one_line
 from hybridcl.run_files import ANALYSIS_FILE, PLOTS_DIR, RESULTS_FILE
-from hybridcl.settings import BASE_ARCHS, BASE_SIZES, LANGUAGES, ConfigError
+from hybridcl.settings import (
+    BASE_ARCHS,
+    BASE_SIZES,
+    JOBS_PER,
+    LANGUAGES,
+    SLURM_RESOURCES,
+    SWEEP_LAUNCHERS,
+    ConfigError,
+)
 
 # Read from the environment when the libraries load, so set (unless the user set them) before any is:
 # - library progress bars off (transformers' "Loading weights", "Writing model shards", datasets', the hub's);
@@ -95,9 +103,6 @@ def _base_build(args: argparse.Namespace) -> int:
     return 0
 
 
-SWEEP_LAUNCHERS = ("inline", "local")
-
-
 def _step_list(text: str) -> tuple[int, ...]:
     try:
         steps = tuple(int(part) for part in text.split(","))
@@ -146,13 +151,47 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    if args.status or args.summarize:
+        return _sweep_folder(args)
     from hybridcl.sweep import parse_grid, run_sweep
+    from hybridcl.sweep_jobs import parse_slurm
 
-    overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds is not None else [])
+    if not args.grid:
+        raise ConfigError("a sweep needs at least one --grid key=value,value,... (or --status / --summarize)")
     if args.parallel is not None and args.launcher != "local":
         raise ConfigError("--parallel N runs points as local jobs: give it with --launcher local")
-    parallel = (args.parallel or 1) if args.launcher == "local" else None
-    run_sweep(args.config, parse_grid(args.grid), overrides, args.out, parallel=parallel)
+    if args.slurm and args.launcher != "slurm":
+        raise ConfigError("--slurm key=value sets the resources of Slurm jobs: give it with --launcher slurm")
+    if args.jobs_per == "seed" and args.launcher == "inline":
+        raise ConfigError("--jobs-per seed runs each seed as its own job: give it with --launcher local or slurm")
+    overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds is not None else [])
+    run_sweep(
+        args.config,
+        parse_grid(args.grid),
+        overrides,
+        args.out,
+        launcher=args.launcher,
+        parallel=args.parallel or 1,
+        jobs_per=args.jobs_per,
+        slurm=parse_slurm(args.slurm),
+    )
+    return 0
+
+
+def _sweep_folder(args: argparse.Namespace) -> int:
+    """`hybridcl sweep FOLDER --status` / `--summarize`: of a sweep folder, nothing run."""
+    from hybridcl.sweep import finish_sweep
+    from hybridcl.sweep_status import sweep_status
+
+    if args.status and args.summarize:
+        raise ConfigError("give --status or --summarize, not both")
+    if args.grid or args.launcher != "inline":
+        raise ConfigError("--status and --summarize take the sweep's folder alone, without --grid or --launcher")
+    if args.status:
+        print("\n".join(sweep_status(args.config)))
+        return 0
+    if finish_sweep(args.config, partial=True) is None:
+        raise UserError(f"no point of the sweep in {args.config} has finished yet: nothing to summarize")
     return 0
 
 
@@ -298,11 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="one run per point of a grid of config values (e.g. lora.r x layer.count), then sweep_summary.json/.md "
         "and sweep_pareto.png; started again, it continues",
     )
-    sweep.add_argument("config", help="YAML config, e.g. configs/local.yaml")
+    sweep.add_argument(
+        "config", help="YAML config, e.g. configs/local.yaml (with --status or --summarize: the sweep's folder)"
+    )
     sweep.add_argument(
         "--grid",
         action="append",
-        required=True,
+        default=[],
         metavar="KEY=V1,V2,...",
         help="values of one config key (repeatable: the points are the cartesian product)",
     )
@@ -313,15 +354,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--launcher",
         choices=SWEEP_LAUNCHERS,
         default="inline",
-        help="inline: the points one after another in this process (default); local: each point a local job "
-        "(submitit), --parallel at a time",
+        help="inline: the points one after another in this process (default); local: as jobs on this machine "
+        "(submitit), --parallel at a time; slurm: as one Slurm job array (submitit), this command returning once "
+        "they are submitted",
     )
     sweep.add_argument(
         "--parallel",
         type=_positive_int,
         default=None,
         metavar="N",
-        help="with --launcher local: points run at once, each with cores/N torch threads (default 1)",
+        help="with --launcher local: jobs run at once, each with cores/N torch threads (default 1)",
+    )
+    sweep.add_argument(
+        "--jobs-per",
+        choices=JOBS_PER,
+        default="point",
+        help="with --launcher local or slurm: one job per point (default), or per (point, seed)",
+    )
+    sweep.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"with --launcher slurm, a resource of every job ({', '.join(SLURM_RESOURCES)}; time in minutes, default "
+        "1440); kept in the sweep folder for the next submission",
+    )
+    sweep.add_argument(
+        "--status", action="store_true", help="of the sweep folder given: one line per point (done, running, ...)"
+    )
+    sweep.add_argument(
+        "--summarize",
+        action="store_true",
+        help="of the sweep folder given: the summary and RQ3 now, of the points finished so far (marked partial)",
     )
     _add_log_level(sweep, f"OUT/{SWEEP_LOG} and each point's {RUN_LOG}")
     sweep.set_defaults(run=_sweep)

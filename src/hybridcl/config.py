@@ -59,6 +59,11 @@ class Config:
         "seeds": POSITIVE,
     }
 
+    @property
+    def seed_values(self) -> list[int]:
+        """The training seeds of the `seeds` repetitions."""
+        return [self.train.seed + k for k in range(self.seeds)]
+
     def validate(self) -> "Config":
         """Raise ConfigError, in one line naming the key, at the first value that breaks its rule."""
         for key in dataclasses.fields(self):

@@ -61,6 +61,7 @@ from hybridcl.metrics import require_wordnet
 from hybridcl.model.base import base_config, load_base
 from hybridcl.model.families import CAUSAL, base_kind, check_layer_settings
 from hybridcl.model.hybrid import HybridModel, check_target_modules
+from hybridcl.offline_assets import build_offline_assets
 from hybridcl.params import count_params
 from hybridcl.results import results_tree, strategy_comparisons, strategy_results
 from hybridcl.run_files import RESULTS_FILE, results_dir_name
@@ -81,6 +82,7 @@ logger = logging.getLogger(__name__)
 
 SKIP_WARNING_SHARE = 0.2  # a split that finds more than this share of the records it looks at unusable gets a warning
 CHOSEN_SKIP = "code_too_long"
+WRITING_LOCK = ".writing.lock"
 
 
 @dataclasses.dataclass
@@ -93,13 +95,17 @@ class LoadedTask:
 
 
 class ContinualRun:
-    def __init__(self, cfg: Config, out_dir: str | Path):
+    """`seeds`: the seeds this process trains (default: every seed of the config). A seed job of a sweep
+    (`--jobs-per seed`) trains one; the results file it writes still holds every seed finished in the folder."""
+
+    def __init__(self, cfg: Config, out_dir: str | Path, seeds: list[int] | None = None):
         self.cfg = cfg
         self.out = Path(out_dir)
         self.stream = {task.key: task for task in cfg.tasks}
         self.tasks_order = tuple(self.stream)
         self.strategies = [get_strategy(name).configured(cfg.cl) for name in cfg.strategies]
-        self.seeds = [cfg.train.seed + k for k in range(cfg.seeds)]
+        self.seeds = cfg.seed_values
+        self.run_seeds = self.seeds if seeds is None else seeds
 
     # ---------------------------------------------------------------------------------- set-up
 
@@ -139,13 +145,21 @@ class ContinualRun:
             s.name: count_params(s, self.tasks_order, self.base, self.cfg.lora, self.cfg.layer) for s in self.strategies
         }
         if self._main:
-            removed = remove_temp_files(self.out) if self.out.is_dir() else 0
+            removed = self._remove_temp_files()
             if removed:
                 logger.info(f"removed {removed} temporary file(s) of writes interrupted in an earlier run")
             write_text(self.out / "config.yaml", config_yaml(self.cfg))
             if not continuing or not (self.out / SOURCES_FILE).is_file():
                 record_sources(self.out, sources)
         self.write_results()
+
+    def _remove_temp_files(self) -> int:
+        """Those of this process's seeds only, when other seeds' jobs may be writing beside it."""
+        if not self.out.is_dir():
+            return 0
+        if self.run_seeds == self.seeds:
+            return remove_temp_files(self.out)
+        return sum(remove_temp_files(folder) for seed in self.run_seeds for folder in self.out.glob(f"*/seed{seed}"))
 
     def _created(self) -> str:
         """When the run in this folder started: kept across restarts, in the results file."""
@@ -178,7 +192,7 @@ class ContinualRun:
 
     def run(self) -> dict:
         self.prepare()
-        for seed in self.seeds:
+        for seed in self.run_seeds:
             for strategy in self.strategies:
                 self._run_strategy(strategy, seed)
             kill_point("seed done")
@@ -188,10 +202,13 @@ class ContinualRun:
         """Report first, then the results file that says `finished`: a kill in between leaves it unfinished."""
         from hybridcl.report import write_report
 
-        results = self.collect(finished=self._complete())
+        results = None
         if self._main:
-            write_report(results, self.out)
-            _write_json(self.out / RESULTS_FILE, results)
+            with self._writing():
+                results = self.collect(finished=self._complete())
+                write_report(results, self.out)
+                _write_json(self.out / RESULTS_FILE, results)
+        results = results or self.collect(finished=self._complete())
         if results["finished"]:
             self.tracker.log_cl_figures(results)
         # Every process waits for the report, then leaves the process group: a process that exits while
@@ -244,7 +261,7 @@ class ContinualRun:
     def stage_dir(self, strategy: Strategy, seed: int, index: int) -> Path:
         if index == 0 and self._shared_stage0():
             return self.out / "stage0" / f"seed{seed}"
-        return self.out / results_dir_name(strategy.name) / f"seed{seed}" / f"stage{index}"
+        return stage_folder(self.out, strategy, seed, index)
 
     def _shared_stage0(self) -> bool:
         """Identity init (a T5 layer's `identity`, a causal base's `copy` and `fresh`) + LoRA's zero B: every
@@ -402,7 +419,18 @@ class ContinualRun:
 
     def write_results(self) -> None:
         if self._main:
-            _write_json(self.out / RESULTS_FILE, self.collect())
+            with self._writing():
+                _write_json(self.out / RESULTS_FILE, self.collect())
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The results file (and report) of a folder whose seeds run as separate jobs: one writer at a time,
+        each collecting every stage finished so far, so the last write holds them all. The folder's first
+        `created` stays."""
+        with folder_lock.exclusive(self.out / WRITING_LOCK):
+            if (self.out / RESULTS_FILE).is_file():
+                self.created = self._created()
+            yield
 
     def collect(self, finished: bool = False) -> dict:
         """The results JSON (docs/results-schema.md) from the stage files present now."""
@@ -455,39 +483,6 @@ class ContinualRun:
 # ------------------------------------------------------------------------------------ helpers
 
 
-# Per offline.base_arch: where the repository ships its tiny stand-in, and how long building that again takes.
-SHIPPED_STAND_INS = {
-    "t5": ("models/stand-in-base", "about an hour"),
-    "causal": ("models/stand-in-causal", "about 40 minutes"),
-}
-
-
-def build_offline_assets(cfg: Config) -> None:
-    """The mined corpus and the stand-in base of an offline config, built once when missing. The
-    stand-in goes to model.name, or to model.tokenizer when the model is random-init (its tokenizer)."""
-    stand_in = cfg.model.tokenizer if cfg.model.random_init and cfg.model.tokenizer else cfg.model.name
-    corpus, base = Path(cfg.data.source), Path(stand_in)
-    if not (corpus / "summary.json").is_file():
-        from hybridcl.data.mine import build_corpus
-
-        logger.info(
-            f"first use: mining the offline corpus into {corpus} (one time; about 2 minutes on 2 CPU cores, "
-            "npm install of the JavaScript sources included)"
-        )
-        build_corpus(out_dir=corpus, languages=list(cfg.data.languages), cache_dir=cfg.data.cache_dir)
-    if not (base / "config.json").is_file():
-        from hybridcl.model.pretrain import build_stand_in_base
-
-        arch = cfg.offline.base_arch
-        shipped, build_time = SHIPPED_STAND_INS[arch]
-        logger.info(
-            f"no base at {base}: pre-training the {cfg.offline.base_size} {arch} stand-in base there (one time; "
-            f"{build_time} on 2 CPU cores for the tiny size, which the repository ships as {shipped}; killed, it "
-            "continues where it stopped)"
-        )
-        build_stand_in_base(corpus, base, size=cfg.offline.base_size, arch=arch)
-
-
 def _renaming(strategy: Strategy, donor: Strategy, tasks) -> dict[tuple[str, str], str]:
     """(kind, this strategy's component name) -> the donor's name for the same role."""
     donor_roles = donor.roles(tasks)
@@ -527,16 +522,32 @@ def config_yaml(cfg: Config) -> str:
 
 
 @contextmanager
-def run_folder(cfg: Config, out: str | Path) -> Iterator[None]:
-    """The run folder, held by this process (hybridcl.folder_lock), and its log file (hybridcl.logs), whose
-    header names the config.yaml the run writes. The lock comes first: a refused process writes nothing there."""
-    with (
-        folder_lock.hold(out) as dead_holder,
-        log_file(Path(out) / RUN_LOG, {"config.yaml sha256": text_digest(config_yaml(cfg))}),
-    ):
+def run_folder(cfg: Config, out: str | Path, seed: int | None = None) -> Iterator[None]:
+    """The run folder (or one seed of it), held by this process (hybridcl.folder_lock), and its log file
+    (hybridcl.logs), whose header names the config.yaml the run writes. The lock comes first: a refused process
+    writes nothing there."""
+    header = {"config.yaml sha256": text_digest(config_yaml(cfg)), **({} if seed is None else {"seed job": str(seed)})}
+    with folder_lock.hold(out, seed) as dead_holder, log_file(Path(out) / RUN_LOG, header):
         if dead_holder:
-            logger.info(f"took over the run folder's lock from {folder_lock.describe(dead_holder)}, which has ended")
+            held = "run folder's" if seed is None else f"seed {seed}'s"
+            logger.info(f"took over the {held} lock from {folder_lock.describe(dead_holder)}, which has ended")
         yield
+
+
+def finished_seeds(cfg: Config, out: str | Path) -> list[int]:
+    """The seeds whose every strategy has finished its last stage in the run folder."""
+    tasks = tuple(task.key for task in cfg.tasks)
+    strategies = [get_strategy(name).configured(cfg.cl) for name in cfg.strategies]
+    return [
+        seed
+        for seed in cfg.seed_values
+        if all((stage_folder(out, s, seed, s.num_stages(tasks)) / "stage.json").is_file() for s in strategies)
+    ]
+
+
+def stage_folder(out: str | Path, strategy: Strategy, seed: int, index: int) -> Path:
+    """Where a stage of a strategy and seed keeps its files (stage 0 when not shared: ContinualRun.stage_dir)."""
+    return Path(out) / results_dir_name(strategy.name) / f"seed{seed}" / f"stage{index}"
 
 
 def _now() -> str:

@@ -31,6 +31,21 @@ CAUSAL_INITS = ("copy", "fresh")
 LAYER_INITS = SEQ2SEQ_INITS + CAUSAL_INITS
 IDENTITY_INITS = ("identity", "copy", "fresh")  # an added block computes the identity until it trains
 MODEL_DTYPES = ("float32", "bfloat16", "float16")
+SWEEP_LAUNCHERS = ("inline", "local", "slurm")  # hybridcl.sweep_jobs
+JOBS_PER = ("point", "seed")
+# --slurm key -> its type; each key is a submitit SlurmExecutor parameter (`time` in minutes, `mem` as sbatch
+# takes it, e.g. 32G)
+SLURM_RESOURCES = {
+    "partition": str,
+    "account": str,
+    "qos": str,
+    "constraint": str,
+    "gpus_per_node": int,
+    "cpus_per_task": int,
+    "mem": str,
+    "time": int,
+    "array_parallelism": int,
+}
 # The prompt a causal base reads, per direction; `{source}` stands for the source (with its cue under data.task_prefix).
 PROMPT_PLACEHOLDER = "{source}"
 MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")

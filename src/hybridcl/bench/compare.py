@@ -36,7 +36,6 @@ from hybridcl import versions
 from hybridcl.atomic import write_text
 from hybridcl.bench.hf_trainer import predict_with_trainer, train_with_trainer
 from hybridcl.config import Config, load_config
-from hybridcl.continual import build_offline_assets
 from hybridcl.data.batching import EncodedSet, encode_records, source_target_texts
 from hybridcl.data.csn import load_task_data
 from hybridcl.evaluate import generate_outputs
@@ -44,6 +43,7 @@ from hybridcl.metrics import score_predictions
 from hybridcl.model.base import load_base
 from hybridcl.model.families import base_kind
 from hybridcl.model.hybrid import HybridModel
+from hybridcl.offline_assets import build_offline_assets
 from hybridcl.settings import ConfigError, TrainConfig
 from hybridcl.strategies import get_strategy
 from hybridcl.train import (

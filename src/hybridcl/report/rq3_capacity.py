@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hybridcl.report.collapse import collapse_warning, figure_cell
 from hybridcl.report.comparisons import compare_figure, ranking_line
-from hybridcl.report.sweep_summary import SUMMARY_HEADER, summary_rows
+from hybridcl.report.sweep_summary import SUMMARY_HEADER, partial_line, summary_rows
 from hybridcl.report.text import (
     NA,
     code,
@@ -68,6 +68,7 @@ def sweep_lines(run: RunView, sweep: dict | None) -> list[str]:
         f"{metric_label(sweep['metric'])}; front: on the Pareto front of A against trainable (T) or stored (S) "
         "parameters):",
         "",
+        *([partial_line(sweep["partial"]), ""] if sweep.get("partial") else []),
         *table(list(SUMMARY_HEADER), rows),
         f"- Pareto front of A against trainable parameters: {', '.join(front) or NA}. "
         f"_Rests on each point's `cl.{sweep['metric']}.average` and `params`._",

@@ -29,11 +29,20 @@ def summary_markdown(summary: dict) -> str:
         "95% CI). Trainable: the largest stage's. Front: on the Pareto front of A against trainable (T) or "
         "stored (S) parameters.",
         "",
+        *([partial_line(summary["partial"]), ""] if summary.get("partial") else []),
         "| " + " | ".join(SUMMARY_HEADER) + " |",
         "|---|---|---:|---:|---:|---|---:|---|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in summary_rows(summary)]
     return "\n".join(lines) + "\n"
+
+
+def partial_line(partial: dict) -> str:
+    """What a summary written before its sweep finished leaves out (`hybridcl sweep FOLDER --summarize`)."""
+    return (
+        f"**Partial**: {partial['finished']} of {partial['points']} points had finished when this was written; "
+        f"the fronts may change. Not yet finished: {', '.join(partial['missing'])}."
+    )
 
 
 def summary_rows(summary: dict) -> list[list[str]]:
@@ -77,7 +86,9 @@ def plot_pareto(summary: dict, path: Path) -> None:
     for ax, (axis, label) in zip(fig.subplots(1, 2), PARAMETER_AXES.items()):
         _pareto_panel(ax, summary, axis, label)
     fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
-    fig.suptitle(f"Capacity sweep: A ({summary['metric'].upper()}) against parameters; bars: 95% CI")
+    partial = summary.get("partial")
+    of = f" (partial: {partial['finished']} of {partial['points']} points)" if partial else ""
+    fig.suptitle(f"Capacity sweep{of}: A ({summary['metric'].upper()}) against parameters; bars: 95% CI")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
 
