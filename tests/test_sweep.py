@@ -328,8 +328,12 @@ def test_a_pending_point_and_a_folder_that_is_not_a_sweep(smoke_assets, tmp_path
     (out / "sweep.json").write_text(json.dumps(record))
     assert status_lines(out)[1:] == ["lora.r=2  done", "lora.r=4  pending"]
     assert main(["sweep", str(tmp_path), "--status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hybridcl: error: {tmp_path} is not a sweep folder: it has no sweep.json (give the ")
+    (out / "sweep.json").write_text('{"grid": ')  # cut short
+    assert main(["sweep", str(out), "--summarize"]) == 2
     assert capsys.readouterr().err == (
-        f"hybridcl: error: {tmp_path} is not a sweep folder: it has no sweep.json (give the folder of --out)\n"
+        f"hybridcl: error: {out / 'sweep.json'} is not valid JSON; run the sweep command again to rewrite it\n"
     )
 
 

@@ -239,7 +239,10 @@ def read_record(out: str | Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"{out} is not a sweep folder: it has no {SWEEP_RECORD} (give the folder of --out)") from None
+        raise UserError(
+            f"{out} is not a sweep folder: it has no {SWEEP_RECORD} (give the sweep's --out; a sweep folder from "
+            "before --status gets one when its command is run again)"
+        ) from None
     except ValueError:
         raise UserError(f"{path} is not valid JSON; run the sweep command again to rewrite it") from None
 
