@@ -5,9 +5,9 @@
   cores / N torch threads: N processes with every core's worth of OpenMP threads each made steps 7-20x slower
   on a shared 2-core machine. This process waits for them.
 - `--launcher slurm`: one Slurm job array (submitit's SlurmExecutor), resources from `--slurm key=value`; this
-  process submits and returns. A job that Slurm signals before its time limit or a preemption (USR2) requeues
-  itself (a submitit Checkpointable); any job killed outright continues on resubmission, restoring its
-  finished stages.
+  process submits and returns. A job that Slurm warns before its time limit (USR2) requeues itself (a submitit
+  Checkpointable); a job preempted, cancelled or killed continues when it runs again (requeued by Slurm, or
+  resubmitted by the same command), restoring its finished stages.
 
 Each job's console (submitit's `<job id>_0_log.out` / `.err`) is in its point's `jobs/` folder, beside its
 run.log; a job that fails leaves `jobs/failed*.json` there (its last error line and log) for `--status`.
@@ -75,8 +75,8 @@ def run_point(config: Config, folder: Path, seed: int | None = None) -> None:
 
 
 class PointJob(submitit.helpers.Checkpointable):
-    """A job's callable. Checkpointable: when Slurm signals the end of the job's time or a preemption, submitit
-    requeues the same call, which continues from the finished stages."""
+    """A job's callable. Checkpointable: when Slurm warns of the end of the job's time (USR2), submitit requeues
+    the same call, which continues from the finished stages."""
 
     def __call__(self, job: Job, threads: int | None, finish: Callable[[], object] | None) -> str | None:
         """Returns the one-line message of an error that is the user's to fix (None when the job finished);
