@@ -327,9 +327,10 @@ def test_a_pending_point_and_a_folder_that_is_not_a_sweep(smoke_assets, tmp_path
     record["grid"]["lora.r"].append(4)  # a point the sweep has not reached
     (out / "sweep.json").write_text(json.dumps(record))
     assert status_lines(out)[1:] == ["lora.r=2  done", "lora.r=4  pending"]
-    assert main(["sweep", str(tmp_path), "--status"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"hybridcl: error: {tmp_path} is not a sweep folder: it has no sweep.json (give the ")
+    for not_a_sweep in (tmp_path, SMOKE):  # a folder, and the config the sweep was given
+        assert main(["sweep", str(not_a_sweep), "--status"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"hybridcl: error: {not_a_sweep} is not a sweep folder: it has no sweep.json (give ")
     (out / "sweep.json").write_text('{"grid": ')  # cut short
     assert main(["sweep", str(out), "--summarize"]) == 2
     assert capsys.readouterr().err == (

@@ -238,7 +238,7 @@ def read_record(out: str | Path) -> dict:
     path = Path(out) / SWEEP_RECORD
     try:
         return json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no sweep.json, or a file (a config) given
         raise UserError(
             f"{out} is not a sweep folder: it has no {SWEEP_RECORD} (give the sweep's --out; a sweep folder from "
             "before --status gets one when its command is run again)"
