@@ -119,6 +119,11 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """`--set KEY=VALUE ...` and `--seeds N` as config overrides."""
+    return list(args.set) + ([f"seeds={args.seeds}"] if args.seeds is not None else [])
+
+
 def _params(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -140,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     from hybridcl.continual import ContinualRun, run_folder
     from hybridcl.report import console_summary
 
-    overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds is not None else [])
+    overrides = _overrides(args)
     cfg = load_config(args.config, overrides)
     out = args.out or f"runs/{cfg.name}"
     with run_folder(cfg, out):
@@ -156,15 +161,13 @@ def _sweep(args: argparse.Namespace) -> int:
     from hybridcl.sweep import parse_grid, run_sweep
     from hybridcl.sweep_jobs import parse_slurm
 
-    if not args.grid:
-        raise ConfigError("a sweep needs at least one --grid key=value,value,... (or --status / --summarize)")
     if args.parallel is not None and args.launcher != "local":
         raise ConfigError("--parallel N runs points as local jobs: give it with --launcher local")
     if args.slurm and args.launcher != "slurm":
         raise ConfigError("--slurm key=value sets the resources of Slurm jobs: give it with --launcher slurm")
     if args.jobs_per == "seed" and args.launcher == "inline":
         raise ConfigError("--jobs-per seed runs each seed as its own job: give it with --launcher local or slurm")
-    overrides = list(args.set) + ([f"seeds={args.seeds}"] if args.seeds is not None else [])
+    overrides = _overrides(args)
     run_sweep(
         args.config,
         parse_grid(args.grid),

@@ -202,13 +202,13 @@ class ContinualRun:
         """Report first, then the results file that says `finished`: a kill in between leaves it unfinished."""
         from hybridcl.report import write_report
 
-        results = None
         if self._main:
             with self._writing():
                 results = self.collect(finished=self._complete())
                 write_report(results, self.out)
                 _write_json(self.out / RESULTS_FILE, results)
-        results = results or self.collect(finished=self._complete())
+        else:
+            results = self.collect(finished=self._complete())
         if results["finished"]:
             self.tracker.log_cl_figures(results)
         # Every process waits for the report, then leaves the process group: a process that exits while

@@ -39,7 +39,7 @@ import yaml
 
 from hybridcl import folder_lock
 from hybridcl.atomic import write_text
-from hybridcl.config import Config, load_config, plain_config
+from hybridcl.config import Config, load_config
 from hybridcl.errors import UserError
 from hybridcl.logs import SWEEP_LOG, log_file
 from hybridcl.report.sweep_summary import (
@@ -115,7 +115,9 @@ def parse_grid(texts: Sequence[str]) -> Grid:
             raise ConfigError(f"--grid {key}: repeated values in {values}")
         grid[key] = values
     if not grid:
-        raise ConfigError("a sweep needs at least one --grid key=value,value,...")
+        raise ConfigError(
+            "a sweep needs at least one --grid key=value,value,... (or, of its folder, --status / --summarize)"
+        )
     return grid
 
 
@@ -169,10 +171,12 @@ def run_sweep(
 
 
 def build_offline_assets_once(points: Sequence[Point]) -> None:
+    """Once built, a point's assets are found in place: for the next point that names them it is a file check."""
     from hybridcl.offline_assets import build_offline_assets  # the corpus miner and pre-training: torch
 
-    for config in {json.dumps(plain_config(p.config)): p.config for p in points if p.config.offline.build}.values():
-        build_offline_assets(config)
+    for point in points:
+        if point.config.offline.build:
+            build_offline_assets(point.config)
 
 
 def unfinished_jobs(points: Sequence[Point], out: Path, jobs_per: str) -> list[Job]:
@@ -188,7 +192,8 @@ def unfinished_jobs(points: Sequence[Point], out: Path, jobs_per: str) -> list[J
         if jobs_per == "point":
             jobs.append(Job(point.name, point.config, folder))
             continue
-        seeds = [seed for seed in point.config.seed_values if seed not in finished_seeds(point.config, folder)]
+        done = finished_seeds(point.config, folder)
+        seeds = [seed for seed in point.config.seed_values if seed not in done]
         jobs += [Job(point.name, point.config, folder, seed) for seed in seeds or point.config.seed_values[:1]]
     return jobs
 
@@ -203,10 +208,10 @@ def submit_to_slurm(jobs: Sequence[Job], out: Path, record: dict) -> None:
     submitted = submit_slurm_array(jobs, out, record["slurm"], functools.partial(finish_sweep, out))
     at = _now()
     record["jobs"].update({name: {"id": job_id, "submitted": at} for name, job_id in submitted.items()})
-    write_text(out / SWEEP_RECORD, json.dumps(record, indent=1) + "\n")
-    first, last = next(iter(submitted.values())), list(submitted.values())[-1]
+    save_record(out, record)
+    ids = list(submitted.values())
     logger.info(
-        f"submitted {len(jobs)} job(s) to Slurm ({first} .. {last}); watch them with `hybridcl sweep {out} --status`; "
+        f"submitted {len(jobs)} job(s) to Slurm ({ids[0]} .. {ids[-1]}); watch them with `hybridcl sweep {out} --status`; "
         "the last to finish writes the summary"
     )
 
@@ -230,8 +235,12 @@ def write_record(
         "slurm": slurm if slurm else previous.get("slurm", {}),
         "jobs": previous.get("jobs", {}),
     }
-    write_text(out / SWEEP_RECORD, json.dumps(record, indent=1) + "\n")
+    save_record(out, record)
     return record
+
+
+def save_record(out: Path, record: dict) -> None:
+    write_text(out / SWEEP_RECORD, json.dumps(record, indent=1) + "\n")
 
 
 def read_record(out: str | Path) -> dict:

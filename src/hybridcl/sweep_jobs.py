@@ -36,6 +36,7 @@ import submitit
 from hybridcl.atomic import write_text
 from hybridcl.config import Config
 from hybridcl.errors import UserError
+from hybridcl.folder_lock import job_id
 from hybridcl.logs import RUN_LOG
 from hybridcl.settings import SLURM_RESOURCES, ConfigError
 
@@ -125,13 +126,14 @@ def link_console(job: Job) -> None:
 
 
 def record_failure(job: Job, message: str) -> None:
+    """`jobs/failed*.json`: the error, the log to read (the job's stderr, linked into the point's jobs/)."""
     try:
-        paths = submitit.JobEnvironment().paths
-        log, job_id = str(job.folder / JOBS_DIR / paths.stderr.name), submitit.JobEnvironment().job_id
-    except RuntimeError:
-        log, job_id = str(job.folder / RUN_LOG), None
+        log = str(job.folder / JOBS_DIR / submitit.JobEnvironment().paths.stderr.name)
+    except RuntimeError:  # not in a submitit job
+        log = str(job.folder / RUN_LOG)
     at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_text(job.failure_file, json.dumps({"error": message, "log": log, "job": job_id, "at": at}) + "\n")
+    failure = {"error": message, "log": log, "seed": job.seed, "job": job_id(), "at": at}
+    write_text(job.failure_file, json.dumps(failure) + "\n")
 
 
 # ------------------------------------------------------------------------------- local jobs

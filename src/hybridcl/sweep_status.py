@@ -86,8 +86,8 @@ def _at(stages: dict[str, str], what: str) -> str:
 def _failure_text(path: Path) -> str:
     try:
         failure = json.loads(path.read_text())
-        seed = path.name.removeprefix("failed").removesuffix(".json").lstrip(".").replace("seed", "seed ")
-        return f"{seed + ': ' if seed else ''}{failure['error']} (log {failure['log']})"
+        seed = "" if failure.get("seed") is None else f"seed {failure['seed']}: "
+        return f"{seed}{failure['error']} (log {failure['log']})"
     except (OSError, ValueError, KeyError):
         return f"(unreadable record {path})"
 
